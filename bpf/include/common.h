@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Maps and helpers shared by every program family of one nodetrace module.
+ *
+ * Kernel struct fields are read only through the OFF_* constants, which the loader
+ * resolves from the running kernel's BTF (tracer/kernel/offsets.py) and passes as -D:
+ * the header tree BCC compiles against may be another kernel's, and its layouts lie.
+ */
+#ifndef NODETRACE_COMMON_H
+#define NODETRACE_COMMON_H
+
+#include "events.h"
+
+#ifndef RINGBUF_PAGES
+#define RINGBUF_PAGES 256
+#endif
+#ifndef RB_FLAGS
+#define RB_FLAGS 0
+#endif
+
+/* One ring buffer for every event kind. */
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+/* Ring buffers do not count failed reserves; we do, per CPU, by enum loss_slot. */
+BPF_PERCPU_ARRAY(loss, u64, LOSS_SLOTS);
+
+/* Runtime configuration written by user space (slot 0). */
+struct nt_config {
+	u32 scope_all;		/* 1: every network namespace; 0: only those in scope_netns */
+	u32 _pad;
+};
+BPF_ARRAY(config, struct nt_config, 1);
+/* Network namespaces in scope: the node's own and its pods' (inode -> 1). */
+BPF_HASH(scope_netns, u32, u8, 4096);
+
+static __always_inline void count_loss(int slot)
+{
+	u64 *n = loss.lookup(&slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline int netns_in_scope(u32 ino)
+{
+	int zero = 0;
+	struct nt_config *cfg = config.lookup(&zero);
+	if (cfg && cfg->scope_all)
+		return 1;
+	return scope_netns.lookup(&ino) != NULL;
+}
+
+static __always_inline u64 rd_u64(const void *base, int off)
+{
+	u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+	return v;
+}
+
+static __always_inline u32 rd_u32(const void *base, int off)
+{
+	u32 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+	return v;
+}
+
+static __always_inline u16 rd_u16(const void *base, int off)
+{
+	u16 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+	return v;
+}
+
+/* netns inode of a struct net *, 0 when unknown. */
+static __always_inline u32 net_inum(const void *net)
+{
+	return net ? rd_u32(net, OFF_NET_INUM) : 0;
+}
+
+/* The namespace an skb belongs to: its device's, else its socket's. */
+static __always_inline u32 skb_netns(const void *skb, const void **dev_out)
+{
+	const void *dev = (const void *)rd_u64(skb, OFF_SKB_DEV);
+	*dev_out = dev;
+	if (dev)
+		return net_inum((const void *)rd_u64(dev, OFF_DEV_NET));
+	const void *sk = (const void *)rd_u64(skb, OFF_SKB_SK);
+	if (sk)
+		return net_inum((const void *)rd_u64(sk, OFF_SK_NET));
+	return 0;
+}
+
+#define NT_ETH_P_IP 0x0800
+#define NT_ETH_P_IPV6 0x86DD
+#define NT_IPPROTO_TCP 6
+#define NT_IPPROTO_UDP 17
+#define NT_IPPROTO_ICMP 1
+#define NT_IPPROTO_ICMPV6 58
+
+/* Parse the IP header at `nh` (a kernel address) into t.  `l3` is the ETH_P_* of
+ * the skb when known; otherwise the IP version nibble decides.  For ICMP, sport
+ * carries the type and dport the code. */
+static __always_inline void parse_ip(const unsigned char *nh, u16 l3, struct ev_tuple *t)
+{
+	u8 first = 0;
+	bpf_probe_read_kernel(&first, 1, nh);
+	u8 version = first >> 4;
+	const unsigned char *l4;
+	u8 proto;
+
+	if (l3 == NT_ETH_P_IP || (l3 != NT_ETH_P_IPV6 && version == 4)) {
+		if (version != 4)
+			return;
+		u8 ihl = (first & 0x0f) * 4;
+		if (ihl < 20)
+			return;
+		u16 frag = 0;
+		bpf_probe_read_kernel(&frag, 2, nh + 6);
+		bpf_probe_read_kernel(&proto, 1, nh + 9);
+		bpf_probe_read_kernel(t->saddr, 4, nh + 12);
+		bpf_probe_read_kernel(t->daddr, 4, nh + 16);
+		t->family = 4;
+		t->proto = proto;
+		/* Only the first fragment carries the L4 header. */
+		if (frag & bpf_htons(0x1fff))
+			return;
+		l4 = nh + ihl;
+	} else if (l3 == NT_ETH_P_IPV6 || version == 6) {
+		if (version != 6)
+			return;
+		bpf_probe_read_kernel(&proto, 1, nh + 6);
+		bpf_probe_read_kernel(t->saddr, 16, nh + 8);
+		bpf_probe_read_kernel(t->daddr, 16, nh + 24);
+		t->family = 6;
+		t->proto = proto;
+		l4 = nh + 40;
+	} else {
+		return;
+	}
+
+	if (proto == NT_IPPROTO_TCP || proto == NT_IPPROTO_UDP) {
+		u16 ports[2] = {};
+		bpf_probe_read_kernel(ports, sizeof(ports), l4);
+		t->sport = bpf_ntohs(ports[0]);
+		t->dport = bpf_ntohs(ports[1]);
+		if (proto == NT_IPPROTO_TCP) {
+			u8 flags = 0;
+			bpf_probe_read_kernel(&flags, 1, l4 + 13);
+			t->tcp_flags = flags;
+		}
+	} else if (proto == NT_IPPROTO_ICMP || proto == NT_IPPROTO_ICMPV6) {
+		u8 tc[2] = {};
+		bpf_probe_read_kernel(tc, sizeof(tc), l4);
+		t->sport = tc[0];
+		t->dport = tc[1];
+	}
+}
+
+#endif

@@ -1,0 +1,1 @@
+"""Command-line interface: the only place an exception becomes a message and an exit code."""

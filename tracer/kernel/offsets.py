@@ -1,0 +1,44 @@
+"""Kernel struct field offsets for the BPF programs, resolved from BTF at load time.
+
+Every non-UAPI field a program in bpf/ reads is listed here once, as the -D macro it
+becomes and the BTF path it comes from.  The distro header tree may describe another
+kernel (6.1 headers put sk_buff->head at 200; 6.18 has it at 192), so no program may
+take a layout from headers.
+"""
+
+from __future__ import annotations
+
+from tracer.kernel.btf import Btf
+
+# macro -> dotted BTF path
+FIELDS: dict[str, str] = {
+    "OFF_SKB_HEAD": "sk_buff.head",
+    "OFF_SKB_DATA": "sk_buff.data",
+    "OFF_SKB_LEN": "sk_buff.len",
+    "OFF_SKB_NETWORK_HEADER": "sk_buff.network_header",
+    "OFF_SKB_TRANSPORT_HEADER": "sk_buff.transport_header",
+    "OFF_SKB_DEV": "sk_buff.dev",
+    "OFF_SKB_SK": "sk_buff.sk",
+    "OFF_DEV_IFINDEX": "net_device.ifindex",
+    "OFF_DEV_NAME": "net_device.name",
+    "OFF_DEV_NET": "net_device.nd_net.net",
+    "OFF_SK_NET": "sock.__sk_common.skc_net.net",
+    "OFF_NET_INUM": "net.ns.inum",
+}
+
+# Drop reasons the drop program must recognise by value (names are stable; values
+# are not: NETFILTER_DROP is 6, 7 or 12 depending on the kernel).
+REASON_MACROS: dict[str, str] = {
+    "REASON_NOT_DROPPED_YET": "SKB_NOT_DROPPED_YET",
+    "REASON_CONSUMED": "SKB_CONSUMED",
+    "REASON_NOT_SPECIFIED": "SKB_DROP_REASON_NOT_SPECIFIED",
+}
+
+
+def resolve(btf: Btf) -> dict[str, int]:
+    return {macro: btf.offset_of(path) for macro, path in FIELDS.items()}
+
+
+def reason_defines(reasons: dict[str, int]) -> dict[str, int]:
+    """-D values for the REASON_* macros; a name this kernel lacks gets -1 (never matches)."""
+    return {macro: reasons.get(name, -1) for macro, name in REASON_MACROS.items()}

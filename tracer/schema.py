@@ -1,0 +1,90 @@
+"""The Python mirror of bpf/include/events.h, as tables of fields.
+
+tests/unit/test_schema_layout.py compiles events.h and checks every offset and size
+declared here, so the two cannot drift apart silently.  Keep the C struct and its
+table side by side when changing either (docs/events.md documents both).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class EvKind(IntEnum):
+    """enum ev_kind — never renumber: recordings store these values."""
+
+    DROP = 1
+    FLOW = 2
+    NAT = 3
+    ROUTE = 4
+    NEIGH = 5
+    ICMP = 6
+    TCP = 7
+    SOCK = 8
+
+
+class LossSlot(IntEnum):
+    """enum loss_slot — per-CPU kernel-side loss counters."""
+
+    RINGBUF_RESERVE = 0
+
+
+LOSS_SLOTS = 4
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    fmt: str  # one struct module code, optionally with a count ("16s")
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize("<" + self.fmt)
+
+
+class WireStruct:
+    """A C struct with explicit padding, laid out field after field."""
+
+    def __init__(self, c_name: str, *fields: Field | WireStruct, prefix: str = "") -> None:
+        self.c_name = c_name
+        flat: list[Field] = []
+        for f in fields:
+            if isinstance(f, WireStruct):
+                flat.extend(f.fields)
+            else:
+                flat.append(f)
+        self.fields: tuple[Field, ...] = tuple(Field(prefix + f.name, f.fmt) for f in flat)
+        self.struct = struct.Struct("<" + "".join(f.fmt for f in self.fields))
+        self.size = self.struct.size
+        offsets: dict[str, int] = {}
+        pos = 0
+        for f in self.fields:
+            offsets[f.name] = pos
+            pos += f.size
+        self.offsets = offsets
+        self.names = tuple(f.name for f in self.fields)
+
+    def nested(self, member: str) -> WireStruct:
+        """This struct embedded as `member` of another (field names gain `member.`)."""
+        return WireStruct(self.c_name, *self.fields, prefix=member + ".")
+
+
+# struct ev_hdr
+HDR = WireStruct("ev_hdr", Field("ts_ns", "Q"), Field("netns_ino", "I"),
+                 Field("kind", "H"), Field("len", "H"))
+
+# struct ev_tuple
+TUPLE = WireStruct("ev_tuple", Field("saddr", "16s"), Field("daddr", "16s"),
+                   Field("sport", "H"), Field("dport", "H"), Field("family", "B"),
+                   Field("proto", "B"), Field("tcp_flags", "B"), Field("_pad", "B"))
+
+# struct ev_drop
+DROP = WireStruct("ev_drop", HDR.nested("hdr"), TUPLE.nested("tuple"),
+                  Field("location", "Q"), Field("reason_raw", "I"), Field("ifindex", "I"),
+                  Field("skb_len", "I"), Field("l3_proto", "H"), Field("_pad", "H"),
+                  Field("ifname", "16s"))
+
+# Every kernel record by kind; the decoder dispatches on hdr.kind.
+RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP}
