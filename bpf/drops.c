@@ -6,18 +6,15 @@
  * kernel's plain kfree_skb() reports it for many frees that lose no traffic (see
  * docs/events.md).  Reason values come from the running kernel's BTF (-D REASON_*).
  */
-#include <net/dropreason.h>
-
-TRACEPOINT_PROBE(skb, kfree_skb)
+static __always_inline int on_kfree_skb(const void *skb, const void *location,
+					u16 l3_proto, u32 reason)
 {
-	u32 reason = args->reason;
 	if (reason == REASON_NOT_DROPPED_YET || reason == REASON_CONSUMED)
 		return 0;
 #ifndef DROP_KEEP_NOT_SPECIFIED
 	if (reason == REASON_NOT_SPECIFIED)
 		return 0;
 #endif
-	const void *skb = args->skbaddr;
 	const void *dev = NULL;
 	u32 ino = skb_netns(skb, &dev);
 	if (!netns_in_scope(ino))
@@ -33,9 +30,9 @@ TRACEPOINT_PROBE(skb, kfree_skb)
 	e->hdr.netns_ino = ino;
 	e->hdr.kind = EV_DROP;
 	e->hdr.len = sizeof(struct ev_drop);
-	e->location = (u64)args->location;
+	e->location = (u64)location;
 	e->reason_raw = reason;
-	e->l3_proto = args->protocol;
+	e->l3_proto = l3_proto;
 	e->skb_len = rd_u32(skb, OFF_SKB_LEN);
 	if (dev) {
 		e->ifindex = rd_u32(dev, OFF_DEV_IFINDEX);

@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The one BCC module nodetrace compiles per run: program families are switched on
- * with -D WITH_<FAMILY> so that every family shares the ring buffer, loss counters
- * and scope maps of common.h. */
+/* The one BCC module nodetrace compiles per run.  Program families live in their own
+ * files and are switched on with -D WITH_<FAMILY>; all share the ring buffer, loss
+ * counters and scope maps of common.h.
+ *
+ * The hook entry points are here and nowhere else: BCC generates the `args` struct of
+ * a TRACEPOINT_PROBE only in the main file, so each entry point unpacks `args` and
+ * calls its family's handler. */
 #include "common.h"
 
 #ifdef WITH_DROPS
+#include <net/dropreason.h>
 #include "drops.c"
+
+TRACEPOINT_PROBE(skb, kfree_skb)
+{
+	return on_kfree_skb(args->skbaddr, args->location, args->protocol, args->reason);
+}
 #endif

@@ -83,7 +83,7 @@ class Netns:
 
 def veth(a: Netns, a_if: str, b: Netns, b_if: str) -> None:
     """A veth pair with one end in each namespace, created inside `a`."""
-    a.ip("link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name)
+    a.ip("link", "add", "name", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name)
     a.ip("link", "set", a_if, "up")
     b.ip("link", "set", b_if, "up")
 

@@ -1,0 +1,39 @@
+"""Flags shared by the commands that read events (trace now; replay and diagnose later)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+OUTPUTS = ("table", "jsonl")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", choices=OUTPUTS, default=None,
+                        help="output format (default: table on a terminal, else jsonl)")
+
+
+def resolve_output(choice: str | None) -> str:
+    if choice:
+        return choice
+    return "table" if sys.stdout.isatty() else "jsonl"

@@ -1,0 +1,61 @@
+"""`nodetrace trace`: stream what happens to packets on this node."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from tracer.cli.options import add_output, positive_float, positive_int, resolve_output
+from tracer.session import Sink, TraceOptions, run
+from tracer.sinks.jsonl import JsonlSink
+from tracer.sinks.table import TableSink
+
+EXAMPLES = """examples:
+  nodetrace trace                                  drops on this node and its pods
+  nodetrace trace -o jsonl --duration 30 > d.jsonl 30 s of drops as JSON lines
+  ip netns exec NS nodetrace trace                 trace the node namespace NS
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("trace", help="trace packet drops on this node, live",
+                       description="Trace what the kernel does to packets on this node: "
+                       "drops with the kernel's reason, in the namespace nodetrace runs in "
+                       "and its pods' namespaces.", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output(p)
+    p.add_argument("--duration", type=positive_float, metavar="S",
+                   help="stop S seconds after every probe is attached")
+    p.add_argument("--ready-file", type=Path, metavar="F",
+                   help="write F once every probe is attached (for scripts and tests)")
+    p.add_argument("--stop-after", type=positive_int, metavar="N",
+                   help="stop after N events")
+    p.add_argument("--all-netns", action="store_true",
+                   help="every network namespace on the host, not only this node and its pods")
+    p.add_argument("--include-unspecified", action="store_true",
+                   help="also report frees with reason NOT_SPECIFIED (noisy: many are not "
+                   "drops)")
+    p.set_defaults(func=main)
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(args: argparse.Namespace) -> int:
+    output = resolve_output(args.output)
+    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    run(TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
+                     all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
+                     stop_after=args.stop_after), sink, stop)
+    return 0

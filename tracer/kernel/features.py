@@ -1,0 +1,241 @@
+"""What the running kernel and this process can do, probed without side effects
+(except mounting tracefs where it is missing, which tracing needs anyway)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tracer.errors import PrerequisiteError, TracerError
+from tracer.kernel import headers
+from tracer.kernel.btf import KIND_STRUCT, VMLINUX_BTF, Btf, BtfError
+
+TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
+REQUIRED_TRACEPOINTS = ("skb/kfree_skb",)
+USEFUL_TRACEPOINTS = ("skb/kfree_skb", "fib/fib_table_lookup", "neigh/neigh_update",
+                      "icmp/icmp_send", "sock/inet_sock_set_state", "tcp/tcp_retransmit_skb",
+                      "syscalls/sys_exit_bind")
+
+# capability bits (linux/capability.h)
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    verdict: str          # short: "yes", "no", "mismatched", ...
+    meaning: str          # what it means for tracing
+    required: bool = False
+    fix: str | None = None
+
+
+@dataclass
+class Features:
+    kernel: str
+    checks: list[Check] = field(default_factory=list)
+
+    def get(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def has(self, name: str) -> bool:
+        c = self.get(name)
+        return bool(c and c.ok)
+
+    @property
+    def can_trace(self) -> bool:
+        return all(c.ok for c in self.checks if c.required)
+
+    def to_json(self) -> dict[str, object]:
+        return {"kernel": self.kernel, "can_trace": self.can_trace,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def tracefs_dir() -> Path | None:
+    for p in TRACEFS_CANDIDATES:
+        if (p / "events").is_dir():
+            return p
+    return None
+
+
+def ensure_tracefs() -> Path:
+    """Mount tracefs if nothing has (fresh VMs and containers often lack it)."""
+    found = tracefs_dir()
+    if found:
+        return found
+    target = TRACEFS_CANDIDATES[0]
+    proc = subprocess.run(["mount", "-t", "tracefs", "nodev", str(target)],
+                          capture_output=True, text=True, check=False)
+    found = tracefs_dir()
+    if found is None:
+        raise PrerequisiteError(f"tracefs is not mounted and mounting it failed: "
+                                f"{proc.stderr.strip()}",
+                                fix=f"mount -t tracefs nodev {target}")
+    return found
+
+
+def effective_caps() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+def missing_privileges() -> list[str]:
+    caps = effective_caps()
+    if os.geteuid() == 0 and caps & (1 << CAP_SYS_ADMIN):
+        return []
+    need = {"CAP_BPF": CAP_BPF, "CAP_PERFMON": CAP_PERFMON, "CAP_NET_ADMIN": CAP_NET_ADMIN}
+    if caps & (1 << CAP_SYS_ADMIN):
+        # CAP_SYS_ADMIN implies BPF and perfmon rights.
+        need = {"CAP_NET_ADMIN": CAP_NET_ADMIN}
+    return [name for name, bit in need.items() if not caps & (1 << bit)]
+
+
+class _ProgLoadOpts(ctypes.Structure):
+    # struct bpf_prog_load_opts of libbpf 1.x (bpf.h), up to log_buf; `sz` tells libbpf
+    # how much of it we know, so newer libbpf versions accept it.
+    _fields_ = [("sz", ctypes.c_size_t), ("attempts", ctypes.c_int),
+                ("expected_attach_type", ctypes.c_int), ("prog_btf_fd", ctypes.c_uint32),
+                ("prog_flags", ctypes.c_uint32), ("prog_ifindex", ctypes.c_uint32),
+                ("kern_version", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
+                ("attach_prog_fd", ctypes.c_uint32), ("attach_btf_obj_fd", ctypes.c_uint32),
+                ("fd_array", ctypes.c_void_p), ("func_info", ctypes.c_void_p),
+                ("func_info_cnt", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
+                ("line_info", ctypes.c_void_p), ("line_info_cnt", ctypes.c_uint32),
+                ("line_info_rec_size", ctypes.c_uint32), ("log_level", ctypes.c_uint32),
+                ("log_size", ctypes.c_uint32), ("log_buf", ctypes.c_char_p)]
+
+
+BPF_PROG_TYPE_TRACING = 26
+BPF_TRACE_FENTRY = 24
+KIND_FUNC = 12
+# r0 = 0; exit
+_RET0 = bytes.fromhex("b700000000000000" "9500000000000000")
+
+
+def probe_fentry(btf: Btf, func: str = "tcp_v4_connect") -> tuple[bool, str]:
+    """Load (not attach) a minimal fentry program: the real test of fentry support."""
+    try:
+        btf_id = btf.find(func, KIND_FUNC)
+    except BtfError:
+        return False, f"no BTF for {func}"
+    lib = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
+    lib.bpf_prog_load.restype = ctypes.c_int
+    lib.bpf_prog_load.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                                  ctypes.c_char_p, ctypes.c_size_t,
+                                  ctypes.POINTER(_ProgLoadOpts)]
+    opts = _ProgLoadOpts(sz=ctypes.sizeof(_ProgLoadOpts),
+                         expected_attach_type=BPF_TRACE_FENTRY, attach_btf_id=btf_id)
+    fd = lib.bpf_prog_load(BPF_PROG_TYPE_TRACING, b"nt_probe_fentry", b"GPL", _RET0,
+                           len(_RET0) // 8, ctypes.byref(opts))
+    if fd >= 0:
+        os.close(fd)
+        return True, "an fentry program loads"
+    err = -fd if fd < 0 else ctypes.get_errno()
+    return False, f"loading an fentry program fails: {errno.errorcode.get(err, err)}"
+
+
+def kprobes_available(tracefs: Path | None) -> bool:
+    if Path("/sys/bus/event_source/devices/kprobe").exists():
+        return True
+    return bool(tracefs and (tracefs / "kprobe_events").exists())
+
+
+def probe(*, mount: bool = True) -> Features:
+    feats = Features(kernel=platform.release())
+    add = feats.checks.append
+
+    missing = missing_privileges()
+    add(Check("privileges", not missing, "ok" if not missing else "missing " + ", ".join(missing),
+              "root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN: load programs, read kernel memory, "
+              "attach to tc" if not missing else "cannot load BPF programs",
+              required=True, fix=None if not missing else "run as root (sudo)"))
+
+    btf: Btf | None = None
+    try:
+        btf = Btf(VMLINUX_BTF)
+        add(Check("btf", True, "yes", f"{VMLINUX_BTF}: struct offsets and drop reasons come "
+                  "from the running kernel", required=True))
+    except TracerError as exc:
+        add(Check("btf", False, "no", exc.message, required=True, fix=exc.fix))
+
+    try:
+        choice = headers.resolve()
+        add(Check("headers", True, "exact" if choice.matches_running else "mismatched",
+                  choice.describe(), required=True))
+    except TracerError as exc:
+        add(Check("headers", False, "none", exc.message, required=True, fix=exc.fix))
+
+    tfs = tracefs_dir()
+    if tfs is None and mount and not missing:
+        try:
+            tfs = ensure_tracefs()
+        except TracerError:
+            tfs = None
+    if tfs is None:
+        add(Check("tracepoints", False, "no", "tracefs is not mounted", required=True,
+                  fix="mount -t tracefs nodev /sys/kernel/tracing"))
+    else:
+        found = [tp for tp in USEFUL_TRACEPOINTS if (tfs / "events" / tp).is_dir()]
+        lacking = [tp for tp in USEFUL_TRACEPOINTS if tp not in found]
+        ok = all(tp in found for tp in REQUIRED_TRACEPOINTS)
+        add(Check("tracepoints", ok, "yes" if ok else "no",
+                  f"{len(found)}/{len(USEFUL_TRACEPOINTS)} used tracepoints found in {tfs}"
+                  + (f" (missing: {', '.join(lacking)})" if lacking else ""), required=True))
+
+    kp = kprobes_available(tfs)
+    add(Check("kprobes", kp, "yes" if kp else "no",
+              "per-packet NAT decisions from the netfilter NAT functions" if kp else
+              "no kprobes (CONFIG_KPROBES off): NAT decisions come from conntrack"))
+
+    if btf is not None and not missing:
+        ok, why = probe_fentry(btf)
+    else:
+        ok, why = False, "not probed (needs BTF and privileges)"
+    add(Check("fentry", ok, "yes" if ok else "no",
+              why + ("" if ok else "; kprobes or tracepoints are used instead")))
+
+    tcx = False
+    ringbuf = False
+    if btf is not None:
+        try:
+            tcx = "BPF_TCX_INGRESS" in btf.enum_values("bpf_attach_type")
+            ringbuf = "BPF_MAP_TYPE_RINGBUF" in btf.enum_values("bpf_map_type")
+        except TracerError:
+            pass
+        # sk_buff must exist in BTF for the offsets; checked here so doctor says so early.
+        try:
+            btf.find("sk_buff", KIND_STRUCT)
+        except TracerError as exc:
+            add(Check("btf-sk_buff", False, "no", exc.message, required=True))
+    add(Check("tc", True, "yes", "clsact + cls_bpf (legacy tc) attach"))
+    add(Check("tcx", tcx, "yes" if tcx else "no",
+              "tc programs attach through bpf_link (kernel removes them if we die)" if tcx else
+              "legacy tc filters, tagged and swept at start"))
+    add(Check("ringbuf", ringbuf, "yes" if ringbuf else "no",
+              "BPF ring buffer for events" if ringbuf else "kernel < 5.8: no ring buffer",
+              required=True))
+    bcc_ok, bcc_why = _bcc_importable()
+    add(Check("bcc", bcc_ok, "yes" if bcc_ok else "no", bcc_why, required=True,
+              fix=None if bcc_ok else "bin/setup   (installs python3-bpfcc and the venv)"))
+    if btf is not None:
+        btf.close()
+    return feats
+
+
+def _bcc_importable() -> tuple[bool, str]:
+    try:
+        import bcc  # noqa: F401
+    except ImportError as exc:
+        return False, f"BCC's Python bindings are not importable: {exc}"
+    return True, "BCC's Python bindings (distro python3-bpfcc)"

@@ -1,0 +1,259 @@
+"""Compile nodetrace's BCC module once per run and attach its programs.
+
+Offsets and drop-reason values come from BTF (-D flags); the header tree only has to
+make the C compile.  Nothing auto-attaches: BCC attaches `tracepoint__*`/`kprobe__*`
+functions at construction, which would make "load without attach" (the kprobe
+programs on a kernel without kprobes) impossible, so that is switched off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracer.errors import AttachError, BpfLoadError, PrerequisiteError
+from tracer.kernel import headers, offsets
+from tracer.kernel.btf import Btf
+from tracer.kernel.features import ensure_tracefs, missing_privileges
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("drops",)
+
+
+def bpf_dir() -> Path:
+    """bpf/ sources: next to the package in a checkout, inside it in a wheel."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_bpf", here.parent / "bpf"):
+        if (candidate / "nodetrace.c").is_file():
+            return candidate
+    raise PrerequisiteError("the BPF sources (bpf/nodetrace.c) are missing from the install",
+                            fix="reinstall nodetrace: bin/setup")
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    families: frozenset[str] = frozenset({"drops"})
+    ringbuf_pages: int = 256          # power of two, x 4 KiB
+    keep_not_specified: bool = False  # report SKB_DROP_REASON_NOT_SPECIFIED frees too
+    wakeup_per_event: bool = False    # False: BPF_RB_NO_WAKEUP, drained on a timer
+
+
+@dataclass(frozen=True)
+class KernelFacts:
+    """What the decoder needs from this kernel; recorded so replay needs no kernel."""
+
+    release: str
+    drop_reasons: dict[int, str]  # value -> name without the SKB_DROP_REASON_ prefix
+    offsets: dict[str, int]
+    headers: str
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[list[str]]:
+    """Capture what libbcc/clang/libbpf write to fds 1 and 2 (C code ignores sys.stderr).
+
+    stdout must stay clean for -o jsonl, and compiler/verifier logs belong in the
+    error we raise, not scattered on the terminal.
+    """
+    out: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(tmp.fileno(), fd)
+            yield out
+        finally:
+            for fd, s in zip((1, 2), saved, strict=True):
+                os.dup2(s, fd)
+                os.close(s)
+            tmp.seek(0)
+            out.append(tmp.read().decode(errors="replace"))
+
+
+def drop_reason_names(btf: Btf) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for name, value in btf.enum_values("skb_drop_reason").items():
+        short = name.removeprefix("SKB_DROP_REASON_").removeprefix("SKB_")
+        names.setdefault(value, short)
+    return names
+
+
+_LOCAL_INCLUDE = re.compile(r'^#include\s+"([^"]+)"\s*$', re.M)
+
+
+def module_source(path: Path, search: tuple[Path, ...], _seen: set[Path] | None = None) -> str:
+    """The module's C with our own quoted #includes expanded in place, once each.
+
+    BCC rewrites map methods (`events.ringbuf_reserve`, `loss.lookup`) and generates
+    tracepoint `args` structs only in the main file; in an included file they compile
+    to calls the verifier rejects.  Kernel <...> includes are left to clang.
+    """
+    seen = _seen if _seen is not None else set()
+    text = path.read_text()
+
+    def expand(m: re.Match[str]) -> str:
+        for base in (path.parent, *search):
+            candidate = (base / m.group(1)).resolve()
+            if candidate.is_file():
+                if candidate in seen:
+                    return f"/* {m.group(1)}: already included */"
+                seen.add(candidate)
+                return (f"/* --- {m.group(1)} --- */\n"
+                        + module_source(candidate, search, seen))
+        raise BpfLoadError(f"{path}: cannot find included file {m.group(1)!r}")
+
+    return _LOCAL_INCLUDE.sub(expand, text)
+
+
+def cflags_for(spec: BuildSpec, offs: dict[str, int], reasons: dict[str, int],
+               src: Path) -> list[str]:
+    flags = [f"-I{src}", f"-I{src / 'include'}",
+             f"-DRINGBUF_PAGES={spec.ringbuf_pages}",
+             f"-DRB_FLAGS={1 if not spec.wakeup_per_event else 0}"]  # 1 = BPF_RB_NO_WAKEUP
+    flags += [f"-D{k}={v}" for k, v in sorted(offs.items())]
+    flags += [f"-D{k}={v}" for k, v in sorted(reasons.items())]
+    flags += [f"-DWITH_{fam.upper()}" for fam in sorted(spec.families)]
+    if spec.keep_not_specified:
+        flags.append("-DDROP_KEEP_NOT_SPECIFIED")
+    return flags
+
+
+def _bcc() -> Any:
+    try:
+        import bcc
+    except ImportError as exc:
+        raise PrerequisiteError(f"BCC's Python bindings are not importable ({exc})",
+                                fix="bin/setup   (installs python3-bpfcc and a venv with "
+                                "--system-site-packages)") from exc
+    return bcc
+
+
+class Module:
+    """One compiled BCC module.  A context manager: leaving it detaches everything."""
+
+    def __init__(self, spec: BuildSpec = BuildSpec()) -> None:
+        unknown = spec.families - set(FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown program families: {sorted(unknown)}")
+        self.spec = spec
+        self.bpf: Any = None
+        self.facts: KernelFacts | None = None
+        self.attached: list[str] = []
+
+    # --- build ------------------------------------------------------------------------
+    def load(self) -> KernelFacts:
+        missing = missing_privileges()
+        if missing:
+            raise PrerequisiteError("missing privileges to load BPF programs: "
+                                    + ", ".join(missing), fix="run as root (sudo)")
+        bcc = _bcc()
+        choice = headers.resolve()
+        choice.apply()
+        ensure_tracefs()
+        with Btf() as btf:
+            offs = offsets.resolve(btf)
+            reason_values = btf.enum_values("skb_drop_reason")
+            reasons = drop_reason_names(btf)
+        src = bpf_dir()
+        flags = cflags_for(spec=self.spec, offs=offs,
+                           reasons=offsets.reason_defines(reason_values), src=src)
+        log.debug("compiling %s with %s", src / "nodetrace.c", " ".join(flags))
+
+        class _NoAutoload(bcc.BPF):  # type: ignore[misc, name-defined]
+            def _trace_autoload(self) -> None:
+                pass
+
+        with captured_output() as out:
+            try:
+                text = module_source(src / "nodetrace.c", (src / "include",))
+                self.bpf = _NoAutoload(text=text.encode(), cflags=flags)
+            except Exception as exc:  # BCC raises bare Exception on compile failure
+                failure: Exception | None = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise BpfLoadError(f"compiling the BPF programs failed ({failure})",
+                               detail="".join(out)) from failure
+        self.facts = KernelFacts(release=os.uname().release, drop_reasons=reasons,
+                                 offsets=offs, headers=choice.describe())
+        return self.facts
+
+    def load_program(self, fn_name: str, prog_type: int) -> Any:
+        """Load one function into the kernel (verifier runs); no attach."""
+        with captured_output() as out:
+            try:
+                fn = self.bpf.load_func(fn_name.encode(), prog_type)
+            except Exception as exc:
+                failure: Exception | None = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise BpfLoadError(f"the verifier rejected {fn_name} ({failure})",
+                               detail="".join(out)) from failure
+        return fn
+
+    # --- attach -----------------------------------------------------------------------
+    def attach_tracepoint(self, category: str, event: str) -> None:
+        bcc = _bcc()
+        fn_name = f"tracepoint__{category}__{event}"
+        fn = self.load_program(fn_name, bcc.BPF.TRACEPOINT)
+        with captured_output() as out:
+            try:
+                self.bpf.attach_tracepoint(tp=f"{category}:{event}".encode(), fn_name=fn.name)
+            except Exception as exc:
+                failure: Exception | None = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise AttachError(f"attaching {category}:{event} failed ({failure})",
+                              detail="".join(out)) from failure
+        self.attached.append(f"tracepoint/{category}:{event}")
+
+    def attach_all(self) -> list[str]:
+        if "drops" in self.spec.families:
+            self.attach_tracepoint("skb", "kfree_skb")
+        return list(self.attached)
+
+    # --- maps -------------------------------------------------------------------------
+    def set_scope(self, netns_inodes: set[int] | None) -> None:
+        """Restrict events to these network namespaces (None: every namespace)."""
+        config = self.bpf["config"]
+        value = config[ctypes.c_int(0)]
+        value.scope_all = 1 if netns_inodes is None else 0
+        config[ctypes.c_int(0)] = value
+        if netns_inodes is None:
+            return
+        table = self.bpf["scope_netns"]
+        current = {int(k.value) for k in table.keys()}
+        for ino in current - netns_inodes:
+            del table[table.Key(ino)]
+        for ino in netns_inodes - current:
+            table[table.Key(ino)] = table.Leaf(1)
+
+    def loss_counts(self) -> list[int]:
+        """Per-slot totals of the per-CPU loss counters (enum loss_slot)."""
+        table = self.bpf["loss"]
+        return [sum(int(v) for v in table[ctypes.c_int(i)]) for i in range(len(table))]
+
+    # --- lifetime ---------------------------------------------------------------------
+    def close(self) -> None:
+        if self.bpf is not None:
+            with captured_output():
+                self.bpf.cleanup()
+            self.bpf = None
+            self.attached.clear()
+
+    def __enter__(self) -> Module:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,101 @@
+"""The live source: drain the kernel ring buffer in batches, decode, report loss.
+
+The ring-buffer callback only copies bytes; decoding happens per batch.  Programs
+submit with BPF_RB_NO_WAKEUP, so the buffer is drained on a short timer instead of
+an interrupt per event (shared/PERFORMANCE.md: that removes most loss under load).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tracer.kernel.loader import Module
+from tracer.model import Event, LostEvent
+from tracer.pipeline.decode import Decoder
+from tracer.schema import LossSlot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceStats:
+    received: int = 0
+    decode_errors: int = 0
+    lost: dict[str, int] = field(default_factory=dict)  # by layer
+
+
+class LiveSource:
+    def __init__(self, module: Module, decoder: Decoder, *,
+                 drain_interval_s: float = 0.01, loss_interval_s: float = 1.0,
+                 scope: Callable[[], set[int] | None] | None = None,
+                 scope_interval_s: float = 2.0) -> None:
+        self.module = module
+        self.decoder = decoder
+        self.drain_interval_s = drain_interval_s
+        self.loss_interval_s = loss_interval_s
+        self.scope = scope
+        self.scope_interval_s = scope_interval_s
+        self._stats = SourceStats()
+        self._pending: list[bytes] = []
+        self._reported: dict[str, int] = {}
+
+        def on_event(_ctx: object, data: int, size: int) -> int:
+            self._pending.append(ctypes.string_at(data, size))
+            return 0
+
+        self._callback = on_event  # BCC keeps only a ctypes wrapper; keep ours alive too
+        module.bpf["events"].open_ring_buffer(on_event)
+
+    def stats(self) -> SourceStats:
+        return self._stats
+
+    def _drain(self) -> list[Event]:
+        self.module.bpf.ring_buffer_consume()
+        if not self._pending:
+            return []
+        raws, self._pending = self._pending, []
+        self._stats.received += len(raws)
+        before = self.decoder.errors
+        events = self.decoder.decode_all(raws)
+        self._stats.decode_errors += self.decoder.errors - before
+        return events
+
+    def _loss(self, wall_ns: int) -> list[Event]:
+        totals = {"ringbuf_reserve": self.module.loss_counts()[LossSlot.RINGBUF_RESERVE],
+                  "decode": self._stats.decode_errors}
+        out: list[Event] = []
+        for layer, total in totals.items():
+            prev = self._reported.get(layer, 0)
+            if total > prev:
+                out.append(LostEvent(wall_ns=wall_ns, layer=layer, count=total - prev,
+                                     total=total))
+                self._reported[layer] = total
+        self._stats.lost = dict(self._reported)
+        return out
+
+    def batches(self, stop: threading.Event) -> Iterator[list[Event]]:
+        """Yield decoded batches until `stop` is set; then drain what is queued and
+        report the final loss, so nothing the kernel delivered is dropped on exit."""
+        next_loss = time.monotonic() + self.loss_interval_s
+        next_scope = time.monotonic() + self.scope_interval_s
+        while not stop.is_set():
+            batch = self._drain()
+            now = time.monotonic()
+            if now >= next_loss:
+                batch.extend(self._loss(time.time_ns()))
+                next_loss = now + self.loss_interval_s
+            if self.scope is not None and now >= next_scope:
+                self.module.set_scope(self.scope())
+                next_scope = now + self.scope_interval_s
+            if batch:
+                yield batch
+            stop.wait(self.drain_interval_s)
+        final = self._drain()
+        final.extend(self._loss(time.time_ns()))
+        if final:
+            yield final
