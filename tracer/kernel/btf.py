@@ -112,7 +112,8 @@ class Btf:
         ptr = self._lib.btf__type_by_id(self._btf, type_id)
         if not ptr:
             raise BtfError(f"BTF has no type id {type_id}")
-        return ptr.contents
+        t: _BtfType = ptr.contents
+        return t
 
     def _name(self, name_off: int) -> str:
         raw = self._lib.btf__name_by_offset(self._btf, name_off)
@@ -120,11 +121,11 @@ class Btf:
 
     @staticmethod
     def _kind(t: _BtfType) -> int:
-        return (t.info >> 24) & 0x1F
+        return int(t.info >> 24) & 0x1F
 
     @staticmethod
     def _vlen(t: _BtfType) -> int:
-        return t.info & 0xFFFF
+        return int(t.info) & 0xFFFF
 
     def find(self, name: str, kind: int) -> int:
         type_id = int(self._lib.btf__find_by_name_kind(self._btf, name.encode(), kind))

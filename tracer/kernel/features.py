@@ -207,8 +207,10 @@ def probe(*, mount: bool = True) -> Features:
 
     tcx = False
     ringbuf = False
+    sched_cls = False
     if btf is not None:
         try:
+            sched_cls = "BPF_PROG_TYPE_SCHED_CLS" in btf.enum_values("bpf_prog_type")
             tcx = "BPF_TCX_INGRESS" in btf.enum_values("bpf_attach_type")
             ringbuf = "BPF_MAP_TYPE_RINGBUF" in btf.enum_values("bpf_map_type")
         except TracerError:
@@ -218,7 +220,9 @@ def probe(*, mount: bool = True) -> Features:
             btf.find("sk_buff", KIND_STRUCT)
         except TracerError as exc:
             add(Check("btf-sk_buff", False, "no", exc.message, required=True))
-    add(Check("tc", True, "yes", "clsact + cls_bpf (legacy tc) attach"))
+    add(Check("tc", sched_cls, "yes" if sched_cls else "no",
+              "tc BPF programs (clsact + cls_bpf)" if sched_cls else
+              "no tc BPF programs: no per-interface flows"))
     add(Check("tcx", tcx, "yes" if tcx else "no",
               "tc programs attach through bpf_link (kernel removes them if we die)" if tcx else
               "legacy tc filters, tagged and swept at start"))

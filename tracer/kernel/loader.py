@@ -82,7 +82,9 @@ def captured_output() -> Iterator[list[str]]:
 def drop_reason_names(btf: Btf) -> dict[int, str]:
     names: dict[int, str] = {}
     for name, value in btf.enum_values("skb_drop_reason").items():
-        short = name.removeprefix("SKB_DROP_REASON_").removeprefix("SKB_")
+        # SKB_DROP_REASON_SKB_CSUM is "SKB_CSUM", as the tracepoint prints it
+        short = (name.removeprefix("SKB_DROP_REASON_") if name.startswith("SKB_DROP_REASON_")
+                 else name.removeprefix("SKB_"))
         names.setdefault(value, short)
     return names
 
@@ -233,7 +235,7 @@ class Module:
         if netns_inodes is None:
             return
         table = self.bpf["scope_netns"]
-        current = {int(k.value) for k in table.keys()}
+        current = {int(k.value) for k in table}
         for ino in current - netns_inodes:
             del table[table.Key(ino)]
         for ino in netns_inodes - current:

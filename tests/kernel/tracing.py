@@ -1,0 +1,97 @@
+"""Run the real `nodetrace trace` inside a namespace and collect its JSON lines.
+
+Synchronises on the ready file (written once every probe is attached), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracer.lab.netns import Netns
+
+
+@dataclass
+class TraceRun:
+    proc: subprocess.Popen[str]
+    ready: Path
+    stdout: str = ""
+    stderr: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.exists():
+            if self.proc.poll() is not None:
+                _out, err = self.proc.communicate()
+                raise AssertionError(f"trace exited {self.proc.returncode} before attaching: "
+                                     f"{err}")
+            assert time.monotonic() < deadline, "trace did not attach in time"
+            time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.finish(timeout_s)
+
+    def finish(self, timeout_s: float = 30) -> int:
+        self.stdout, self.stderr = self.proc.communicate(timeout=timeout_s)
+        self.events = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        return self.proc.returncode
+
+    def drops(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["kind"] == "drop"]
+
+
+@contextlib.contextmanager
+def tracing(ns: Netns | None, tmp: Path, *extra: str) -> Iterator[TraceRun]:
+    """A trace run that is ended (SIGKILL as a last resort) whatever the test does."""
+    run = start_trace(ns, tmp, *extra)
+    try:
+        yield run
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.communicate(timeout=10)
+
+
+def start_trace(ns: Netns | None, tmp: Path, *extra: str) -> TraceRun:
+    ready = tmp / "ready"
+    cmd = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", "jsonl",
+           "--ready-file", str(ready), *extra]
+    if ns is not None:
+        cmd = ["ip", "netns", "exec", ns.name, *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = TraceRun(proc, ready)
+    try:
+        run.wait_ready()
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise
+    return run
+
+
+def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
+         timeout_s: float = 1.0) -> str:
+    return ns.exec(sys.executable, "-m", "tracer.lab.poke", proto, host, str(port),
+                   "--sport", str(sport), "--timeout", str(timeout_s)).stdout.strip()
+
+
+# BCC names a tracepoint program after its function, less the "tracepoint__" prefix.
+OUR_PROGRAM_NAMES = {"skb__kfree_skb"}
+
+
+def our_bpf_programs() -> list[int]:
+    """Ids of loaded BPF programs with our programs' names."""
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    return sorted(p["id"] for p in json.loads(out) if p.get("name") in OUR_PROGRAM_NAMES)
