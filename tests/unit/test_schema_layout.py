@@ -70,3 +70,11 @@ def test_records_have_no_trailing_padding() -> None:
     # between compilers, so events.h pads explicitly and sizes are multiples of 8
     for ws in schema.RECORDS.values():
         assert ws.size % 8 == 0, ws.c_name
+
+
+def test_every_record_kind_has_a_decoder_and_a_struct() -> None:
+    from tracer.pipeline.decode import DECODERS
+
+    assert set(DECODERS) == set(schema.RECORDS)
+    for kind, (ws, _fn) in DECODERS.items():
+        assert schema.RECORDS[kind] is ws

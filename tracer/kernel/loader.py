@@ -22,11 +22,11 @@ from typing import Any
 from tracer.errors import AttachError, BpfLoadError, PrerequisiteError
 from tracer.kernel import headers, offsets
 from tracer.kernel.btf import Btf
-from tracer.kernel.features import ensure_tracefs, missing_privileges
+from tracer.kernel.features import ensure_tracefs, kprobes_available, missing_privileges
+from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, Tracepoint
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("drops",)
 
 
 def bpf_dir() -> Path:
@@ -150,6 +150,7 @@ class Module:
         self.bpf: Any = None
         self.facts: KernelFacts | None = None
         self.attached: list[str] = []
+        self.unavailable: dict[str, str] = {}  # hook label -> why it is not attached
 
     # --- build ------------------------------------------------------------------------
     def load(self) -> KernelFacts:
@@ -204,26 +205,65 @@ class Module:
         return fn
 
     # --- attach -----------------------------------------------------------------------
-    def attach_tracepoint(self, category: str, event: str) -> None:
+    def _attach(self, hook: Hook) -> None:
         bcc = _bcc()
-        fn_name = f"tracepoint__{category}__{event}"
-        fn = self.load_program(fn_name, bcc.BPF.TRACEPOINT)
+        if isinstance(hook, Tracepoint):
+            fn = self.load_program(hook.fn_name, bcc.BPF.TRACEPOINT)
+            attach = self.bpf.attach_tracepoint
+            where = {"tp": f"{hook.category}:{hook.event}".encode()}
+        else:
+            fn = self.load_program(hook.fn_name, bcc.BPF.KPROBE)
+            attach = self.bpf.attach_kprobe
+            where = {"event": hook.function.encode()}
         with captured_output() as out:
             try:
-                self.bpf.attach_tracepoint(tp=f"{category}:{event}".encode(), fn_name=fn.name)
+                attach(fn_name=fn.name, **where)
             except Exception as exc:
                 failure: Exception | None = exc
             else:
                 failure = None
         if failure is not None:
-            raise AttachError(f"attaching {category}:{event} failed ({failure})",
+            raise AttachError(f"attaching {hook.label} failed ({failure})",
                               detail="".join(out)) from failure
-        self.attached.append(f"tracepoint/{category}:{event}")
+        self.attached.append(hook.label)
+
+    def _available(self, hook: Hook) -> str | None:
+        """Why `hook` cannot exist on this kernel, or None."""
+        tracefs = ensure_tracefs()
+        if isinstance(hook, Tracepoint):
+            if not (tracefs / "events" / hook.category / hook.event).is_dir():
+                return "tracepoint not in this kernel"
+            return None
+        if not kprobes_available(tracefs):
+            return "kernel has no kprobes"
+        return None
 
     def attach_all(self) -> list[str]:
-        if "drops" in self.spec.families:
-            self.attach_tracepoint("skb", "kfree_skb")
+        """Attach every hook of the built families.  A missing optional hook is
+        recorded in `unavailable` (doctor and the recording say so); a missing
+        required one is an error."""
+        for family in sorted(self.spec.families):
+            for hook in FAMILY_HOOKS[family]:
+                why = self._available(hook)
+                if why is None:
+                    self._attach(hook)
+                elif hook.required:
+                    raise AttachError(f"cannot attach {hook.label}: {why}")
+                else:
+                    self.unavailable[hook.label] = why
         return list(self.attached)
+
+    def load_only(self) -> list[str]:
+        """Load every program of the built families through the verifier, attach none
+        (proves kprobe programs on kernels that cannot attach them)."""
+        bcc = _bcc()
+        loaded = []
+        for family in sorted(self.spec.families):
+            for hook in FAMILY_HOOKS[family]:
+                kind = bcc.BPF.TRACEPOINT if isinstance(hook, Tracepoint) else bcc.BPF.KPROBE
+                self.load_program(hook.fn_name, kind)
+                loaded.append(hook.fn_name)
+        return loaded
 
     # --- maps -------------------------------------------------------------------------
     def set_scope(self, netns_inodes: set[int] | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tracer.model import DropEvent, Endpoint, Event, LostEvent, proto_name, tcp_flag_names
@@ -12,29 +13,43 @@ def endpoint(ep: Endpoint) -> dict[str, Any]:
     return {"ip": ep.ip, "port": ep.port}
 
 
+def drop_record(ev: DropEvent) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "kind": "drop",
+        "time": rfc3339_ns(ev.wall_ns),
+        "netns": ev.netns,
+        "ifname": ev.ifname or None,
+        "ifindex": ev.ifindex,
+        "proto": proto_name(ev.proto) if ev.family else None,
+        "family": f"ipv{ev.family}" if ev.family else None,
+        "src": endpoint(ev.src),
+        "dst": endpoint(ev.dst),
+        "reason": ev.reason,
+        "reason_raw": ev.reason_raw,
+        "location": ev.location,
+        "len": ev.length,
+    }
+    if ev.proto == 6:
+        rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags)
+    if ev.icmp_type is not None:
+        rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
+    return rec
+
+
+def lost_record(ev: LostEvent) -> dict[str, Any]:
+    return {"kind": "lost", "time": rfc3339_ns(ev.wall_ns), "layer": ev.layer,
+            "count": ev.count, "total": ev.total}
+
+
+# event type -> its record form; every model event type has one entry
+RECORD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    DropEvent: drop_record,
+    LostEvent: lost_record,
+}
+
+
 def event_record(ev: Event) -> dict[str, Any]:
-    if isinstance(ev, DropEvent):
-        rec: dict[str, Any] = {
-            "kind": "drop",
-            "time": rfc3339_ns(ev.wall_ns),
-            "netns": ev.netns,
-            "ifname": ev.ifname or None,
-            "ifindex": ev.ifindex,
-            "proto": proto_name(ev.proto) if ev.family else None,
-            "family": f"ipv{ev.family}" if ev.family else None,
-            "src": endpoint(ev.src),
-            "dst": endpoint(ev.dst),
-            "reason": ev.reason,
-            "reason_raw": ev.reason_raw,
-            "location": ev.location,
-            "len": ev.length,
-        }
-        if ev.proto == 6:
-            rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags)
-        if ev.icmp_type is not None:
-            rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
-        return rec
-    if isinstance(ev, LostEvent):
-        return {"kind": "lost", "time": rfc3339_ns(ev.wall_ns), "layer": ev.layer,
-                "count": ev.count, "total": ev.total}
-    raise TypeError(f"no record form for {type(ev).__name__}")
+    fn = RECORD_FNS.get(type(ev))
+    if fn is None:
+        raise TypeError(f"no record form for {type(ev).__name__}")
+    return fn(ev)
