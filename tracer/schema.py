@@ -29,9 +29,11 @@ class LossSlot(IntEnum):
     """enum loss_slot — per-CPU kernel-side loss counters."""
 
     RINGBUF_RESERVE = 0
+    FLOW_MAP_FULL = 1
+    RATE_LIMITED = 2
 
 
-LOSS_SLOTS = 4
+LOSS_SLOTS = 8
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ enum ev_kind {
 /* Indices of the per-CPU loss counters (BPF_PERCPU_ARRAY "loss"). */
 enum loss_slot {
 	LOSS_RINGBUF_RESERVE = 0,	/* ring buffer full: event not written */
-	LOSS_SLOTS = 4,
+	LOSS_FLOW_MAP_FULL = 1,		/* tc: flow table full, packet not aggregated */
+	LOSS_RATE_LIMITED = 2,		/* events suppressed by a per-CPU rate limit */
+	LOSS_SLOTS = 8,
 };
 
 struct ev_hdr {

@@ -66,8 +66,9 @@ class LiveSource:
         return events
 
     def _loss(self, wall_ns: int) -> list[Event]:
-        totals = {"ringbuf_reserve": self.module.loss_counts()[LossSlot.RINGBUF_RESERVE],
-                  "decode": self._stats.decode_errors}
+        kernel = self.module.loss_counts()
+        totals = {slot.name.lower(): kernel[slot] for slot in LossSlot}
+        totals["decode"] = self._stats.decode_errors
         out: list[Event] = []
         for layer, total in totals.items():
             prev = self._reported.get(layer, 0)
