@@ -17,3 +17,19 @@ TRACEPOINT_PROBE(skb, kfree_skb)
 	return on_kfree_skb(args->skbaddr, args->location, args->protocol, args->reason);
 }
 #endif
+
+#ifdef WITH_TC
+#include "tc.c"
+
+/* Loaded as BPF_PROG_TYPE_SCHED_CLS; attached with tcx links (kernel >= 6.6) or as
+ * legacy cls_bpf filters.  Both return TC_ACT_UNSPEC (== TCX_NEXT) on every path. */
+int tc_ingress(struct __sk_buff *skb)
+{
+	return tc_observe(skb, FLOW_INGRESS);
+}
+
+int tc_egress(struct __sk_buff *skb)
+{
+	return tc_observe(skb, FLOW_EGRESS);
+}
+#endif

@@ -48,6 +48,76 @@ class DropEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowEvent:
+    """A report on one flow at one tc hook (aggregated in the kernel)."""
+
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    ifindex: int
+    ifname: str
+    direction: str        # "ingress" | "egress"
+    report: str           # "new" | "tcp_control" | "update" | "final"
+    family: int
+    proto: int
+    src: Endpoint
+    dst: Endpoint
+    tcp_flags: int        # the reporting packet's flags
+    tcp_flags_seen: int   # every packet's flags, OR-ed
+    icmp_type: int | None
+    icmp_code: int | None
+    packets: int
+    bytes: int
+    first_wall_ns: int
+    last_wall_ns: int
+
+    kind = "flow"
+
+
+# ip_conntrack_status bits (uapi/linux/netfilter/nf_conntrack_common.h)
+IPS_SEEN_REPLY = 1 << 1
+IPS_ASSURED = 1 << 2
+IPS_SRC_NAT = 1 << 4
+IPS_DST_NAT = 1 << 5
+IPS_CONFIRMED = 1 << 3
+
+
+def nat_translation(status: int) -> tuple[str, ...]:
+    return tuple(name for bit, name in ((IPS_DST_NAT, "dnat"), (IPS_SRC_NAT, "snat"))
+                 if status & bit)
+
+
+@dataclass(frozen=True, slots=True)
+class NatEvent:
+    """A connection the node's netfilter translates: the tuple as the client sent it
+    (orig) and as the reply is expected (reply)."""
+
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    family: int
+    proto: int
+    orig_src: Endpoint
+    orig_dst: Endpoint
+    reply_src: Endpoint
+    reply_dst: Endpoint
+    status: int           # IPS_* bits
+    origin: str           # "conntrack" (netlink events) | "kprobe" (per packet, in the kernel)
+    manip: str | None     # kprobe only: "src" | "dst"
+    ct_event: str | None  # conntrack only: "new" | "update" | "destroy"
+
+    kind = "nat"
+
+    @property
+    def translation(self) -> tuple[str, ...]:
+        return nat_translation(self.status)
+
+    @property
+    def replied(self) -> bool:
+        return bool(self.status & IPS_SEEN_REPLY)
+
+
+@dataclass(frozen=True, slots=True)
 class LostEvent:
     """Events the pipeline knows it did not deliver, by layer."""
 
@@ -59,4 +129,4 @@ class LostEvent:
     kind = "lost"
 
 
-Event = DropEvent | LostEvent
+Event = DropEvent | FlowEvent | NatEvent | LostEvent

@@ -88,5 +88,39 @@ DROP = WireStruct("ev_drop", HDR.nested("hdr"), TUPLE.nested("tuple"),
                   Field("skb_len", "I"), Field("l3_proto", "H"), Field("_pad", "H"),
                   Field("ifname", "16s"))
 
+# --- tc flows: struct flow_key / flow_val (map entries) and struct ev_flow ---------
+class FlowDirection(IntEnum):
+    INGRESS = 0
+    EGRESS = 1
+
+
+class FlowReport(IntEnum):
+    NEW = 1
+    TCP_CONTROL = 2
+    UPDATE = 3
+    FINAL = 4
+
+
+FLOW_KEY = WireStruct("flow_key", Field("ifindex", "I"), Field("saddr", "16s"),
+                      Field("daddr", "16s"), Field("sport", "H"), Field("dport", "H"),
+                      Field("family", "B"), Field("proto", "B"), Field("direction", "B"),
+                      Field("_pad", "B"))
+
+FLOW_VAL = WireStruct("flow_val", Field("first_ns", "Q"), Field("last_ns", "Q"),
+                      Field("reported_ns", "Q"), Field("packets", "Q"), Field("bytes", "Q"),
+                      Field("tcp_flags_seen", "Q"))
+
+FLOW = WireStruct("ev_flow", HDR.nested("hdr"), TUPLE.nested("tuple"),
+                  Field("first_ns", "Q"), Field("last_ns", "Q"), Field("packets", "Q"),
+                  Field("bytes", "Q"), Field("ifindex", "I"), Field("direction", "B"),
+                  Field("report", "B"), Field("tcp_flags_seen", "B"), Field("_pad", "B"))
+
+# --- netfilter NAT (kprobes): struct ev_nat ------------------------------------------
+NAT = WireStruct("ev_nat", HDR.nested("hdr"), TUPLE.nested("orig"), TUPLE.nested("reply"),
+                 Field("status", "I"), Field("manip", "B"), Field("dir", "B"),
+                 Field("_pad", "H"))
+
 # Every kernel record by kind; the decoder dispatches on hdr.kind.
-RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP}
+RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKind.NAT: NAT}
+# Map entries user space reads directly (checked against events.h like the records).
+MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL)

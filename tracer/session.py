@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tracer.conntrack import ConntrackEvents
+from tracer.interfaces import discover
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module
+from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.scope import node_namespaces, own_netns_inode
@@ -39,6 +42,7 @@ class TraceOptions:
     all_netns: bool = False            # every namespace, not just this node and its pods
     keep_not_specified: bool = False   # also SKB_DROP_REASON_NOT_SPECIFIED frees
     stop_after: int | None = None      # stop after this many events
+    tc_mode: str = "auto"              # "auto" (tcx where the kernel has it), "tcx", "legacy"
 
 
 def write_ready_file(path: Path, attached: list[str]) -> None:
@@ -51,17 +55,48 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
     with contextlib.ExitStack() as stack:
         module = stack.enter_context(Module(BuildSpec(keep_not_specified=opts.keep_not_specified)))
         facts = module.load()
+        node_ino = own_netns_inode()
+        scope_fn = None if opts.all_netns else node_namespaces
+        module.set_scope(scope_fn() if scope_fn else None, node_ino)
+        attached = module.attach_all()
+
+        # tc: reclaim stale legacy filters of dead runs first, then follow interfaces
+        swept = sweep_stale()
+        if swept:
+            log.info("removed %d stale nodetrace tc filter(s): %s", len(swept), "; ".join(swept))
+        progs = module.tc_programs()
+        tc = stack.enter_context(TcAttacher({d: p.fd for d, p in progs.items()},
+                                            {d: p.name.decode() for d, p in progs.items()},
+                                            mode=opts.tc_mode))
+        tc.sync(discover())
+        ifaces = [a.iface for a in tc.attached.values()]
+        attached.append(f"tc/{tc.mode}: " + (", ".join(f"{i.name}({i.role})" for i in ifaces)
+                                             or "no interfaces yet"))
+
+        conntrack = ConntrackEvents(node_ino)
+        stack.callback(conntrack.close)
+
+        def refresh() -> None:
+            if scope_fn is not None:
+                module.set_scope(scope_fn(), node_ino)
+            added, removed = tc.sync(discover())
+            for i in added:
+                log.info("tc attached to %s (%s)", i.name, i.role)
+            for i in removed:
+                log.info("tc detached from %s (gone)", i.name)
+
         decoder = Decoder(DecodeContext(drop_reasons=facts.drop_reasons,
                                         resolve_location=Ksyms().resolve,
-                                        mono_to_wall_ns=mono_to_wall_offset_ns()))
-        scope_fn = None if opts.all_netns else node_namespaces
-        scope = scope_fn() if scope_fn else None
-        module.set_scope(scope)
-        attached = module.attach_all()
-        source = LiveSource(module, decoder, scope=scope_fn)
-        where = ("every network namespace" if scope is None else
-                 f"netns {own_netns_inode()} and {len(scope) - 1} pod namespace(s)")
-        log.info("tracing packet drops in %s (%s); Ctrl-C to stop", where, ", ".join(attached))
+                                        mono_to_wall_ns=mono_to_wall_offset_ns(),
+                                        ifname_of=tc.ifname_of))
+        source = LiveSource(module, decoder, inputs=[conntrack.drain],
+                            losses=lambda: {"conntrack": conntrack.overflows},
+                            refresh=refresh)
+        where = ("every network namespace" if opts.all_netns else
+                 f"netns {node_ino} and its pod namespaces")
+        log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
+        for label, why in module.unavailable.items():
+            log.info("not attached: %s (%s)", label, why)
         if opts.ready_file:
             write_ready_file(opts.ready_file, attached)
         if opts.duration_s is not None:
@@ -78,5 +113,6 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         sink.close()
         stats = source.stats()
         if any(stats.lost.values()):
-            log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()))
+            log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()
+                                                     if v))
         return stats

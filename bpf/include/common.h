@@ -25,7 +25,7 @@ BPF_PERCPU_ARRAY(loss, u64, LOSS_SLOTS);
 /* Runtime configuration written by user space (slot 0). */
 struct nt_config {
 	u32 scope_all;		/* 1: every network namespace; 0: only those in scope_netns */
-	u32 _pad;
+	u32 node_netns;		/* inode of the namespace nodetrace traces as "the node" */
 };
 BPF_ARRAY(config, struct nt_config, 1);
 /* Network namespaces in scope: the node's own and its pods' (inode -> 1). */

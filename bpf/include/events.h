@@ -64,4 +64,67 @@ struct ev_drop {
 	char ifname[16];
 };
 
+/* --- tc flows (bpf/tc.c) -------------------------------------------------- */
+
+enum flow_direction {
+	FLOW_INGRESS = 0,
+	FLOW_EGRESS = 1,
+};
+
+/* Why a flow record was emitted: flows are aggregated in the kernel, so a record
+ * is a report on a flow, not a packet. */
+enum flow_report {
+	FLOW_NEW = 1,		/* first packet of the flow on this hook */
+	FLOW_TCP_CONTROL = 2,	/* a SYN, FIN or RST packet: never aggregated away */
+	FLOW_UPDATE = 3,	/* periodic: FLOW_UPDATE_NS since the last report */
+	FLOW_FINAL = 4,		/* user space read the flow table at exit */
+};
+
+struct flow_key {
+	__u32 ifindex;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;		/* host order; ICMP: type */
+	__u16 dport;		/* ICMP: code */
+	__u8 family;
+	__u8 proto;
+	__u8 direction;		/* enum flow_direction */
+	__u8 _pad;
+};
+
+struct flow_val {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 reported_ns;
+	__u64 packets;
+	__u64 bytes;
+	__u64 tcp_flags_seen;	/* OR of every packet's flags (u64: BPF atomics are 64-bit) */
+};
+
+struct ev_flow {
+	struct ev_hdr hdr;
+	struct ev_tuple tuple;	/* tuple.tcp_flags: this packet's flags */
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 packets;
+	__u64 bytes;
+	__u32 ifindex;
+	__u8 direction;		/* enum flow_direction */
+	__u8 report;		/* enum flow_report */
+	__u8 tcp_flags_seen;
+	__u8 _pad;
+};
+
+/* --- netfilter NAT (bpf/nat.c; kprobes, where the kernel has them) ---------- */
+
+struct ev_nat {
+	struct ev_hdr hdr;
+	struct ev_tuple orig;	/* the connection as its first packet had it */
+	struct ev_tuple reply;	/* as the reply is expected: differs where NAT applies */
+	__u32 status;		/* enum ip_conntrack_status bits (IPS_*) */
+	__u8 manip;		/* 0 SRC (SNAT/MASQUERADE), 1 DST (DNAT) */
+	__u8 dir;		/* 0 original, 1 reply: which packet was rewritten */
+	__u16 _pad;
+};
+
 #endif

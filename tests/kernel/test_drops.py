@@ -95,7 +95,7 @@ def test_traffic_outside_the_traced_namespaces_is_not_reported(traced: TraceRun,
 def test_no_loss_reported_at_this_rate(traced: TraceRun) -> None:
     assert [e for e in traced.events if e["kind"] == "lost"] == []
     assert traced.stdout.strip(), "stdout holds the events"
-    assert "tracing packet drops" in traced.stderr  # the start line goes to stderr
+    assert "tracing netns" in traced.stderr  # the start line goes to stderr
 
 
 def test_all_netns_sees_the_outside_pair(demo: DropDemo, tmp_path: Path) -> None:

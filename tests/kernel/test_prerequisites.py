@@ -69,13 +69,13 @@ def test_unprivileged_user_gets_exit_3_naming_the_capabilities() -> None:
 
 def test_compile_failure_is_exit_1_with_the_compiler_log(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capfd: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "bpf"
     (broken / "include").mkdir(parents=True)
     (broken / "nodetrace.c").write_text("int broken( { this is not C }\n")
     monkeypatch.setattr(loader, "bpf_dir", lambda: broken)
     assert main(["trace", "--duration", "1", "-o", "jsonl"]) == 1
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()
     assert "compiling the BPF programs failed" in captured.err
     assert "error:" in captured.err  # clang's own diagnostics, not a Python traceback
     assert "Traceback" not in captured.err

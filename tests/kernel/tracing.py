@@ -87,7 +87,7 @@ def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
 
 
 # BCC names a tracepoint program after its function, less the "tracepoint__" prefix.
-OUR_PROGRAM_NAMES = {"skb__kfree_skb"}
+OUR_PROGRAM_NAMES = {"skb__kfree_skb", "tc_ingress", "tc_egress"}
 
 
 def our_bpf_programs() -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 from tracer import schema
 
 ROOT = Path(__file__).resolve().parents[2]
-STRUCTS = [schema.HDR, schema.TUPLE, *schema.RECORDS.values()]
+STRUCTS = [schema.HDR, schema.TUPLE, *schema.RECORDS.values(), *schema.MAP_STRUCTS]
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,10 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     for kind in schema.EvKind:
         lines.append(f'printf("enum EV_{kind.name} %d\\n", (int)EV_{kind.name});')
     lines.append('printf("enum LOSS_SLOTS %d\\n", (int)LOSS_SLOTS);')
+    for d in schema.FlowDirection:
+        lines.append(f'printf("enum FLOW_{d.name} %d\\n", (int)FLOW_{d.name});')
+    for r in schema.FlowReport:
+        lines.append(f'printf("enum FLOW_{r.name} %d\\n", (int)FLOW_{r.name});')
     for slot in schema.LossSlot:
         lines.append(f'printf("enum LOSS_{slot.name} %d\\n", (int)LOSS_{slot.name});')
     src = tmp_path_factory.mktemp("layout") / "layout.c"
@@ -58,6 +62,10 @@ def test_enums_match(c_layout: dict[str, int]) -> None:
     for slot in schema.LossSlot:
         assert c_layout[f"enum LOSS_{slot.name}"] == slot.value
     assert c_layout["enum LOSS_SLOTS"] == schema.LOSS_SLOTS
+    for d in schema.FlowDirection:
+        assert c_layout[f"enum FLOW_{d.name}"] == d.value
+    for r in schema.FlowReport:
+        assert c_layout[f"enum FLOW_{r.name}"] == r.value
 
 
 def test_header_len_field_fits_every_record() -> None:

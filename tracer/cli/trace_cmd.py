@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
                    help="stop after N events")
     p.add_argument("--all-netns", action="store_true",
                    help="every network namespace on the host, not only this node and its pods")
+    p.add_argument("--tc-mode", choices=("auto", "tcx", "legacy"), default="auto",
+                   help="how tc programs attach: tcx links (kernel >= 6.6, removed by the "
+                   "kernel if nodetrace dies) or legacy cls_bpf filters (default: auto)")
     p.add_argument("--include-unspecified", action="store_true",
                    help="also report frees with reason NOT_SPECIFIED (noisy: many are not "
                    "drops)")
@@ -57,5 +60,5 @@ def main(args: argparse.Namespace) -> int:
     install_stop_signals(stop)
     run(TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
                      all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
-                     stop_after=args.stop_after), sink, stop)
+                     stop_after=args.stop_after, tc_mode=args.tc_mode), sink, stop)
     return 0

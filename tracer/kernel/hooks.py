@@ -40,6 +40,9 @@ Hook = Tracepoint | Kprobe
 
 FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     "drops": (Tracepoint("skb", "kfree_skb"),),
+    # tc programs follow interfaces, so the module attaches none itself: see
+    # tracer/kernel/tc.py (tc_ingress / tc_egress on pod veths and uplinks)
+    "tc": (),
 }
 
 FAMILIES = tuple(FAMILY_HOOKS)

@@ -13,7 +13,7 @@ import ctypes
 import logging
 import os
 import re
-import tempfile
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,7 @@ def bpf_dir() -> Path:
 
 @dataclass(frozen=True)
 class BuildSpec:
-    families: frozenset[str] = frozenset({"drops"})
+    families: frozenset[str] = frozenset({"drops", "tc"})
     ringbuf_pages: int = 256          # power of two, x 4 KiB
     keep_not_specified: bool = False  # report SKB_DROP_REASON_NOT_SPECIFIED frees too
     wakeup_per_event: bool = False    # False: BPF_RB_NO_WAKEUP, drained on a timer
@@ -58,25 +58,21 @@ class KernelFacts:
 
 
 @contextlib.contextmanager
-def captured_output() -> Iterator[list[str]]:
-    """Capture what libbcc/clang/libbpf write to fds 1 and 2 (C code ignores sys.stderr).
+def stdout_to_stderr() -> Iterator[None]:
+    """Point fd 1 at fd 2 while libbcc, clang or libbpf may write.
 
-    stdout must stay clean for -o jsonl, and compiler/verifier logs belong in the
-    error we raise, not scattered on the terminal.
+    They print diagnostics from C, past sys.stdout, and stdout must stay clean for
+    -o jsonl.  stderr is left live rather than captured: LLVM calls exit() on some
+    backend errors, and a captured log would die with the process unseen.
     """
-    out: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            for fd in (1, 2):
-                os.dup2(tmp.fileno(), fd)
-            yield out
-        finally:
-            for fd, s in zip((1, 2), saved, strict=True):
-                os.dup2(s, fd)
-                os.close(s)
-            tmp.seek(0)
-            out.append(tmp.read().decode(errors="replace"))
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def drop_reason_names(btf: Btf) -> dict[int, str]:
@@ -175,7 +171,7 @@ class Module:
             def _trace_autoload(self) -> None:
                 pass
 
-        with captured_output() as out:
+        with stdout_to_stderr():
             try:
                 text = module_source(src / "nodetrace.c", (src / "include",))
                 self.bpf = _NoAutoload(text=text.encode(), cflags=flags)
@@ -185,14 +181,20 @@ class Module:
                 failure = None
         if failure is not None:
             raise BpfLoadError(f"compiling the BPF programs failed ({failure})",
-                               detail="".join(out)) from failure
+                               detail="(the compiler's or verifier's output is above)") from failure
         self.facts = KernelFacts(release=os.uname().release, drop_reasons=reasons,
                                  offsets=offs, headers=choice.describe())
         return self.facts
 
+    def tc_programs(self) -> dict[str, Any]:
+        """tc_ingress/tc_egress loaded as SCHED_CLS, by direction."""
+        bcc = _bcc()
+        return {d: self.load_program(f"tc_{d}", bcc.BPF.SCHED_CLS)
+                for d in ("ingress", "egress")}
+
     def load_program(self, fn_name: str, prog_type: int) -> Any:
         """Load one function into the kernel (verifier runs); no attach."""
-        with captured_output() as out:
+        with stdout_to_stderr():
             try:
                 fn = self.bpf.load_func(fn_name.encode(), prog_type)
             except Exception as exc:
@@ -201,7 +203,7 @@ class Module:
                 failure = None
         if failure is not None:
             raise BpfLoadError(f"the verifier rejected {fn_name} ({failure})",
-                               detail="".join(out)) from failure
+                               detail="(the compiler's or verifier's output is above)") from failure
         return fn
 
     # --- attach -----------------------------------------------------------------------
@@ -215,7 +217,7 @@ class Module:
             fn = self.load_program(hook.fn_name, bcc.BPF.KPROBE)
             attach = self.bpf.attach_kprobe
             where = {"event": hook.function.encode()}
-        with captured_output() as out:
+        with stdout_to_stderr():
             try:
                 attach(fn_name=fn.name, **where)
             except Exception as exc:
@@ -224,7 +226,7 @@ class Module:
                 failure = None
         if failure is not None:
             raise AttachError(f"attaching {hook.label} failed ({failure})",
-                              detail="".join(out)) from failure
+                              detail="(the compiler's or verifier's output is above)") from failure
         self.attached.append(hook.label)
 
     def _available(self, hook: Hook) -> str | None:
@@ -266,11 +268,13 @@ class Module:
         return loaded
 
     # --- maps -------------------------------------------------------------------------
-    def set_scope(self, netns_inodes: set[int] | None) -> None:
-        """Restrict events to these network namespaces (None: every namespace)."""
+    def set_scope(self, netns_inodes: set[int] | None, node_netns: int = 0) -> None:
+        """Restrict events to these network namespaces (None: every namespace);
+        `node_netns` labels the events of hooks that only see the node (tc)."""
         config = self.bpf["config"]
         value = config[ctypes.c_int(0)]
         value.scope_all = 1 if netns_inodes is None else 0
+        value.node_netns = node_netns
         config[ctypes.c_int(0)] = value
         if netns_inodes is None:
             return
@@ -289,7 +293,7 @@ class Module:
     # --- lifetime ---------------------------------------------------------------------
     def close(self) -> None:
         if self.bpf is not None:
-            with captured_output():
+            with stdout_to_stderr():
                 self.bpf.cleanup()
             self.bpf = None
             self.attached.clear()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer import schema
-from tracer.model import DropEvent, Endpoint, Event
+from tracer.model import DropEvent, Endpoint, Event, FlowEvent, NatEvent
 
 _HDR = schema.HDR.struct
 
@@ -24,6 +24,8 @@ class DecodeContext:
     drop_reasons: dict[int, str]
     resolve_location: Callable[[int], str]
     mono_to_wall_ns: int  # wall = mono + this
+    # tc hooks report an ifindex of the node namespace; the attach layer knows names
+    ifname_of: Callable[[int], str] = lambda _ifindex: ""
 
 
 def addr(family: int, raw: bytes) -> str | None:
@@ -85,9 +87,53 @@ def decode_drop(v: Fields, ctx: DecodeContext) -> DropEvent:
     )
 
 
+def _endpoints(v: Fields, prefix: str) -> tuple[Endpoint, Endpoint, int | None, int | None]:
+    """src, dst, icmp type, icmp code of the ev_tuple at `prefix`."""
+    family, proto = v[prefix + "family"], v[prefix + "proto"]
+    sport, dport = v[prefix + "sport"], v[prefix + "dport"]
+    ports = proto in (6, 17)
+    icmp = proto in (1, 58)
+    return (Endpoint(addr(family, v[prefix + "saddr"]), sport if ports else None),
+            Endpoint(addr(family, v[prefix + "daddr"]), dport if ports else None),
+            sport if icmp else None, dport if icmp else None)
+
+
+_DIRECTIONS = {int(d): d.name.lower() for d in schema.FlowDirection}
+_REPORTS = {int(r): r.name.lower() for r in schema.FlowReport}
+
+
+def decode_flow(v: Fields, ctx: DecodeContext) -> FlowEvent:
+    src, dst, icmp_type, icmp_code = _endpoints(v, "tuple.")
+    ts_ns = v["hdr.ts_ns"]
+    ifindex = v["ifindex"]
+    return FlowEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        ifindex=ifindex, ifname=ctx.ifname_of(ifindex),
+        direction=_DIRECTIONS.get(v["direction"], str(v["direction"])),
+        report=_REPORTS.get(v["report"], str(v["report"])),
+        family=v["tuple.family"], proto=v["tuple.proto"], src=src, dst=dst,
+        tcp_flags=v["tuple.tcp_flags"], tcp_flags_seen=v["tcp_flags_seen"],
+        icmp_type=icmp_type, icmp_code=icmp_code, packets=v["packets"], bytes=v["bytes"],
+        first_wall_ns=v["first_ns"] + ctx.mono_to_wall_ns,
+        last_wall_ns=v["last_ns"] + ctx.mono_to_wall_ns)
+
+
+def decode_nat(v: Fields, ctx: DecodeContext) -> NatEvent:
+    osrc, odst, _, _ = _endpoints(v, "orig.")
+    rsrc, rdst, _, _ = _endpoints(v, "reply.")
+    ts_ns = v["hdr.ts_ns"]
+    return NatEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        family=v["orig.family"], proto=v["orig.proto"], orig_src=osrc, orig_dst=odst,
+        reply_src=rsrc, reply_dst=rdst, status=v["status"], origin="kprobe",
+        manip="dst" if v["manip"] else "src", ct_event=None)
+
+
 # kind -> (wire struct, decode function).  Add a kind here and in schema.RECORDS.
 DECODERS: dict[schema.EvKind, tuple[schema.WireStruct, DecodeFn]] = {
     schema.EvKind.DROP: (schema.DROP, decode_drop),
+    schema.EvKind.FLOW: (schema.FLOW, decode_flow),
+    schema.EvKind.NAT: (schema.NAT, decode_nat),
 }
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tracer.model import DropEvent, Endpoint, Event, LostEvent, proto_name, tcp_flag_names
+from tracer.model import (
+    DropEvent,
+    Endpoint,
+    Event,
+    FlowEvent,
+    LostEvent,
+    NatEvent,
+    proto_name,
+    tcp_flag_names,
+)
 from tracer.timefmt import rfc3339_ns
 
 
@@ -36,6 +45,52 @@ def drop_record(ev: DropEvent) -> dict[str, Any]:
     return rec
 
 
+def flow_record(ev: FlowEvent) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "kind": "flow",
+        "time": rfc3339_ns(ev.wall_ns),
+        "netns": ev.netns,
+        "ifname": ev.ifname or None,
+        "ifindex": ev.ifindex,
+        "direction": ev.direction,
+        "report": ev.report,
+        "proto": proto_name(ev.proto),
+        "family": f"ipv{ev.family}",
+        "src": endpoint(ev.src),
+        "dst": endpoint(ev.dst),
+        "packets": ev.packets,
+        "bytes": ev.bytes,
+        "first": rfc3339_ns(ev.first_wall_ns),
+        "last": rfc3339_ns(ev.last_wall_ns),
+    }
+    if ev.proto == 6:
+        rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags_seen)
+        rec["packet_tcp_flags"] = tcp_flag_names(ev.tcp_flags)
+    if ev.icmp_type is not None:
+        rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
+    return rec
+
+
+def nat_record(ev: NatEvent) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "kind": "nat",
+        "time": rfc3339_ns(ev.wall_ns),
+        "netns": ev.netns,
+        "proto": proto_name(ev.proto),
+        "family": f"ipv{ev.family}",
+        "orig": {"src": endpoint(ev.orig_src), "dst": endpoint(ev.orig_dst)},
+        "reply": {"src": endpoint(ev.reply_src), "dst": endpoint(ev.reply_dst)},
+        "translation": list(ev.translation),
+        "replied": ev.replied,
+        "origin": ev.origin,
+    }
+    if ev.manip is not None:
+        rec["manip"] = ev.manip
+    if ev.ct_event is not None:
+        rec["ct_event"] = ev.ct_event
+    return rec
+
+
 def lost_record(ev: LostEvent) -> dict[str, Any]:
     return {"kind": "lost", "time": rfc3339_ns(ev.wall_ns), "layer": ev.layer,
             "count": ev.count, "total": ev.total}
@@ -44,6 +99,8 @@ def lost_record(ev: LostEvent) -> dict[str, Any]:
 # event type -> its record form; every model event type has one entry
 RECORD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {
     DropEvent: drop_record,
+    FlowEvent: flow_record,
+    NatEvent: nat_record,
     LostEvent: lost_record,
 }
 

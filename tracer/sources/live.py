@@ -11,7 +11,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tracer.kernel.loader import Module
@@ -32,14 +32,21 @@ class SourceStats:
 class LiveSource:
     def __init__(self, module: Module, decoder: Decoder, *,
                  drain_interval_s: float = 0.01, loss_interval_s: float = 1.0,
-                 scope: Callable[[], set[int] | None] | None = None,
-                 scope_interval_s: float = 2.0) -> None:
+                 inputs: Sequence[Callable[[], list[Event]]] = (),
+                 losses: Callable[[], dict[str, int]] | None = None,
+                 refresh: Callable[[], None] | None = None,
+                 refresh_interval_s: float = 2.0) -> None:
+        """`inputs` are other non-blocking event producers drained with the ring
+        buffer (conntrack); `losses` their loss counters by layer; `refresh` runs every
+        `refresh_interval_s` (scope and interface re-sync: pods come and go)."""
         self.module = module
         self.decoder = decoder
         self.drain_interval_s = drain_interval_s
         self.loss_interval_s = loss_interval_s
-        self.scope = scope
-        self.scope_interval_s = scope_interval_s
+        self.inputs = list(inputs)
+        self.losses = losses
+        self.refresh = refresh
+        self.refresh_interval_s = refresh_interval_s
         self._stats = SourceStats()
         self._pending: list[bytes] = []
         self._reported: dict[str, int] = {}
@@ -56,19 +63,25 @@ class LiveSource:
 
     def _drain(self) -> list[Event]:
         self.module.bpf.ring_buffer_consume()
-        if not self._pending:
-            return []
-        raws, self._pending = self._pending, []
-        self._stats.received += len(raws)
-        before = self.decoder.errors
-        events = self.decoder.decode_all(raws)
-        self._stats.decode_errors += self.decoder.errors - before
+        events: list[Event] = []
+        if self._pending:
+            raws, self._pending = self._pending, []
+            self._stats.received += len(raws)
+            before = self.decoder.errors
+            events = self.decoder.decode_all(raws)
+            self._stats.decode_errors += self.decoder.errors - before
+        for produce in self.inputs:
+            more = produce()
+            self._stats.received += len(more)
+            events.extend(more)
         return events
 
     def _loss(self, wall_ns: int) -> list[Event]:
         kernel = self.module.loss_counts()
         totals = {slot.name.lower(): kernel[slot] for slot in LossSlot}
         totals["decode"] = self._stats.decode_errors
+        if self.losses is not None:
+            totals.update(self.losses())
         out: list[Event] = []
         for layer, total in totals.items():
             prev = self._reported.get(layer, 0)
@@ -83,16 +96,16 @@ class LiveSource:
         """Yield decoded batches until `stop` is set; then drain what is queued and
         report the final loss, so nothing the kernel delivered is dropped on exit."""
         next_loss = time.monotonic() + self.loss_interval_s
-        next_scope = time.monotonic() + self.scope_interval_s
+        next_refresh = time.monotonic() + self.refresh_interval_s
         while not stop.is_set():
             batch = self._drain()
             now = time.monotonic()
             if now >= next_loss:
                 batch.extend(self._loss(time.time_ns()))
                 next_loss = now + self.loss_interval_s
-            if self.scope is not None and now >= next_scope:
-                self.module.set_scope(self.scope())
-                next_scope = now + self.scope_interval_s
+            if self.refresh is not None and now >= next_refresh:
+                self.refresh()
+                next_refresh = now + self.refresh_interval_s
             if batch:
                 yield batch
             stop.wait(self.drain_interval_s)

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Per-interface flows on pod veths (host side) and node uplinks, tc ingress+egress.
+ *
+ * Observe only: every path returns TC_ACT_UNSPEC (== TCX_NEXT), so the filters and
+ * programs after ours (a CNI's) still run, and no byte is written.  Packets are
+ * aggregated per flow in a bounded LRU table; an event is emitted only for a new
+ * flow, for each TCP SYN/FIN/RST (never aggregated away), and at most once per
+ * FLOW_UPDATE_NS per flow while it is active.  Only UAPI layouts are read here
+ * (__sk_buff and the packet bytes), so no BTF offsets are needed.
+ */
+#include <uapi/linux/pkt_cls.h>
+
+#ifndef FLOW_TABLE_SIZE
+#define FLOW_TABLE_SIZE 16384
+#endif
+#ifndef FLOW_UPDATE_NS
+#define FLOW_UPDATE_NS 1000000000ULL
+#endif
+
+#define TCP_CONTROL_FLAGS 0x07	/* FIN | SYN | RST */
+
+BPF_TABLE("lru_hash", struct flow_key, struct flow_val, flows, FLOW_TABLE_SIZE);
+
+/* Parse Ethernet / IPv4 / IPv6 / TCP / UDP / ICMP with direct packet access.
+ * Returns 0 with `key` and `*flags` filled, -1 for anything else (not traced). */
+static __always_inline int tc_parse(struct __sk_buff *skb, struct flow_key *key, u8 *flags)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	unsigned char *nh = (unsigned char *)data + 14;
+	unsigned char *l4;
+	u16 eth_proto;
+
+	if (nh > (unsigned char *)data_end)
+		return -1;
+	eth_proto = *(u16 *)((unsigned char *)data + 12);
+
+	if (eth_proto == bpf_htons(NT_ETH_P_IP)) {
+		if (nh + 20 > (unsigned char *)data_end)
+			return -1;
+		u8 ihl = (nh[0] & 0x0f) * 4;
+		if (ihl < 20)
+			return -1;
+		key->family = 4;
+		key->proto = nh[9];
+		__builtin_memcpy(key->saddr, nh + 12, 4);
+		__builtin_memcpy(key->daddr, nh + 16, 4);
+		if (*(u16 *)(nh + 6) & bpf_htons(0x1fff))
+			return 0;	/* later fragment: no L4 header */
+		l4 = nh + ihl;
+	} else if (eth_proto == bpf_htons(NT_ETH_P_IPV6)) {
+		if (nh + 40 > (unsigned char *)data_end)
+			return -1;
+		key->family = 6;
+		key->proto = nh[6];
+		__builtin_memcpy(key->saddr, nh + 8, 16);
+		__builtin_memcpy(key->daddr, nh + 24, 16);
+		l4 = nh + 40;
+	} else {
+		return -1;
+	}
+
+	if (key->proto == NT_IPPROTO_TCP) {
+		if (l4 + 14 > (unsigned char *)data_end)
+			return 0;
+		key->sport = bpf_ntohs(*(u16 *)l4);
+		key->dport = bpf_ntohs(*(u16 *)(l4 + 2));
+		*flags = l4[13];
+	} else if (key->proto == NT_IPPROTO_UDP) {
+		if (l4 + 4 > (unsigned char *)data_end)
+			return 0;
+		key->sport = bpf_ntohs(*(u16 *)l4);
+		key->dport = bpf_ntohs(*(u16 *)(l4 + 2));
+	} else if (key->proto == NT_IPPROTO_ICMP || key->proto == NT_IPPROTO_ICMPV6) {
+		if (l4 + 2 > (unsigned char *)data_end)
+			return 0;
+		key->sport = l4[0];
+		key->dport = l4[1];
+	}
+	return 0;
+}
+
+static __always_inline void emit_flow(const struct flow_key *key, const struct flow_val *v,
+				      u8 flags, u8 report)
+{
+	struct ev_flow *e = events.ringbuf_reserve(sizeof(struct ev_flow));
+	if (!e) {
+		count_loss(LOSS_RINGBUF_RESERVE);
+		return;
+	}
+	int zero = 0;
+	struct nt_config *cfg = config.lookup(&zero);
+	e->hdr.ts_ns = v->last_ns;
+	e->hdr.netns_ino = cfg ? cfg->node_netns : 0;
+	e->hdr.kind = EV_FLOW;
+	e->hdr.len = sizeof(struct ev_flow);
+	__builtin_memcpy(e->tuple.saddr, key->saddr, 16);
+	__builtin_memcpy(e->tuple.daddr, key->daddr, 16);
+	e->tuple.sport = key->sport;
+	e->tuple.dport = key->dport;
+	e->tuple.family = key->family;
+	e->tuple.proto = key->proto;
+	e->tuple.tcp_flags = flags;
+	e->tuple._pad = 0;
+	e->first_ns = v->first_ns;
+	e->last_ns = v->last_ns;
+	e->packets = v->packets;
+	e->bytes = v->bytes;
+	e->ifindex = key->ifindex;
+	e->direction = key->direction;
+	e->report = report;
+	e->tcp_flags_seen = (u8)v->tcp_flags_seen;
+	e->_pad = 0;
+	events.ringbuf_submit(e, RB_FLAGS);
+}
+
+static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
+{
+	struct flow_key key = {};
+	u8 flags = 0;
+
+	if (tc_parse(skb, &key, &flags) < 0)
+		return TC_ACT_UNSPEC;
+	key.ifindex = skb->ifindex;
+	key.direction = direction;
+
+	u64 now = bpf_ktime_get_ns();
+	u32 len = skb->len;
+	struct flow_val *v = flows.lookup(&key);
+	if (!v) {
+		struct flow_val fresh = {};
+		fresh.first_ns = now;
+		fresh.last_ns = now;
+		fresh.reported_ns = now;
+		fresh.packets = 1;
+		fresh.bytes = len;
+		fresh.tcp_flags_seen = flags;
+		int err = flows.insert(&key, &fresh);
+		if (err == 0) {
+			emit_flow(&key, &fresh, flags, FLOW_NEW);
+			return TC_ACT_UNSPEC;
+		}
+		/* -EEXIST: another CPU created it first; anything else: no room */
+		v = flows.lookup(&key);
+		if (!v) {
+			count_loss(LOSS_FLOW_MAP_FULL);
+			if (flags & TCP_CONTROL_FLAGS)
+				emit_flow(&key, &fresh, flags, FLOW_TCP_CONTROL);
+			return TC_ACT_UNSPEC;
+		}
+	}
+	__sync_fetch_and_add(&v->packets, 1);
+	__sync_fetch_and_add(&v->bytes, len);
+	if ((v->tcp_flags_seen & flags) != flags)
+		__sync_fetch_and_or(&v->tcp_flags_seen, (u64)flags);
+	v->last_ns = now;
+	if (flags & TCP_CONTROL_FLAGS) {
+		v->reported_ns = now;
+		emit_flow(&key, v, flags, FLOW_TCP_CONTROL);
+	} else if (now - v->reported_ns >= FLOW_UPDATE_NS) {
+		v->reported_ns = now;
+		emit_flow(&key, v, flags, FLOW_UPDATE);
+	}
+	return TC_ACT_UNSPEC;
+}
