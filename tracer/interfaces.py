@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -64,3 +65,26 @@ def discover() -> list[Iface]:
         elif kind == "veth" and peer_elsewhere:
             out.append(Iface(idx, name, ROLE_POD, kind, mine))
     return sorted(out, key=lambda i: i.ifindex)
+
+
+def pod_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Networks the node reaches through its pod interfaces: connected routes on CNI
+    bridges (flannel's cni0: the node's pod CIDR) and routes out of pod veths."""
+    with _iproute() as ipr:
+        links = {int(link["index"]): link for link in ipr.get_links()}
+        out = []
+        for family in (2, 10):
+            for r in ipr.get_routes(family=family, table=254):
+                oif = r.get("RTA_OIF")
+                dst = r.get("RTA_DST")
+                if oif is None or dst is None or r.get("dst_len") == 0:
+                    continue
+                link = links.get(int(oif))
+                if link is None:
+                    continue
+                kind = link.get(("linkinfo", "kind"))
+                pod_veth = kind == "veth" and link.get("IFLA_LINK_NETNSID") is not None
+                if kind == "bridge" or (pod_veth and r.get("RTA_GATEWAY") is None
+                                        and r.get("scope") == 253 and r.get("proto") != 2):
+                    out.append(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False))
+    return out

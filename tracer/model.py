@@ -70,6 +70,8 @@ class FlowEvent:
     bytes: int
     first_wall_ns: int
     last_wall_ns: int
+    role: str = ""                 # the hook's interface: "pod" veth or node "uplink"
+    marks: tuple[str, ...] = ()    # path findings added by tracer/pipeline/path.py
 
     kind = "flow"
 

@@ -7,6 +7,7 @@ duration all leave the kernel as it was found.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
-from tracer.interfaces import discover
+from tracer.interfaces import discover, pod_networks
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module
 from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
+from tracer.pipeline.path import PathMarker
 from tracer.scope import node_namespaces, own_netns_inode
 from tracer.sources.live import LiveSource, SourceStats
 from tracer.timefmt import mono_to_wall_offset_ns
@@ -43,6 +45,8 @@ class TraceOptions:
     keep_not_specified: bool = False   # also SKB_DROP_REASON_NOT_SPECIFIED frees
     stop_after: int | None = None      # stop after this many events
     tc_mode: str = "auto"              # "auto" (tcx where the kernel has it), "tcx", "legacy"
+    cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
+    service_cidrs: tuple[str, ...] = ()
 
 
 def write_ready_file(path: Path, attached: list[str]) -> None:
@@ -88,7 +92,11 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         decoder = Decoder(DecodeContext(drop_reasons=facts.drop_reasons,
                                         resolve_location=Ksyms().resolve,
                                         mono_to_wall_ns=mono_to_wall_offset_ns(),
-                                        ifname_of=tc.ifname_of))
+                                        ifname_of=tc.ifname_of, role_of=tc.role_of))
+        marker = PathMarker(
+            [ipaddress.ip_network(c, strict=False) for c in opts.cluster_cidrs]
+            or pod_networks(),
+            [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs])
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             losses=lambda: {"conntrack": conntrack.overflows},
                             refresh=refresh)
@@ -106,6 +114,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             stack.callback(timer.cancel)
         seen = 0
         for batch in source.batches(stop):
+            batch = marker.process(batch)
             sink.write(batch)
             seen += len(batch)
             if opts.stop_after is not None and seen >= opts.stop_after:

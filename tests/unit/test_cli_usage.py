@@ -23,6 +23,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     ["trace", "--duration", "-1"],
     ["trace", "--stop-after", "0"],
     ["doctor", "-o", "xml"],
+    ["trace", "--ready-file", "/nonexistent/dir/ready"],
+    ["trace", "--cluster-cidr", "10.42.0.0/33"],
+    ["trace", "--tc-mode", "magic"],
     ["no-such-command"],
 ])
 def test_usage_errors_exit_2_with_usage(argv: list[str]) -> None:

@@ -6,10 +6,16 @@ import argparse
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-from tracer.cli.options import add_output, positive_float, positive_int, resolve_output
+from tracer.cli.options import (
+    add_output,
+    cidr,
+    positive_float,
+    positive_int,
+    resolve_output,
+    writable_path,
+)
 from tracer.session import Sink, TraceOptions, run
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.table import TableSink
@@ -30,7 +36,7 @@ def register(sub: Any) -> None:
     add_output(p)
     p.add_argument("--duration", type=positive_float, metavar="S",
                    help="stop S seconds after every probe is attached")
-    p.add_argument("--ready-file", type=Path, metavar="F",
+    p.add_argument("--ready-file", type=writable_path, metavar="F",
                    help="write F once every probe is attached (for scripts and tests)")
     p.add_argument("--stop-after", type=positive_int, metavar="N",
                    help="stop after N events")
@@ -39,6 +45,11 @@ def register(sub: Any) -> None:
     p.add_argument("--tc-mode", choices=("auto", "tcx", "legacy"), default="auto",
                    help="how tc programs attach: tcx links (kernel >= 6.6, removed by the "
                    "kernel if nodetrace dies) or legacy cls_bpf filters (default: auto)")
+    p.add_argument("--cluster-cidr", action="append", default=[], metavar="CIDR",
+                   type=cidr, help="the cluster's pod network (repeatable; default: the "
+                   "node's own pod networks, from its routes)")
+    p.add_argument("--service-cidr", action="append", default=[], metavar="CIDR", type=cidr,
+                   help="the cluster's Service network (repeatable)")
     p.add_argument("--include-unspecified", action="store_true",
                    help="also report frees with reason NOT_SPECIFIED (noisy: many are not "
                    "drops)")
@@ -60,5 +71,7 @@ def main(args: argparse.Namespace) -> int:
     install_stop_signals(stop)
     run(TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
                      all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
-                     stop_after=args.stop_after, tc_mode=args.tc_mode), sink, stop)
+                     stop_after=args.stop_after, tc_mode=args.tc_mode,
+                     cluster_cidrs=tuple(args.cluster_cidr),
+                     service_cidrs=tuple(args.service_cidr)), sink, stop)
     return 0

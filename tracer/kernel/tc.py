@@ -132,7 +132,8 @@ class TcAttacher:
         self.tag = owner_tag()
         self._ipr: Any = None
         self.attached: dict[int, _Attachment] = {}
-        self._names: dict[int, str] = {}  # every interface ever attached: late events
+        self._names: dict[int, str] = {}
+        self._roles: dict[int, str] = {}  # every interface ever attached: late events
                                           # from a deleted pod veth still get a name
 
     def _netlink(self) -> Any:
@@ -161,6 +162,7 @@ class TcAttacher:
             raise AttachError(f"attaching tc programs to {iface.name} failed: {exc}") from exc
         self.attached[iface.ifindex] = att
         self._names[iface.ifindex] = iface.name
+        self._roles[iface.ifindex] = iface.role
         log.debug("tc attached to %s (%s, %s)", iface.name, iface.role, self.mode)
 
     def _attach_legacy(self, att: _Attachment) -> None:
@@ -213,6 +215,9 @@ class TcAttacher:
 
     def ifname_of(self, ifindex: int) -> str:
         return self._names.get(ifindex, "")
+
+    def role_of(self, ifindex: int) -> str:
+        return self._roles.get(ifindex, "")
 
     def close(self) -> None:
         for idx in list(self.attached):

@@ -26,6 +26,7 @@ class DecodeContext:
     mono_to_wall_ns: int  # wall = mono + this
     # tc hooks report an ifindex of the node namespace; the attach layer knows names
     ifname_of: Callable[[int], str] = lambda _ifindex: ""
+    role_of: Callable[[int], str] = lambda _ifindex: ""
 
 
 def addr(family: int, raw: bytes) -> str | None:
@@ -108,7 +109,7 @@ def decode_flow(v: Fields, ctx: DecodeContext) -> FlowEvent:
     ifindex = v["ifindex"]
     return FlowEvent(
         ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
-        ifindex=ifindex, ifname=ctx.ifname_of(ifindex),
+        ifindex=ifindex, ifname=ctx.ifname_of(ifindex), role=ctx.role_of(ifindex),
         direction=_DIRECTIONS.get(v["direction"], str(v["direction"])),
         report=_REPORTS.get(v["report"], str(v["report"])),
         family=v["tuple.family"], proto=v["tuple.proto"], src=src, dst=dst,

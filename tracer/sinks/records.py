@@ -52,6 +52,7 @@ def flow_record(ev: FlowEvent) -> dict[str, Any]:
         "netns": ev.netns,
         "ifname": ev.ifname or None,
         "ifindex": ev.ifindex,
+        "role": ev.role or None,
         "direction": ev.direction,
         "report": ev.report,
         "proto": proto_name(ev.proto),
@@ -66,6 +67,8 @@ def flow_record(ev: FlowEvent) -> dict[str, Any]:
     if ev.proto == 6:
         rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags_seen)
         rec["packet_tcp_flags"] = tcp_flag_names(ev.tcp_flags)
+    if ev.marks:
+        rec["marks"] = list(ev.marks)
     if ev.icmp_type is not None:
         rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
     return rec
