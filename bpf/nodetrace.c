@@ -33,3 +33,16 @@ int tc_egress(struct __sk_buff *skb)
 	return tc_observe(skb, FLOW_EGRESS);
 }
 #endif
+
+#ifdef WITH_NAT
+#include <uapi/linux/ptrace.h>	/* struct pt_regs: the x86-64 register frame (ABI) */
+#include "nat.c"
+
+/* nf_nat_manip_pkt(struct sk_buff *skb, struct nf_conn *ct,
+ *                  enum nf_nat_manip_type mtype, enum ip_conntrack_dir dir) */
+int kp_nf_nat_manip_pkt(struct pt_regs *ctx)
+{
+	return on_nat_manip((const void *)PT_REGS_PARM2(ctx), (u32)PT_REGS_PARM3(ctx),
+			    (u32)PT_REGS_PARM4(ctx));
+}
+#endif

@@ -19,8 +19,9 @@ from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
 from tracer.interfaces import discover, pod_networks
+from tracer.kernel.features import kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
-from tracer.kernel.loader import BuildSpec, Module
+from tracer.kernel.loader import BuildSpec, Module, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
@@ -57,7 +58,12 @@ def write_ready_file(path: Path, attached: list[str]) -> None:
 
 def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
     with contextlib.ExitStack() as stack:
-        module = stack.enter_context(Module(BuildSpec(keep_not_specified=opts.keep_not_specified)))
+        require_privileges()  # before anything touches tracefs or netlink
+        families = {"drops", "tc"}
+        if kprobes_available(tracefs_dir()):
+            families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
+        module = stack.enter_context(Module(BuildSpec(
+            families=frozenset(families), keep_not_specified=opts.keep_not_specified)))
         facts = module.load()
         node_ino = own_netns_inode()
         scope_fn = None if opts.all_netns else node_namespaces

@@ -32,7 +32,7 @@ def compiler_offsets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]
     with header.open("w") as f:
         subprocess.run([bpftool, "btf", "dump", "file", str(VMLINUX_BTF), "format", "c"],
                        stdout=f, check=True)
-    paths = [*offsets.FIELDS.values(), *EXTRA_PATHS]
+    paths = [*offsets.FIELDS.values(), *offsets.NAT_FIELDS.values(), *EXTRA_PATHS]
     body = "\n".join(
         f'printf("{p} %zu\\n", __builtin_offsetof(struct {p.split(".", 1)[0]}, '
         f'{p.split(".", 1)[1]}));' for p in paths)
@@ -45,7 +45,8 @@ def compiler_offsets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]
     return {k: int(v) for k, v in (line.split() for line in out.splitlines())}
 
 
-@pytest.mark.parametrize("path", [*offsets.FIELDS.values(), *EXTRA_PATHS])
+@pytest.mark.parametrize("path", [*offsets.FIELDS.values(), *offsets.NAT_FIELDS.values(),
+                                  *EXTRA_PATHS])
 def test_offset_matches_bpftool_layout(btf: Btf, compiler_offsets: dict[str, int],
                                        path: str) -> None:
     assert btf.offset_of(path) == compiler_offsets[path]

@@ -91,3 +91,50 @@ def test_jsonl_sink_writes_one_parsable_object_per_line() -> None:
     JsonlSink(out).write(d.decode_all([drop_bytes(), drop_bytes(reason_raw=3)]))
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["reason"] for line in lines] == ["NETFILTER_DROP", "NO_SOCKET"]
+
+
+def _tuple_fields(prefix: str, src: str, dst: str, sport: int, dport: int) -> dict[str, object]:
+    return {f"{prefix}.saddr": socket.inet_pton(socket.AF_INET, src),
+            f"{prefix}.daddr": socket.inet_pton(socket.AF_INET, dst),
+            f"{prefix}.sport": sport, f"{prefix}.dport": dport, f"{prefix}.family": 4,
+            f"{prefix}.proto": 6, f"{prefix}.tcp_flags": 0, f"{prefix}._pad": 0}
+
+
+def _pack(ws: schema.WireStruct, values: dict[str, object]) -> bytes:
+    full: dict[str, object] = {f.name: (b"" if f.fmt.endswith("s") else 0) for f in ws.fields}
+    full.update(values)
+    return ws.struct.pack(*(full[n] for n in ws.names))
+
+
+def test_kprobe_nat_record_decodes_to_the_nat_json_form() -> None:
+    raw = _pack(schema.NAT, {
+        "hdr.ts_ns": 1, "hdr.netns_ino": 7, "hdr.kind": int(schema.EvKind.NAT),
+        "hdr.len": schema.NAT.size, "status": 0x1BE, "manip": 1, "dir": 0,
+        **_tuple_fields("orig", "10.42.0.5", "10.43.0.10", 40000, 80),
+        **_tuple_fields("reply", "10.42.1.7", "192.168.1.11", 8080, 40000)})
+    ev = Decoder(CTX).decode(raw)
+    assert ev is not None
+    rec = event_record(ev)
+    assert rec["orig"] == {"src": {"ip": "10.42.0.5", "port": 40000},
+                           "dst": {"ip": "10.43.0.10", "port": 80}}
+    assert rec["reply"]["src"] == {"ip": "10.42.1.7", "port": 8080}
+    assert rec["translation"] == ["dnat", "snat"] and rec["replied"] is True
+    assert rec["origin"] == "kprobe" and rec["manip"] == "dst"
+
+
+def test_flow_record_has_the_fixed_names() -> None:
+    raw = _pack(schema.FLOW, {
+        "hdr.ts_ns": 10, "hdr.netns_ino": 7, "hdr.kind": int(schema.EvKind.FLOW),
+        "hdr.len": schema.FLOW.size, "first_ns": 5, "last_ns": 10, "packets": 3,
+        "bytes": 180, "ifindex": 4, "direction": 1, "report": 2, "tcp_flags_seen": 0x12,
+        **_tuple_fields("tuple", "10.42.0.5", "192.168.2.10", 40000, 5432)})
+    ctx = DecodeContext(drop_reasons={}, resolve_location=str, mono_to_wall_ns=0,
+                        ifname_of=lambda i: {4: "eth0"}[i], role_of=lambda i: "uplink")
+    ev = Decoder(ctx).decode(raw)
+    assert ev is not None
+    rec = event_record(ev)
+    assert {k: rec[k] for k in ("kind", "ifname", "role", "direction", "report", "packets",
+                                "bytes", "tcp_flags")} == {
+        "kind": "flow", "ifname": "eth0", "role": "uplink", "direction": "egress",
+        "report": "tcp_control", "packets": 3, "bytes": 180, "tcp_flags": ["SYN", "ACK"]}
+    assert rec["src"] == {"ip": "10.42.0.5", "port": 40000}

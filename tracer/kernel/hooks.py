@@ -43,6 +43,9 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     # tc programs follow interfaces, so the module attaches none itself: see
     # tracer/kernel/tc.py (tc_ingress / tc_egress on pod veths and uplinks)
     "tc": (),
+    # per-packet NAT decisions; built only where kprobes exist (conntrack events
+    # report NAT everywhere else)
+    "nat": (Kprobe("nf_nat_manip_pkt", "kp_nf_nat_manip_pkt"),),
 }
 
 FAMILIES = tuple(FAMILY_HOOKS)

@@ -125,6 +125,13 @@ def cflags_for(spec: BuildSpec, offs: dict[str, int], reasons: dict[str, int],
     return flags
 
 
+def require_privileges() -> None:
+    missing = missing_privileges()
+    if missing:
+        raise PrerequisiteError("missing privileges to load BPF programs: "
+                                + ", ".join(missing), fix="run as root (sudo)")
+
+
 def _bcc() -> Any:
     try:
         import bcc
@@ -150,16 +157,13 @@ class Module:
 
     # --- build ------------------------------------------------------------------------
     def load(self) -> KernelFacts:
-        missing = missing_privileges()
-        if missing:
-            raise PrerequisiteError("missing privileges to load BPF programs: "
-                                    + ", ".join(missing), fix="run as root (sudo)")
+        require_privileges()
         bcc = _bcc()
         choice = headers.resolve()
         choice.apply()
         ensure_tracefs()
         with Btf() as btf:
-            offs = offsets.resolve(btf)
+            offs = offsets.resolve(btf, self.spec.families)
             reason_values = btf.enum_values("skb_drop_reason")
             reasons = drop_reason_names(btf)
         src = bpf_dir()

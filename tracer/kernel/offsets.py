@@ -26,6 +26,22 @@ FIELDS: dict[str, str] = {
     "OFF_NET_INUM": "net.ns.inum",
 }
 
+# Only for the kprobe NAT family (bpf/nat.c): nf_conn and its tuples.
+NAT_FIELDS: dict[str, str] = {
+    "OFF_CT_TUPLEHASH": "nf_conn.tuplehash",
+    "OFF_CT_STATUS": "nf_conn.status",
+    "OFF_CT_NET": "nf_conn.ct_net.net",
+    "OFF_CTH_TUPLE": "nf_conntrack_tuple_hash.tuple",
+    "OFF_CTT_SRC_U3": "nf_conntrack_tuple.src.u3",
+    "OFF_CTT_SRC_U_ALL": "nf_conntrack_tuple.src.u.all",
+    "OFF_CTT_SRC_L3NUM": "nf_conntrack_tuple.src.l3num",
+    "OFF_CTT_DST_U3": "nf_conntrack_tuple.dst.u3",
+    "OFF_CTT_DST_U_ALL": "nf_conntrack_tuple.dst.u.all",
+    "OFF_CTT_DST_PROTONUM": "nf_conntrack_tuple.dst.protonum",
+}
+# struct sizes the NAT family needs (array strides)
+NAT_SIZES: dict[str, str] = {"SIZEOF_CT_TUPLE_HASH": "nf_conntrack_tuple_hash"}
+
 # Drop reasons the drop program must recognise by value (names are stable; values
 # are not: NETFILTER_DROP is 6, 7 or 12 depending on the kernel).
 REASON_MACROS: dict[str, str] = {
@@ -35,8 +51,12 @@ REASON_MACROS: dict[str, str] = {
 }
 
 
-def resolve(btf: Btf) -> dict[str, int]:
-    return {macro: btf.offset_of(path) for macro, path in FIELDS.items()}
+def resolve(btf: Btf, families: frozenset[str] = frozenset()) -> dict[str, int]:
+    out = {macro: btf.offset_of(path) for macro, path in FIELDS.items()}
+    if "nat" in families:
+        out.update({macro: btf.offset_of(path) for macro, path in NAT_FIELDS.items()})
+        out.update({macro: btf.size_of(struct) for macro, struct in NAT_SIZES.items()})
+    return out
 
 
 def reason_defines(reasons: dict[str, int]) -> dict[str, int]:
