@@ -4,6 +4,12 @@
 as its source, to a destination outside the pod and service networks.  Replies to a
 pod address cannot come back from outside the cluster: this is the shape of a missing
 MASQUERADE (or of an overlay/route that is not there).
+
+`syn-retransmits`: a TCP flow that has carried only SYNs, more than one: the handshake
+is being retried and nothing has answered on this hook.
+
+`dnat-endpoint-dropped`: a packet to an endpoint the node just chose by DNAT (a
+Service backend) was dropped: the translation happened, the backend is unreachable.
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from tracer.interfaces import ROLE_UPLINK
-from tracer.model import Event, FlowEvent
+from tracer.model import DropEvent, Event, FlowEvent, NatEvent
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 UNTRANSLATED_POD_SOURCE = "untranslated-pod-source"
+SYN_RETRANSMITS = "syn-retransmits"
+DNAT_ENDPOINT_DROPPED = "dnat-endpoint-dropped"
+TCP_SYN = 0x02
+DNAT_MEMORY_NS = 120 * 1_000_000_000   # how long a DNAT choice is remembered
+MAX_DNAT_ENDPOINTS = 65536
 
 
 class PathMarker:
@@ -25,6 +36,8 @@ class PathMarker:
                  service_networks: Iterable[Network] = ()) -> None:
         self.pod_networks = tuple(pod_networks)
         self.cluster_networks = self.pod_networks + tuple(service_networks)
+        # (endpoint ip, port) -> wall time it was last chosen by DNAT
+        self._dnat_endpoints: dict[tuple[str | None, int | None], int] = {}
 
     def _inside(self, ip: str | None, nets: Sequence[Network]) -> bool:
         if ip is None:
@@ -32,16 +45,37 @@ class PathMarker:
         addr = ipaddress.ip_address(ip)
         return any(addr in net for net in nets if net.version == addr.version)
 
+    def _forget_before(self, wall_ns: int) -> None:
+        self._dnat_endpoints = {k: t for k, t in self._dnat_endpoints.items() if t >= wall_ns}
+        if len(self._dnat_endpoints) > MAX_DNAT_ENDPOINTS:  # still too many: oldest go
+            newest = sorted(self._dnat_endpoints.items(), key=lambda kv: kv[1])
+            self._dnat_endpoints = dict(newest[-MAX_DNAT_ENDPOINTS // 2:])
+
+    def _flow_marks(self, ev: FlowEvent) -> tuple[str, ...]:
+        marks = []
+        if (ev.role == ROLE_UPLINK and ev.direction == "egress"
+                and self._inside(ev.src.ip, self.pod_networks)
+                and not self._inside(ev.dst.ip, self.cluster_networks)):
+            marks.append(UNTRANSLATED_POD_SOURCE)
+        if ev.proto == 6 and ev.tcp_flags_seen == TCP_SYN and ev.packets >= 2:
+            marks.append(SYN_RETRANSMITS)
+        return tuple(m for m in marks if m not in ev.marks)
+
     def process(self, batch: list[Event]) -> list[Event]:
-        if not self.pod_networks:
-            return batch
         out: list[Event] = []
         for ev in batch:
-            if (isinstance(ev, FlowEvent) and ev.role == ROLE_UPLINK
-                    and ev.direction == "egress"
-                    and self._inside(ev.src.ip, self.pod_networks)
-                    and not self._inside(ev.dst.ip, self.cluster_networks)
-                    and UNTRANSLATED_POD_SOURCE not in ev.marks):
-                ev = dataclasses.replace(ev, marks=(*ev.marks, UNTRANSLATED_POD_SOURCE))
+            if isinstance(ev, FlowEvent):
+                new = self._flow_marks(ev)
+                if new:
+                    ev = dataclasses.replace(ev, marks=(*ev.marks, *new))
+            elif isinstance(ev, NatEvent) and "dnat" in ev.translation:
+                # the reply comes from the endpoint the connection was DNATed to
+                self._dnat_endpoints[(ev.reply_src.ip, ev.reply_src.port)] = ev.wall_ns
+                if len(self._dnat_endpoints) > MAX_DNAT_ENDPOINTS:
+                    self._forget_before(ev.wall_ns - DNAT_MEMORY_NS)
+            elif isinstance(ev, DropEvent) and self._dnat_endpoints:
+                chosen = self._dnat_endpoints.get((ev.dst.ip, ev.dst.port))
+                if chosen is not None and ev.wall_ns - chosen < DNAT_MEMORY_NS:
+                    ev = dataclasses.replace(ev, marks=(*ev.marks, DNAT_ENDPOINT_DROPPED))
             out.append(ev)
         return out

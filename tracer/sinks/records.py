@@ -42,6 +42,8 @@ def drop_record(ev: DropEvent) -> dict[str, Any]:
         rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags)
     if ev.icmp_type is not None:
         rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
+    if ev.marks:
+        rec["marks"] = list(ev.marks)
     return rec
 
 

@@ -1,27 +1,81 @@
-"""-o table: aligned columns for people (until the TUI takes the terminal)."""
+"""-o table: one aligned line per event, for people (until the TUI takes the terminal).
+
+    TIME   KIND  WHERE                 WHAT
+    05:44  drop  veth-pod              tcp 10.88.0.2:49942 → 10.88.0.1:5432  NETFILTER_DROP at …
+    05:44  nat   node                  tcp 10.42.0.5:40000 → 10.43.0.10:80 ⇒ 10.42.1.7:8080 [dnat]
+    05:44  flow  eth0 egress (uplink)  tcp 10.42.0.5:40000 → 192.168.2.10:5432  2 pkts 120 B SYN
+                                       !untranslated-pod-source
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
-from tracer.model import DropEvent, Endpoint, Event, LostEvent, proto_name
+from tracer.model import (
+    DropEvent,
+    Endpoint,
+    Event,
+    FlowEvent,
+    LostEvent,
+    NatEvent,
+    proto_name,
+    tcp_flag_names,
+)
 from tracer.timefmt import rfc3339_ns
 
-COLUMNS = (("TIME", 15), ("NETNS", 10), ("IF", 10), ("PROTO", 6), ("SOURCE", 28),
-           ("DESTINATION", 28), ("REASON", 22), ("LOCATION", 0))
+HEADER = f"{'TIME':<15}  {'KIND':<4}  {'WHERE':<24}  WHAT"
 
 
-def _ep(ep: Endpoint) -> str:
-    if ep.ip is None:
+def ep(e: Endpoint) -> str:
+    if e.ip is None:
         return "-"
-    host = f"[{ep.ip}]" if ":" in ep.ip and ep.port is not None else ep.ip
-    return f"{host}:{ep.port}" if ep.port is not None else host
+    host = f"[{e.ip}]" if ":" in e.ip and e.port is not None else e.ip
+    return f"{host}:{e.port}" if e.port is not None else host
 
 
-def _row(cells: Sequence[str]) -> str:
-    return "  ".join(c.ljust(w) if w else c
-                     for c, (_, w) in zip(cells, COLUMNS, strict=True)).rstrip()
+def _marks(marks: tuple[str, ...]) -> str:
+    return "  " + " ".join(f"!{m}" for m in marks) if marks else ""
+
+
+def drop_line(ev: DropEvent) -> tuple[str, str]:
+    proto = proto_name(ev.proto) if ev.family else f"l3:{ev.l3_proto:#06x}"
+    return (ev.ifname or "-",
+            f"{proto} {ep(ev.src)} → {ep(ev.dst)}  {ev.reason} at {ev.location}"
+            + _marks(ev.marks))
+
+
+def flow_line(ev: FlowEvent) -> tuple[str, str]:
+    flags = "|".join(tcp_flag_names(ev.tcp_flags_seen)) if ev.proto == 6 else ""
+    role = f" ({ev.role})" if ev.role else ""
+    return (f"{ev.ifname or ev.ifindex} {ev.direction}{role}",
+            f"{proto_name(ev.proto)} {ep(ev.src)} → {ep(ev.dst)}  {ev.packets} pkts "
+            f"{ev.bytes} B {flags}".rstrip() + _marks(ev.marks))
+
+
+def nat_line(ev: NatEvent) -> tuple[str, str]:
+    # orig: what the client sent; reply tuple reversed: where it really went / came from
+    text = f"{proto_name(ev.proto)} {ep(ev.orig_src)} → {ep(ev.orig_dst)}"
+    if "dnat" in ev.translation:
+        text += f" ⇒ {ep(ev.reply_src)}"
+    text += f" [{','.join(ev.translation)}]"
+    if "snat" in ev.translation:
+        text += f" as {ep(ev.reply_dst)}"
+    state = {"destroy": "ended"}.get(ev.ct_event or "", "")
+    text += "  " + ("replied" if ev.replied else "no reply yet") + (f", {state}" if state else "")
+    return ("node", text)
+
+
+def lost_line(ev: LostEvent) -> tuple[str, str]:
+    return ("-", f"!! LOST {ev.count} events ({ev.layer}); {ev.total} in total")
+
+
+LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {
+    DropEvent: drop_line,
+    FlowEvent: flow_line,
+    NatEvent: nat_line,
+    LostEvent: lost_line,
+}
 
 
 class TableSink:
@@ -34,17 +88,14 @@ class TableSink:
             return
         lines: list[str] = []
         if not self._header:
-            lines.append(_row([name for name, _ in COLUMNS]))
+            lines.append(HEADER)
             self._header = True
         for ev in batch:
-            clock = rfc3339_ns(ev.wall_ns)[11:26]
-            if isinstance(ev, DropEvent):
-                proto = proto_name(ev.proto) if ev.family else f"l3:{ev.l3_proto:#06x}"
-                lines.append(_row([clock, str(ev.netns), ev.ifname or "-", proto,
-                                   _ep(ev.src), _ep(ev.dst), ev.reason, ev.location]))
-            elif isinstance(ev, LostEvent):
-                lines.append(f"{clock}  !! LOST {ev.count} events ({ev.layer}); "
-                             f"{ev.total} in total")
+            fn = LINE_FNS.get(type(ev))
+            if fn is None:
+                continue
+            where, what = fn(ev)
+            lines.append(f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  {ev.kind:<4}  {where:<24}  {what}")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
