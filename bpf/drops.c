@@ -6,6 +6,35 @@
  * kernel's plain kfree_skb() reports it for many frees that lose no traffic (see
  * docs/events.md).  Reason values come from the running kernel's BTF (-D REASON_*).
  */
+#ifndef DROP_REPORT_NS
+#define DROP_REPORT_NS 1000000000ULL
+#endif
+
+BPF_TABLE("lru_hash", struct drop_key, struct drop_val, drop_seen, 8192);
+
+/* 1: report this drop now (with *count drops), 0: counted, reported later. */
+static __always_inline int drop_should_report(struct drop_key *key, u64 now, u32 *count)
+{
+	*count = 1;
+	if (key->tuple.proto == NT_IPPROTO_TCP && (key->tuple.tcp_flags & 0x07))
+		return 1;	/* SYN/FIN/RST: never aggregated away */
+	struct drop_val *v = drop_seen.lookup(key);
+	if (!v) {
+		struct drop_val fresh = {};
+		fresh.reported_ns = now;
+		drop_seen.update(key, &fresh);
+		return 1;
+	}
+	if (now - v->reported_ns < DROP_REPORT_NS) {
+		__sync_fetch_and_add(&v->unreported, 1);
+		return 0;
+	}
+	*count = (u32)v->unreported + 1;
+	v->unreported = 0;
+	v->reported_ns = now;
+	return 1;
+}
+
 static __always_inline int on_kfree_skb(const void *skb, const void *location,
 					u16 l3_proto, u32 reason)
 {
@@ -20,29 +49,41 @@ static __always_inline int on_kfree_skb(const void *skb, const void *location,
 	if (!netns_in_scope(ino))
 		return 0;
 
+	struct drop_key key = {};
+	key.netns_ino = ino;
+	key.reason = reason;
+	if (dev)
+		key.ifindex = rd_u32(dev, OFF_DEV_IFINDEX);
+	const unsigned char *head = (const unsigned char *)rd_u64(skb, OFF_SKB_HEAD);
+	u16 nh_off = rd_u16(skb, OFF_SKB_NETWORK_HEADER);
+	if (head && nh_off != 0xffff)
+		parse_ip(head + nh_off, l3_proto, &key.tuple);
+
+	u64 now = bpf_ktime_get_ns();
+	u32 count;
+	if (!drop_should_report(&key, now, &count))
+		return 0;
+
 	struct ev_drop *e = events.ringbuf_reserve(sizeof(struct ev_drop));
 	if (!e) {
 		count_loss(LOSS_RINGBUF_RESERVE);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.ts_ns = now;
 	e->hdr.netns_ino = ino;
 	e->hdr.kind = EV_DROP;
 	e->hdr.len = sizeof(struct ev_drop);
+	__builtin_memcpy(&e->tuple, &key.tuple, sizeof(e->tuple));
 	e->location = (u64)location;
 	e->reason_raw = reason;
 	e->l3_proto = l3_proto;
 	e->skb_len = rd_u32(skb, OFF_SKB_LEN);
-	if (dev) {
-		e->ifindex = rd_u32(dev, OFF_DEV_IFINDEX);
+	e->ifindex = key.ifindex;
+	e->count = count;
+	if (dev)
 		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname),
 					  (const char *)dev + OFF_DEV_NAME);
-	}
-	const unsigned char *head = (const unsigned char *)rd_u64(skb, OFF_SKB_HEAD);
-	u16 nh_off = rd_u16(skb, OFF_SKB_NETWORK_HEADER);
-	if (head && nh_off != 0xffff)
-		parse_ip(head + nh_off, e->l3_proto, &e->tuple);
 	events.ringbuf_submit(e, RB_FLAGS);
 	return 0;
 }

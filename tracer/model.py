@@ -43,6 +43,7 @@ class DropEvent:
     icmp_code: int | None
     length: int
     l3_proto: int
+    count: int = 1                 # identical drops this record stands for (aggregated)
     marks: tuple[str, ...] = ()    # path findings added by tracer/pipeline/path.py
 
     kind = "drop"

@@ -86,7 +86,11 @@ TUPLE = WireStruct("ev_tuple", Field("saddr", "16s"), Field("daddr", "16s"),
 DROP = WireStruct("ev_drop", HDR.nested("hdr"), TUPLE.nested("tuple"),
                   Field("location", "Q"), Field("reason_raw", "I"), Field("ifindex", "I"),
                   Field("skb_len", "I"), Field("l3_proto", "H"), Field("_pad", "H"),
-                  Field("ifname", "16s"))
+                  Field("ifname", "16s"), Field("count", "I"), Field("_pad2", "I"))
+
+DROP_KEY = WireStruct("drop_key", Field("netns_ino", "I"), Field("ifindex", "I"),
+                      Field("reason", "I"), TUPLE.nested("tuple"))
+DROP_VAL = WireStruct("drop_val", Field("reported_ns", "Q"), Field("unreported", "Q"))
 
 # --- tc flows: struct flow_key / flow_val (map entries) and struct ev_flow ---------
 class FlowDirection(IntEnum):
@@ -123,4 +127,4 @@ NAT = WireStruct("ev_nat", HDR.nested("hdr"), TUPLE.nested("orig"), TUPLE.nested
 # Every kernel record by kind; the decoder dispatches on hdr.kind.
 RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKind.NAT: NAT}
 # Map entries user space reads directly (checked against events.h like the records).
-MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL)
+MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL, DROP_KEY, DROP_VAL)

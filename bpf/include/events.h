@@ -62,6 +62,23 @@ struct ev_drop {
 	__u16 l3_proto;		/* ETH_P_*, host order */
 	__u16 _pad;
 	char ifname[16];
+	__u32 count;		/* drops of this tuple+reason this record stands for (>= 1) */
+	__u32 _pad2;
+};
+
+/* Drop aggregation (bpf/drops.c): a storm of identical drops becomes one record per
+ * DROP_REPORT_NS with a count, never an event per packet; TCP SYN/FIN/RST drops are
+ * always reported one by one. */
+struct drop_key {
+	__u32 netns_ino;
+	__u32 ifindex;
+	__u32 reason;
+	struct ev_tuple tuple;
+};
+
+struct drop_val {
+	__u64 reported_ns;
+	__u64 unreported;
 };
 
 /* --- tc flows (bpf/tc.c) -------------------------------------------------- */

@@ -120,3 +120,17 @@ def test_nothing_of_ours_stays_attached_after_exit(demo: DropDemo, tmp_path: Pat
     assert our_bpf_programs() == before
     # what was drained before exit was written
     assert any(e["dst"]["port"] == CLOSED_UDP_PORT for e in run.drops())  # type: ignore[index]
+
+
+def test_a_drop_storm_is_aggregated_and_every_drop_is_counted(demo: DropDemo,
+                                                              tmp_path: Path) -> None:
+    sent = 5000
+    with tracing(demo.node, tmp_path) as run:
+        assert poke(demo.pod, "udp", demo.node_addr.v4, CLOSED_UDP_PORT, sport=41005,
+                    count=sent) == "sent"
+        assert run.stop() == 0, run.stderr
+    storm = [e for e in run.drops() if e["src"]["port"] == 41005]  # type: ignore[index]
+    assert {e["reason"] for e in storm} == {"NO_SOCKET"}
+    assert len(storm) < 20, "aggregated in the kernel, not an event per packet"
+    lost = sum(e["count"] for e in run.events if e["kind"] == "lost")
+    assert sum(e["count"] for e in storm) + lost == sent

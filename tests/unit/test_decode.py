@@ -28,7 +28,7 @@ def drop_bytes(**over: object) -> bytes:
         "tuple.daddr": socket.inet_pton(socket.AF_INET, "192.168.2.10"),
         "tuple.sport": 40000, "tuple.dport": 5432, "tuple.family": 4, "tuple.proto": 6,
         "tuple.tcp_flags": 0x02, "location": 0xFFFF0000, "reason_raw": 12, "ifindex": 3,
-        "skb_len": 60, "l3_proto": 0x0800, "ifname": b"eth0",
+        "skb_len": 60, "l3_proto": 0x0800, "ifname": b"eth0", "count": 1,
     })
     values.update(over)
     return schema.DROP.struct.pack(*(values[n] for n in schema.DROP.names))
@@ -54,7 +54,7 @@ def test_jsonl_record_has_the_fixed_names() -> None:
         "ifname": "eth0", "ifindex": 3, "proto": "tcp", "family": "ipv4",
         "src": {"ip": "10.42.0.5", "port": 40000}, "dst": {"ip": "192.168.2.10", "port": 5432},
         "reason": "NETFILTER_DROP", "reason_raw": 12, "location": "fn+0xffff0000", "len": 60,
-        "tcp_flags": ["SYN"],
+        "count": 1, "tcp_flags": ["SYN"],
     }
 
 

@@ -289,6 +289,20 @@ class Module:
         for ino in netns_inodes - current:
             table[table.Key(ino)] = table.Leaf(1)
 
+    def unreported_drops(self) -> list[tuple[bytes, int, int]]:
+        """(raw struct drop_key, unreported count, last report ns) of aggregated drops
+        not yet reported; their counters are cleared, so each is handed out once."""
+        if "drops" not in self.spec.families:
+            return []
+        table = self.bpf["drop_seen"]
+        out = []
+        for key, val in table.items():
+            if val.unreported:
+                out.append((bytes(key), int(val.unreported), int(val.reported_ns)))
+                val.unreported = 0
+                table[key] = val
+        return out
+
     def loss_counts(self) -> list[int]:
         """Per-slot totals of the per-CPU loss counters (enum loss_slot)."""
         table = self.bpf["loss"]

@@ -30,12 +30,14 @@ def tcp(host: str, port: int, timeout: float, sport: int = 0) -> str:
         return "connected"
 
 
-def udp(host: str, port: int, sport: int = 0, payload: bytes = b"nodetrace") -> str:
+def udp(host: str, port: int, sport: int = 0, payload: bytes = b"nodetrace",
+        count: int = 1) -> str:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         _bind(s, family, sport)
         try:
-            s.sendto(payload, (host, port))
+            for _ in range(count):
+                s.sendto(payload, (host, port))
         except OSError as exc:
             return f"error: {exc.strerror or exc}"
         return "sent"
@@ -48,9 +50,10 @@ def main() -> None:
     p.add_argument("port", type=int)
     p.add_argument("--timeout", type=float, default=1.0)
     p.add_argument("--sport", type=int, default=0, help="source port (0: any)")
+    p.add_argument("--count", type=int, default=1, help="UDP: datagrams to send (bounded)")
     a = p.parse_args()
     print(tcp(a.host, a.port, a.timeout, a.sport) if a.proto == "tcp"
-          else udp(a.host, a.port, a.sport), flush=True)
+          else udp(a.host, a.port, a.sport, count=min(a.count, 100_000)), flush=True)
 
 
 if __name__ == "__main__":

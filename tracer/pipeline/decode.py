@@ -85,6 +85,7 @@ def decode_drop(v: Fields, ctx: DecodeContext) -> DropEvent:
         icmp_code=dport if is_icmp else None,
         length=v["skb_len"],
         l3_proto=v["l3_proto"],
+        count=v["count"],
     )
 
 
@@ -128,6 +129,26 @@ def decode_nat(v: Fields, ctx: DecodeContext) -> NatEvent:
         family=v["orig.family"], proto=v["orig.proto"], orig_src=osrc, orig_dst=odst,
         reply_src=rsrc, reply_dst=rdst, status=v["status"], origin="kprobe",
         manip="dst" if v["manip"] else "src", ct_event=None)
+
+
+_DROP_KEY = schema.DROP_KEY.struct
+_DROP_KEY_IDX = {n: i for i, n in enumerate(schema.DROP_KEY.names)}
+
+
+def decode_unreported_drop(raw_key: bytes, count: int, ts_ns: int,
+                           ctx: DecodeContext) -> DropEvent:
+    """The remainder of an aggregated drop storm, read from the kernel's drop table at
+    exit: same tuple and reason, no location (many packets, maybe many places)."""
+    v = Fields(_DROP_KEY_IDX, _DROP_KEY.unpack_from(raw_key))
+    src, dst, icmp_type, icmp_code = _endpoints(v, "tuple.")
+    reason_raw = v["reason"]
+    return DropEvent(ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["netns_ino"],
+                     ifindex=v["ifindex"], ifname=ctx.ifname_of(v["ifindex"]),
+                     reason=ctx.drop_reasons.get(reason_raw, f"reason_{reason_raw}"),
+                     reason_raw=reason_raw, location="", location_raw=0,
+                     family=v["tuple.family"], proto=v["tuple.proto"], src=src, dst=dst,
+                     tcp_flags=v["tuple.tcp_flags"], icmp_type=icmp_type, icmp_code=icmp_code,
+                     length=0, l3_proto=0, count=count)
 
 
 # kind -> (wire struct, decode function).  Add a kind here and in schema.RECORDS.

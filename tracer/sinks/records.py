@@ -37,6 +37,7 @@ def drop_record(ev: DropEvent) -> dict[str, Any]:
         "reason_raw": ev.reason_raw,
         "location": ev.location,
         "len": ev.length,
+        "count": ev.count,
     }
     if ev.proto == 6:
         rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags)

@@ -42,7 +42,7 @@ def drop_line(ev: DropEvent) -> tuple[str, str]:
     proto = proto_name(ev.proto) if ev.family else f"l3:{ev.l3_proto:#06x}"
     return (ev.ifname or "-",
             f"{proto} {ep(ev.src)} → {ep(ev.dst)}  {ev.reason} at {ev.location}"
-            + _marks(ev.marks))
+            + (f"  ({ev.count} drops)" if ev.count > 1 else "") + _marks(ev.marks))
 
 
 def flow_line(ev: FlowEvent) -> tuple[str, str]:

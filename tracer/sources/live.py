@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tracer.kernel.loader import Module
 from tracer.model import Event, LostEvent
-from tracer.pipeline.decode import Decoder
+from tracer.pipeline.decode import Decoder, decode_unreported_drop
 from tracer.schema import LossSlot
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,9 @@ class LiveSource:
                 yield batch
             stop.wait(self.drain_interval_s)
         final = self._drain()
+        # what a drop storm left counted but unreported in the kernel
+        for raw_key, count, ts_ns in self.module.unreported_drops():
+            final.append(decode_unreported_drop(raw_key, count, ts_ns, self.decoder.ctx))
         final.extend(self._loss(time.time_ns()))
         if final:
             yield final

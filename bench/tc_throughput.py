@@ -1,0 +1,115 @@
+"""Throughput across a traced veth pair, as a ratio against the untraced run.
+
+Two namespaces joined by a veth; `nodetrace trace` runs in one of them, so its tc
+programs sit on that end (ingress and egress) together with every tracepoint it
+attaches.  Untraced and traced runs alternate, and the ratio of each pair is taken,
+so drift between runs cancels out.  Also reports each tc program's own cost per run
+(BPF_PROG_TEST_RUN, 100 000 repeats).
+
+    sudo .venv/bin/python bench/tc_throughput.py [--runs 5] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tracer.lab.netns import Netns, veth
+
+A_IP, B_IP = "10.99.7.1", "10.99.7.2"
+
+
+def iperf(a: Netns, args: list[str], seconds: float) -> float:
+    out = a.exec("iperf3", "-c", B_IP, "-t", str(seconds), "-J", *args,
+                 timeout=seconds + 30).stdout
+    end = json.loads(out)["end"]
+    if "sum_received" in end:
+        return float(end["sum_received"]["bits_per_second"])
+    return float(end["sum"]["bits_per_second"]) / (64 * 8)  # UDP: 64-byte payloads/s
+
+
+def with_tracer(a: Netns, fn: object) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "ready"
+        tracer = a.popen(sys.executable, "-m", "tracer.cli.main", "trace", "-o", "jsonl",
+                         "--ready-file", str(ready), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not ready.exists():
+                if tracer.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("tracer did not attach")
+                time.sleep(0.05)
+            return fn()  # type: ignore[operator, no-any-return]
+        finally:
+            tracer.terminate()
+            tracer.wait(timeout=30)
+
+
+def prog_costs() -> dict[str, float]:
+    import socket
+    import struct
+
+    from tracer.kernel.libbpf import prog_test_run
+    from tracer.kernel.loader import BuildSpec, Module
+
+    eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0,
+                     socket.inet_aton(A_IP), socket.inet_aton(B_IP))
+    tcp = struct.pack("!HHIIBBHHH", 40000, 5201, 1, 1, 0x50, 0x10, 1000, 0, 0)
+    with Module(BuildSpec(families=frozenset({"tc"}))) as m:
+        m.load()
+        return {f"tc_{d}": float(prog_test_run(p.fd, eth + ip + tcp, repeat=100_000).duration_ns)
+                for d, p in m.tc_programs().items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=4)
+    args = p.parse_args()
+    a, b = Netns("nt-bench-a"), Netns("nt-bench-b")
+    for ns in (a, b):
+        ns.delete()
+        ns.create()
+    server = None
+    try:
+        veth(a, "eth0", b, "eth0")
+        a.ip("addr", "add", f"{A_IP}/24", "dev", "eth0")
+        b.ip("addr", "add", f"{B_IP}/24", "dev", "eth0")
+        server = b.popen("iperf3", "-s", "-B", B_IP, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        workloads = {"tcp_1_stream_bps": [],
+                     "udp_64B_pps": ["-u", "-l", "64", "-b", "0"]}
+        results: dict[str, dict[str, object]] = {}
+        for name, extra in workloads.items():
+            ratios, base, traced = [], [], []
+            for _ in range(args.runs):
+                u = iperf(a, extra, args.seconds)
+                t = with_tracer(a, lambda extra=extra: iperf(a, extra, args.seconds))
+                base.append(u)
+                traced.append(t)
+                ratios.append(t / u)
+            results[name] = {"untraced_median": statistics.median(base),
+                             "traced_median": statistics.median(traced),
+                             "ratio_median": round(statistics.median(ratios), 4),
+                             "ratios": [round(r, 4) for r in ratios]}
+        results["prog_ns_per_run"] = prog_costs()  # type: ignore[assignment]
+        print(json.dumps(results, indent=2))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        for ns in (a, b):
+            ns.delete()
+
+
+if __name__ == "__main__":
+    main()
