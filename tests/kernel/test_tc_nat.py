@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,13 @@ def test_legacy_filters_are_swept_after_kill_9_and_foreign_ones_kept(tmp_path: P
         run.proc.send_signal(signal.SIGKILL)
         run.finish()
         assert "nodetrace/" in _our_filters(n.node.name, "eth0"), "legacy filters outlive us"
+        # by hand: `nodetrace cleanup` removes them (and only them)
+        by_hand = n.node.exec(sys.executable, "-m", "tracer.cli.main", "cleanup").stdout
+        assert "4 stale nodetrace filter(s) removed" in by_hand
+        assert _our_filters(n.node.name, "eth0") == foreign_before
+        run = start_trace(n.node, tmp_path, "--tc-mode", "legacy")
+        run.proc.send_signal(signal.SIGKILL)
+        run.finish()
         # the next start sweeps them; its own filters go on a clean exit
         (tmp_path / "again").mkdir()
         with tracing(n.node, tmp_path / "again", "--tc-mode", "legacy") as again:

@@ -65,6 +65,7 @@ def tracing(ns: Netns | None, tmp: Path, *extra: str) -> Iterator[TraceRun]:
 
 def start_trace(ns: Netns | None, tmp: Path, *extra: str) -> TraceRun:
     ready = tmp / "ready"
+    ready.unlink(missing_ok=True)  # a ready file of an earlier run must not count
     cmd = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", "jsonl",
            "--ready-file", str(ready), *extra]
     if ns is not None:

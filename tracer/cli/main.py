@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "tracer.cli.trace_cmd",
     "tracer.cli.doctor_cmd",
     "tracer.cli.demo_cmd",
+    "tracer.cli.cleanup_cmd",
     "tracer.cli.lab_cmd",
 )
 
