@@ -4,7 +4,8 @@ style NAT: enough to see Service DNAT and MASQUERADE on the real kernel.
     pod (10.42.0.5) --veth-- [cni0 10.42.0.1]  node  [eth0 192.168.1.11] --veth-- ext (192.168.1.1,
                                                                                       192.168.2.10)
 ClusterIP 10.43.0.10:80 is DNATed to 192.168.1.1:8080 (a backend on the ext side); pod
-traffic leaving eth0 is masqueraded unless `masquerade=False`.
+traffic leaving eth0 is masqueraded unless `masquerade=False`; NodePort 30080 on the
+node's address is DNATed to the pod's 8080.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tracer.lab.netns import Netns, veth
 
 POD_IP, NODE_IP, EXT_IP, EXT_HOST = "10.42.0.5", "192.168.1.11", "192.168.1.1", "192.168.2.10"
 VIP, VIP_PORT, BACKEND_PORT = "10.43.0.10", 80, 8080
+NODE_PORT, POD_PORT = 30080, 8080
 
 
 @dataclass
@@ -49,7 +51,9 @@ class NatNode:
                  f"-A PREROUTING -d {VIP}/32 -p tcp --dport {VIP_PORT} -j DNAT "
                  f"--to-destination {EXT_IP}:{BACKEND_PORT}",
                  f"-A OUTPUT -d {VIP}/32 -p tcp --dport {VIP_PORT} -j DNAT "
-                 f"--to-destination {EXT_IP}:{BACKEND_PORT}"]
+                 f"--to-destination {EXT_IP}:{BACKEND_PORT}",
+                 f"-A PREROUTING -d {NODE_IP}/32 -p tcp --dport {NODE_PORT} -j DNAT "
+                 f"--to-destination {POD_IP}:{POD_PORT}"]
         if self.masquerade:
             rules.append("-A POSTROUTING -s 10.42.0.0/16 ! -d 10.42.0.0/16 -o eth0 "
                          "-j MASQUERADE")

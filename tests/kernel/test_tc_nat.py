@@ -22,7 +22,9 @@ from tests.kernel.nat_topology import (
     EXT_HOST,
     EXT_IP,
     NODE_IP,
+    NODE_PORT,
     POD_IP,
+    POD_PORT,
     VIP,
     VIP_PORT,
     NatNode,
@@ -166,6 +168,26 @@ def test_service_dnat_and_masquerade_are_observed_and_data_is_intact(
     # flows are aggregated: far fewer flow records than packets
     packets = sum(e["packets"] for e in out if e["report"] != "new")
     assert len(_find(ev, "flow")) < max(packets, 1)
+
+
+def test_nodeport_dnat_to_the_local_pod_is_observed(masq_node: NatNode, tmp_path: Path) -> None:
+    server = start_server(masq_node.pod, POD_IP, POD_PORT, seconds=15)
+    try:
+        with tracing(masq_node.node, tmp_path) as run:
+            sent, received = send_and_check(masq_node.ext, NODE_IP, NODE_PORT, 100_000)
+            assert run.stop() == 0, run.stderr
+    finally:
+        server.kill()
+        server.wait()
+    assert sent == received
+    nat = _find(run.events, "nat", orig__src__ip=EXT_IP, orig__dst__ip=NODE_IP,
+                orig__dst__port=NODE_PORT)
+    assert nat and nat[0]["reply"]["src"] == {"ip": POD_IP, "port": POD_PORT}
+    assert nat[0]["translation"] == ["dnat"]
+    assert _find(run.events, "flow", ifname="eth0", direction="ingress", dst__ip=NODE_IP,
+                 dst__port=NODE_PORT, role="uplink")
+    assert _find(run.events, "flow", ifname="vethpod0", direction="egress", dst__ip=POD_IP,
+                 dst__port=POD_PORT, role="pod")
 
 
 def test_masquerade_missing_leaves_with_the_pod_source_and_is_marked(tmp_path: Path) -> None:
