@@ -96,7 +96,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 log.info("tc detached from %s (gone)", i.name)
 
         decoder = Decoder(DecodeContext(drop_reasons=facts.drop_reasons,
-                                        resolve_location=Ksyms().resolve,
+                                        resolve_location=Ksyms().preload().resolve,
                                         mono_to_wall_ns=mono_to_wall_offset_ns(),
                                         ifname_of=tc.ifname_of, role_of=tc.role_of))
         marker = PathMarker(

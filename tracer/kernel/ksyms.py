@@ -14,6 +14,13 @@ class Ksyms:
         self._names: list[str] = []
         self._loaded = False
 
+    def preload(self) -> Ksyms:
+        """Read kallsyms now (~0.2 s of CPU), before tracing starts, not at the first
+        drop in the middle of whatever the operator is measuring."""
+        if not self._loaded:
+            self._load()
+        return self
+
     def _load(self) -> None:
         self._loaded = True
         pairs: list[tuple[int, str]] = []
