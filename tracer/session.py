@@ -48,6 +48,7 @@ class TraceOptions:
     tc_mode: str = "auto"              # "auto" (tcx where the kernel has it), "tcx", "legacy"
     cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
     service_cidrs: tuple[str, ...] = ()
+    ringbuf_pages: int = 256
 
 
 def write_ready_file(path: Path, attached: list[str]) -> None:
@@ -63,7 +64,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         if kprobes_available(tracefs_dir()):
             families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
         module = stack.enter_context(Module(BuildSpec(
-            families=frozenset(families), keep_not_specified=opts.keep_not_specified)))
+            families=frozenset(families), keep_not_specified=opts.keep_not_specified,
+            ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()
         scope_fn = None if opts.all_netns else node_namespaces

@@ -82,10 +82,10 @@ def start_trace(ns: Netns | None, tmp: Path, *extra: str) -> TraceRun:
 
 
 def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
-         timeout_s: float = 1.0, count: int = 1) -> str:
+         timeout_s: float = 1.0, count: int = 1, vary_sport: bool = False) -> str:
     return ns.exec(sys.executable, "-m", "tracer.lab.poke", proto, host, str(port),
-                   "--sport", str(sport), "--timeout", str(timeout_s),
-                   "--count", str(count)).stdout.strip()
+                   "--sport", str(sport), "--timeout", str(timeout_s), "--count", str(count),
+                   *(["--vary-sport"] if vary_sport else []), timeout=120).stdout.strip()
 
 
 # BCC names a tracepoint program after its function, less the "tracepoint__" prefix.

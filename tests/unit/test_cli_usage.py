@@ -26,6 +26,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     ["trace", "--ready-file", "/nonexistent/dir/ready"],
     ["trace", "--cluster-cidr", "10.42.0.0/33"],
     ["trace", "--tc-mode", "magic"],
+    ["trace", "--ringbuf-pages", "3"],
     ["no-such-command"],
 ])
 def test_usage_errors_exit_2_with_usage(argv: list[str]) -> None:

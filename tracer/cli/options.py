@@ -30,6 +30,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def power_of_two(text: str) -> int:
+    value = positive_int(text)
+    if value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two: {text!r}")
+    return value
+
+
 def cidr(text: str) -> str:
     try:
         return str(ipaddress.ip_network(text, strict=False))

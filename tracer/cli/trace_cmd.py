@@ -13,6 +13,7 @@ from tracer.cli.options import (
     cidr,
     positive_float,
     positive_int,
+    power_of_two,
     resolve_output,
     writable_path,
 )
@@ -50,6 +51,11 @@ def register(sub: Any) -> None:
                    "node's own pod networks, from its routes)")
     p.add_argument("--service-cidr", action="append", default=[], metavar="CIDR", type=cidr,
                    help="the cluster's Service network (repeatable)")
+    p.add_argument("--ringbuf-pages", type=power_of_two, default=256, metavar="N",
+                   help="ring buffer size in 4 KiB pages, a power of two (default 256 = 1 MiB)")
+    p.add_argument("--fail-on-loss", action="store_true",
+                   help="exit 1 if any event was lost (ring buffer full, flow table full, "
+                   "decode errors, conntrack overflow)")
     p.add_argument("--include-unspecified", action="store_true",
                    help="also report frees with reason NOT_SPECIFIED (noisy: many are not "
                    "drops)")
@@ -69,9 +75,14 @@ def main(args: argparse.Namespace) -> int:
     sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
     stop = threading.Event()
     install_stop_signals(stop)
-    run(TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
+    stats = run(TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
                      all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
                      stop_after=args.stop_after, tc_mode=args.tc_mode,
                      cluster_cidrs=tuple(args.cluster_cidr),
-                     service_cidrs=tuple(args.service_cidr)), sink, stop)
+                     service_cidrs=tuple(args.service_cidr),
+                     ringbuf_pages=args.ringbuf_pages), sink, stop)
+    lost = sum(stats.lost.values())
+    if args.fail_on_loss and lost:
+        print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)
+        return 1
     return 0

@@ -31,8 +31,15 @@ def tcp(host: str, port: int, timeout: float, sport: int = 0) -> str:
 
 
 def udp(host: str, port: int, sport: int = 0, payload: bytes = b"nodetrace",
-        count: int = 1) -> str:
+        count: int = 1, vary_sport: bool = False) -> str:
+    """`vary_sport`: datagram i comes from source port sport + i (distinct flows)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if vary_sport:
+        for i in range(count):
+            result = udp(host, port, sport + i, payload)
+            if result != "sent":
+                return result
+        return "sent"
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         _bind(s, family, sport)
         try:
@@ -51,9 +58,12 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=1.0)
     p.add_argument("--sport", type=int, default=0, help="source port (0: any)")
     p.add_argument("--count", type=int, default=1, help="UDP: datagrams to send (bounded)")
+    p.add_argument("--vary-sport", action="store_true",
+                   help="UDP: each datagram from the next source port")
     a = p.parse_args()
     print(tcp(a.host, a.port, a.timeout, a.sport) if a.proto == "tcp"
-          else udp(a.host, a.port, a.sport, count=min(a.count, 100_000)), flush=True)
+          else udp(a.host, a.port, a.sport, count=min(a.count, 100_000),
+                   vary_sport=a.vary_sport), flush=True)
 
 
 if __name__ == "__main__":
