@@ -78,7 +78,6 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             log.info("removed %d stale nodetrace tc filter(s): %s", len(swept), "; ".join(swept))
         progs = module.tc_programs()
         tc = stack.enter_context(TcAttacher({d: p.fd for d, p in progs.items()},
-                                            {d: p.name.decode() for d, p in progs.items()},
                                             mode=opts.tc_mode))
         tc.sync(discover())
         ifaces = [a.iface for a in tc.attached.values()]

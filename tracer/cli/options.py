@@ -10,24 +10,22 @@ from pathlib import Path
 OUTPUTS = ("table", "jsonl")
 
 
-def positive_float(text: str) -> float:
+def _positive(text: str, conv: type[int] | type[float], what: str) -> float:
     try:
-        value = float(text)
+        value = conv(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
     return value
+
+
+def positive_float(text: str) -> float:
+    return _positive(text, float, "a number")
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
+    return int(_positive(text, int, "a whole number"))
 
 
 def power_of_two(text: str) -> int:

@@ -14,12 +14,12 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tracer.errors import AttachError, BpfLoadError, PrerequisiteError
+from tracer.errors import AttachError, BpfLoadError, PrerequisiteError, TracerError
 from tracer.kernel import headers, offsets
 from tracer.kernel.btf import Btf
 from tracer.kernel.features import ensure_tracefs, kprobes_available, missing_privileges
@@ -73,6 +73,22 @@ def stdout_to_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+T = TypeVar("T")
+
+
+def bcc_call(fn: Callable[[], T], error: type[TracerError], what: str) -> T:
+    """Run one BCC call with stdout kept clean; BCC raises bare Exception on failure,
+    which becomes `error` (its diagnostics are already on stderr)."""
+    with stdout_to_stderr():
+        try:
+            return fn()
+        except TracerError:
+            raise
+        except Exception as exc:
+            raise error(f"{what} ({exc})",
+                        detail="(the compiler's or verifier's output is above)") from exc
 
 
 def drop_reason_names(btf: Btf) -> dict[int, str]:
@@ -175,17 +191,9 @@ class Module:
             def _trace_autoload(self) -> None:
                 pass
 
-        with stdout_to_stderr():
-            try:
-                text = module_source(src / "nodetrace.c", (src / "include",))
-                self.bpf = _NoAutoload(text=text.encode(), cflags=flags)
-            except Exception as exc:  # BCC raises bare Exception on compile failure
-                failure: Exception | None = exc
-            else:
-                failure = None
-        if failure is not None:
-            raise BpfLoadError(f"compiling the BPF programs failed ({failure})",
-                               detail="(the compiler's or verifier's output is above)") from failure
+        text = module_source(src / "nodetrace.c", (src / "include",))
+        self.bpf = bcc_call(lambda: _NoAutoload(text=text.encode(), cflags=flags),
+                            BpfLoadError, "compiling the BPF programs failed")
         self.facts = KernelFacts(release=os.uname().release, drop_reasons=reasons,
                                  offsets=offs, headers=choice.describe())
         return self.facts
@@ -198,17 +206,8 @@ class Module:
 
     def load_program(self, fn_name: str, prog_type: int) -> Any:
         """Load one function into the kernel (verifier runs); no attach."""
-        with stdout_to_stderr():
-            try:
-                fn = self.bpf.load_func(fn_name.encode(), prog_type)
-            except Exception as exc:
-                failure: Exception | None = exc
-            else:
-                failure = None
-        if failure is not None:
-            raise BpfLoadError(f"the verifier rejected {fn_name} ({failure})",
-                               detail="(the compiler's or verifier's output is above)") from failure
-        return fn
+        return bcc_call(lambda: self.bpf.load_func(fn_name.encode(), prog_type),
+                        BpfLoadError, f"the verifier rejected {fn_name}")
 
     # --- attach -----------------------------------------------------------------------
     def _attach(self, hook: Hook) -> None:
@@ -221,16 +220,8 @@ class Module:
             fn = self.load_program(hook.fn_name, bcc.BPF.KPROBE)
             attach = self.bpf.attach_kprobe
             where = {"event": hook.function.encode()}
-        with stdout_to_stderr():
-            try:
-                attach(fn_name=fn.name, **where)
-            except Exception as exc:
-                failure: Exception | None = exc
-            else:
-                failure = None
-        if failure is not None:
-            raise AttachError(f"attaching {hook.label} failed ({failure})",
-                              detail="(the compiler's or verifier's output is above)") from failure
+        bcc_call(lambda: attach(fn_name=fn.name, **where), AttachError,
+                 f"attaching {hook.label} failed")
         self.attached.append(hook.label)
 
     def _available(self, hook: Hook) -> str | None:

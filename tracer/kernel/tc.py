@@ -118,12 +118,10 @@ class _Attachment:
 class TcAttacher:
     """Keeps tc_ingress/tc_egress attached to a changing set of interfaces."""
 
-    def __init__(self, prog_fds: dict[str, int], names: dict[str, str],
-                 mode: str = "auto") -> None:
+    def __init__(self, prog_fds: dict[str, int], mode: str = "auto") -> None:
         if mode not in MODES:
             raise ValueError(f"tc mode must be one of {MODES}")
         self.prog_fds = prog_fds      # direction -> program fd
-        self.names = names            # direction -> program name
         self.tcx_types = tcx_attach_types() if mode in ("auto", "tcx") else None
         if mode == "tcx" and self.tcx_types is None:
             raise AttachError("tcx is not available on this kernel (needs >= 6.6)",
