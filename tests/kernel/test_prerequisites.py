@@ -31,7 +31,11 @@ def test_doctor_reports_this_kernel() -> None:
     checks = {c["name"]: c for c in report["checks"]}  # type: ignore[attr-defined]
     assert report["can_trace"] is True
     assert checks["btf"]["verdict"] == "yes"
-    exact = Path(f"/lib/modules/{platform.release()}/build/include/linux/kconfig.h").exists()
+    # exact: a header tree built for this very release exists (Debian splits it in
+    # /usr/src/linux-headers-R and -common; /lib/modules/R/build points at the first)
+    release = platform.release()
+    exact = (Path(f"/lib/modules/{release}/build/include/generated/utsrelease.h").exists()
+             or Path(f"/usr/src/linux-headers-{release}").is_dir())
     assert checks["headers"]["verdict"] == ("exact" if exact else "mismatched")
     assert checks["tracepoints"]["verdict"] == "yes"
     tracefs = ensure_tracefs()
@@ -39,7 +43,8 @@ def test_doctor_reports_this_kernel() -> None:
                    or (tracefs / "kprobe_events").exists())
     assert checks["kprobes"]["ok"] is has_kprobes
     assert checks["tc"]["verdict"] == "yes"
-    assert checks["tcx"]["verdict"] == "yes"
+    major_minor = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
+    assert checks["tcx"]["verdict"] == ("yes" if major_minor >= (6, 6) else "no")  # tcx: 6.6
     assert checks["ringbuf"]["verdict"] == "yes"
     # fentry: whatever the verdict, it comes from a real load attempt
     assert "fentry program" in checks["fentry"]["meaning"]
