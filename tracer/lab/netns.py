@@ -94,3 +94,10 @@ def ours() -> list[Netns]:
         return []
     return sorted((Netns(p.name) for p in NETNS_DIR.iterdir() if p.name.startswith(PREFIX)),
                   key=lambda n: n.name)
+
+
+def batch(ns: Netns, commands: Sequence[str]) -> None:
+    """Many `ip` commands inside `ns` in one process (`ip -n NS -batch -`): a lab
+    topology is a few hundred commands, and a process each costs seconds."""
+    if commands:
+        _run(["ip", "-n", ns.name, "-batch", "-"], input="\n".join(commands) + "\n")

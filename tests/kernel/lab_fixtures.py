@@ -1,0 +1,80 @@
+"""Lab fixtures for kernel tests: a scenario up for one test (or one module), and a
+snapshot of the host that must be the same after the lab is down.
+
+    from tests.kernel.lab_fixtures import (  # noqa: F401
+        host_unchanged_fixture, lab_scenario_fixture)
+
+    @pytest.mark.parametrize("lab_scenario", ["masquerade-missing"], indirect=True)
+    def test_x(lab_scenario: Lab) -> None:
+        assert lab_scenario.probe(lab_scenario.scenario.probe)["outcome"] == "timeout"
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tracer.lab import cgroups, lifecycle
+from tracer.lab.cluster import NETNS_PREFIX, all_pod_uids
+from tracer.lab.lifecycle import Lab
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    netns: frozenset[str]
+    root_links: str
+    cgroups: frozenset[str]
+    lab_processes: frozenset[int]
+
+
+def _lab_processes() -> frozenset[int]:
+    # only the lab's programs: other kernel tests may run beside these
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True,
+                         check=True).stdout
+    return frozenset(int(line.split(None, 1)[0]) for line in out.splitlines()
+                     if "tracer.lab.workloads" in line
+                     or ("tracer.lab.apiserver" in line and "nodetrace-lab" in line))
+
+
+def snapshot() -> HostSnapshot:
+    root = cgroups.detect_root()
+    uids = all_pod_uids()
+    dirs = frozenset(str(p.relative_to(root)) for p in root.rglob("*")
+                     if p.is_dir() and (cgroups.INFRA in p.parts
+                                        or any(u in str(p) or u.replace("-", "_") in str(p)
+                                               for u in uids)))
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                           check=True).stdout
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True,
+                           check=True).stdout
+    return HostSnapshot(frozenset(line.split()[0] for line in netns.splitlines()
+                                  if line.startswith(NETNS_PREFIX)),
+                        links, dirs, _lab_processes())
+
+
+# registered under the short names; the functions' own names differ so that a test
+# module importing them does not shadow its fixture parameters
+@pytest.fixture(name="host_unchanged")
+def host_unchanged_fixture() -> Iterator[HostSnapshot]:
+    """Fails the test if the lab leaves a namespace, root link, cgroup or process."""
+    before = snapshot()
+    assert not Path("/run/nodetrace-lab/state.json").exists(), "a lab is already up"
+    yield before
+    lifecycle.down()
+    after = snapshot()
+    assert after.netns == before.netns
+    assert after.root_links == before.root_links
+    assert after.cgroups == before.cgroups
+    assert after.lab_processes <= before.lab_processes
+
+
+@pytest.fixture(name="lab_scenario")
+def lab_scenario_fixture(request: pytest.FixtureRequest,
+                         host_unchanged: HostSnapshot) -> Iterator[Lab]:
+    """The scenario named by indirect parametrization, up for one test."""
+    with lifecycle.lab_running(request.param, ttl_s=120) as lab:
+        yield lab

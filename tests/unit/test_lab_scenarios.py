@@ -1,0 +1,54 @@
+"""The scenario registry and the lab's workload codecs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracer.errors import UsageError
+from tracer.lab import scenarios
+from tracer.lab.cluster import build_cluster
+from tracer.lab.scenarios import EXT, HEALTHY, OUTCOMES, SCENARIOS
+from tracer.lab.workloads import dns_answer, dns_parse_answer, dns_query, dns_records
+
+ISSUE_3 = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",
+           "externalip-untranslated", "service-no-endpoints", "dns-unreachable",
+           "nodeport-remote-endpoint", "nexthop-not-adjacent", "policy-drop")
+
+
+def test_registry_has_every_scenario() -> None:
+    assert set(SCENARIOS) == {"healthy", *ISSUE_3, "connection-refused", "rp-filter-drop"}
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if n != "healthy"])
+def test_each_scenario_names_its_failure(name: str) -> None:
+    sc = SCENARIOS[name]
+    assert (sc.probe is None) != (sc.crashloop_pod is None)
+    assert sc.wire and sc.summary
+    assert set(sc.expect) <= set(OUTCOMES) - {"ok"}
+    assert sc.trace_node in ("node1", "node2")
+    cluster = build_cluster(sc.cluster)
+    for probe in (*([sc.probe] if sc.probe else []), *sc.controls):
+        assert probe.source == EXT or cluster.pod(probe.source)
+    if sc.crashloop_pod:
+        assert cluster.crashlooping(cluster.pod(sc.crashloop_pod))
+    # the failing connection is among what healthy proves works
+    if sc.probe:
+        assert sc.probe in HEALTHY.controls
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="lab list"):
+        scenarios.get("nope")
+
+
+def test_pod_names_fit_the_kernel() -> None:
+    for pod in build_cluster().pods:
+        assert pod.veth_host is None or len(pod.veth_host) <= 15
+
+
+def test_dns_round_trip() -> None:
+    answer = dns_answer(dns_query("web.default.svc.cluster.local", 7), dns_records())
+    assert answer is not None and dns_parse_answer(answer) == "10.43.0.20"
+    nx = dns_answer(dns_query("nope.default.svc.cluster.local", 8), dns_records())
+    assert nx is not None and dns_parse_answer(nx) is None
+    assert dns_answer(b"\0" * 5, {}) is None
