@@ -11,6 +11,7 @@ snapshot of the host that must be the same after the lab is down.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,7 +61,16 @@ def snapshot() -> HostSnapshot:
 # module importing them does not shadow its fixture parameters
 @pytest.fixture(name="host_unchanged")
 def host_unchanged_fixture() -> Iterator[HostSnapshot]:
-    """Fails the test if the lab leaves a namespace, root link, cgroup or process."""
+    """Fails the test if the lab leaves a namespace, root link, cgroup or process.
+
+    One lab per machine: a lock file serializes lab tests of concurrent pytest runs
+    (several working copies on one machine) instead of failing them."""
+    with open("/run/nodetrace-lab.test-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield from _host_unchanged()
+
+
+def _host_unchanged() -> Iterator[HostSnapshot]:
     before = snapshot()
     assert not Path("/run/nodetrace-lab/state.json").exists(), "a lab is already up"
     yield before

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, our_bpf_programs, poke, tracing
+from tests.kernel.tracing import TraceRun, bpf_programs_of, loaded_bpf_programs, poke, tracing
 from tracer.lab.demo import CLOSED_UDP_PORT, DROPPED_TCP_PORT, DropDemo
 
 pytestmark = pytest.mark.kernel
@@ -109,15 +109,15 @@ def test_all_netns_sees_the_outside_pair(demo: DropDemo, tmp_path: Path) -> None
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "duration"])
 def test_nothing_of_ours_stays_attached_after_exit(demo: DropDemo, tmp_path: Path,
                                                    how: str) -> None:
-    before = our_bpf_programs()
     extra = ["--duration", "1"] if how == "duration" else []
     with tracing(demo.node, tmp_path, *extra) as run:
-        assert len(our_bpf_programs()) > len(before), "the tracer's program is loaded"
+        ours = bpf_programs_of(run.proc.pid)
+        assert ours, "the tracer's programs are loaded"
         poke(demo.pod, "udp", demo.node_addr.v4, CLOSED_UDP_PORT)
         code = run.finish(timeout_s=30) if how == "duration" else run.stop(getattr(signal, how))
     assert code == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert our_bpf_programs() == before
+    assert not ours & loaded_bpf_programs(), "a program outlived the tracer"
     # what was drained before exit was written
     assert any(e["dst"]["port"] == CLOSED_UDP_PORT for e in run.drops())  # type: ignore[index]
 

@@ -88,12 +88,21 @@ def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
                    *(["--vary-sport"] if vary_sport else []), timeout=120).stdout.strip()
 
 
-# BCC names a tracepoint program after its function, less the "tracepoint__" prefix.
-OUR_PROGRAM_NAMES = {"skb__kfree_skb", "tc_ingress", "tc_egress"}
+def bpf_programs_of(pid: int) -> set[int]:
+    """Ids of loaded BPF programs that process `pid` holds a descriptor of.
+
+    By owner, not by name: other tracers (other test runs on the machine) may load
+    programs with the same names at the same time."""
+    return {p["id"] for p in _bpf_programs() if any(o.get("pid") == pid
+                                                    for o in p.get("pids", []))}
 
 
-def our_bpf_programs() -> list[int]:
-    """Ids of loaded BPF programs with our programs' names."""
+def loaded_bpf_programs() -> set[int]:
+    return {p["id"] for p in _bpf_programs()}
+
+
+def _bpf_programs() -> list[dict[str, Any]]:
     out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
                          text=True, check=True).stdout
-    return sorted(p["id"] for p in json.loads(out) if p.get("name") in OUR_PROGRAM_NAMES)
+    programs: list[dict[str, Any]] = json.loads(out)
+    return programs
