@@ -1,0 +1,84 @@
+"""Each scenario on the real cluster: break it, run `nodetrace diagnose` on the node it
+broke, assert the expected finding, repair it, and assert the finding is gone.
+
+Run on nt-agent1 (vagrant/README.md):
+    sudo --preserve-env=NODETRACE_CLUSTER,KUBECONFIG \\
+        /nodetrace/.venv/bin/python -m pytest -m cluster /nodetrace/tests/cluster
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster.support import (
+    ROOT,
+    SCENARIOS_DIR,
+    ClusterScenario,
+    cluster_scenarios,
+    kubeconfig,
+    node_facts,
+)
+
+pytestmark = pytest.mark.cluster
+
+DIAGNOSE_S = 20          # the client pods try every 2 s; the finding must come well within
+SCRIPT_TIMEOUT_S = 600   # image pulls, rollouts
+
+
+def run_script(sc: ClusterScenario, script: str) -> None:
+    proc = subprocess.run([str(sc.path / script)], capture_output=True, text=True,
+                          timeout=SCRIPT_TIMEOUT_S, check=False)
+    assert proc.returncode == 0, f"{sc.name}/{script} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def diagnose() -> list[dict[str, Any]]:
+    argv = [str(ROOT / "bin" / "nodetrace"), "diagnose", "--duration", str(DIAGNOSE_S),
+            "-o", "json", "--kubeconfig", str(kubeconfig()), "--node", socket.gethostname()]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=DIAGNOSE_S + 120,
+                          check=False)
+    assert proc.returncode == 0, f"nodetrace diagnose failed:\n{proc.stderr}"
+    findings: list[dict[str, Any]] = json.loads(proc.stdout)["findings"]
+    return findings
+
+
+def kinds(findings: list[dict[str, Any]]) -> list[str]:
+    return sorted({str(f["kind"]) for f in findings})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clean_namespaces() -> Iterator[None]:
+    yield
+    subprocess.run([str(SCENARIOS_DIR / "clean")], timeout=SCRIPT_TIMEOUT_S, check=False,
+                   env={**os.environ, "KUBECONFIG": str(kubeconfig())})
+
+
+@pytest.mark.parametrize("sc", cluster_scenarios(), ids=lambda sc: sc.name)
+def test_scenario(sc: ClusterScenario) -> None:
+    here = socket.gethostname()
+    if here != sc.node:
+        pytest.skip(f"{sc.name} breaks {sc.node}; this is {here} (run the tier there)")
+    facts = node_facts()
+    assert facts.get("NODE_NAME") == here, "/etc/nodetrace/cluster.env is for another node"
+
+    run_script(sc, "break")
+    try:
+        found = diagnose()
+        if sc.finding:
+            assert sc.finding in kinds(found), (
+                f"{sc.name}: expected a {sc.finding} finding on {here}, got {kinds(found)}")
+            match = next(f for f in found if f["kind"] == sc.finding)
+            assert match["summary"] and match["fix"] and match["evidence"]
+        else:
+            assert found == [], f"healthy cluster, yet findings: {kinds(found)}"
+    finally:
+        run_script(sc, "repair")
+    if sc.finding:
+        after = diagnose()
+        assert sc.finding not in kinds(after), f"{sc.name}: still {sc.finding} after repair"
