@@ -46,3 +46,119 @@ int kp_nf_nat_manip_pkt(struct pt_regs *ctx)
 			    (u32)PT_REGS_PARM4(ctx));
 }
 #endif
+
+/* --- issue 5: failures that are not drops ------------------------------------------
+ * Tracepoint args are read only where every targeted kernel has the field (the
+ * formats of tcp_send_reset and the fib events changed over time); where a format
+ * lacks what is needed (a namespace, a socket), a raw tracepoint hands over the
+ * kernel object itself. */
+#ifdef WITH_ROUTE
+#include "route.c"
+
+TRACEPOINT_PROBE(fib, fib_table_lookup)
+{
+	return on_fib_lookup(4, args->tb_id, args->err, args->oif, args->iif, args->src,
+			     args->dst, args->gw4, 4, args->sport, args->dport, args->proto);
+}
+
+TRACEPOINT_PROBE(fib6, fib6_table_lookup)
+{
+	return on_fib_lookup(6, args->tb_id, args->err, args->oif, args->iif, args->src,
+			     args->dst, args->gw, 16, args->sport, args->dport, args->proto);
+}
+#endif
+
+#ifdef WITH_NEIGH
+#include "neigh.c"
+
+RAW_TRACEPOINT_PROBE(neigh_timer_handler)
+{
+	return on_neigh_timer((const void *)ctx->args[0]);
+}
+
+/* neigh_update(struct neighbour *n, const u8 *lladdr, u8 new, u32 flags, u32 pid) */
+RAW_TRACEPOINT_PROBE(neigh_update)
+{
+	return on_neigh_update((const void *)ctx->args[0], (u8)ctx->args[2]);
+}
+
+RAW_TRACEPOINT_PROBE(neigh_event_send_dead)
+{
+	return on_neigh_send_dead((const void *)ctx->args[0]);
+}
+#endif
+
+#ifdef WITH_ICMP
+#include "icmp.c"
+
+TRACEPOINT_PROBE(icmp, icmp_send)
+{
+	return on_icmp_send(args->skbaddr, args->type, args->code);
+}
+#endif
+
+#ifdef WITH_TCP
+#include "tcp.c"
+
+TRACEPOINT_PROBE(sock, inet_sock_set_state)
+{
+	return on_tcp_set_state(args->skaddr, args->oldstate, args->newstate, args->protocol);
+}
+
+TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
+{
+	return on_tcp_retransmit(args->skaddr, args->state);
+}
+
+/* raw: the 6.10+ format has an `enum sk_rst_reason` field that older header trees
+ * cannot declare; the arguments (sk, skb, ...) are the same on every kernel */
+RAW_TRACEPOINT_PROBE(tcp_send_reset)
+{
+	return on_tcp_send_reset((const void *)ctx->args[0], (const void *)ctx->args[1]);
+}
+
+TRACEPOINT_PROBE(tcp, tcp_receive_reset)
+{
+	return on_tcp_receive_reset(args->skaddr);
+}
+
+RAW_TRACEPOINT_PROBE(inet_sk_error_report)
+{
+	return on_sk_error_report((const void *)ctx->args[0]);
+}
+#endif
+
+#ifdef WITH_SOCK
+#include "sockets.c"
+
+TRACEPOINT_PROBE(syscalls, sys_enter_bind)
+{
+	return on_sock_enter(SOCK_OP_BIND, (u32)args->fd, args->umyaddr);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_connect)
+{
+	return on_sock_enter(SOCK_OP_CONNECT, (u32)args->fd, args->uservaddr);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_listen)
+{
+	return on_sock_enter(SOCK_OP_LISTEN, (u32)args->fd, NULL);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_bind)
+{
+	return on_sock_exit(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_connect)
+{
+	return on_sock_exit(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_listen)
+{
+	return on_sock_exit(args->ret);
+}
+#endif
+/* --- end issue 5 --- */

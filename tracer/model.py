@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
@@ -45,6 +46,7 @@ class DropEvent:
     l3_proto: int
     count: int = 1                 # identical drops this record stands for (aggregated)
     marks: tuple[str, ...] = ()    # path findings added by tracer/pipeline/path.py
+    forwarding: Forwarding | None = None  # forwarded traffic: the node's sysctls (issue 5)
 
     kind = "drop"
 
@@ -133,4 +135,185 @@ class LostEvent:
     kind = "lost"
 
 
-Event = DropEvent | FlowEvent | NatEvent | LostEvent
+# --- issue 5: failures that are not drops ------------------------------------------
+
+def errno_name(err: int) -> str:
+    """The kernel's name for a (positive) errno: "ECONNREFUSED"."""
+    return errno.errorcode.get(err, f"errno_{err}")
+
+
+TCP_STATES = ("", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+              "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
+              "NEW_SYN_RECV", "BOUND_INACTIVE")  # include/net/tcp_states.h
+
+
+def tcp_state_name(state: int) -> str:
+    return TCP_STATES[state] if 0 < state < len(TCP_STATES) else f"state_{state}"
+
+
+NUD_STATES = ((0x01, "INCOMPLETE"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"),
+              (0x10, "PROBE"), (0x20, "FAILED"), (0x40, "NOARP"), (0x80, "PERMANENT"))
+
+
+def nud_state_name(state: int) -> str:
+    """include/uapi/linux/neighbour.h NUD_* bits, as `ip neigh` prints them."""
+    names = [name for bit, name in NUD_STATES if state & bit]
+    return "|".join(names) if names else "NONE"
+
+
+ICMP_UNREACH = {0: "net-unreachable", 1: "host-unreachable", 2: "protocol-unreachable",
+                3: "port-unreachable", 4: "fragmentation-needed", 5: "source-route-failed",
+                6: "net-unknown", 7: "host-unknown", 9: "net-prohibited",
+                10: "host-prohibited", 13: "admin-prohibited"}
+
+
+def icmp_meaning(icmp_type: int, code: int) -> str:
+    """RFC 792 names, as iptables' REJECT --reject-with spells them."""
+    if icmp_type == 3:
+        return ICMP_UNREACH.get(code, f"unreachable-{code}")
+    if icmp_type == 11:
+        return "ttl-exceeded" if code == 0 else "reassembly-time-exceeded"
+    return {5: "redirect", 12: "parameter-problem", 4: "source-quench"}.get(
+        icmp_type, f"type-{icmp_type}")
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    pid: int
+    comm: str
+    cgroup_id: int        # cgroup2 inode (bpf_get_current_cgroup_id); 0 when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class PodRef:
+    """A pod as its cgroup path names it (tracer/podmap.py)."""
+
+    uid: str
+    container_id: str | None
+    runtime: str | None   # "containerd", "crio", "docker", or None (cgroupfs: unnamed)
+    qos: str | None       # "guaranteed", "burstable", "besteffort"
+    cgroup: str           # the path below the cgroup2 mount
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarding:
+    """The node's forwarding sysctls when the event happened (read every 2 s)."""
+
+    ip_forward: int           # net.ipv4.ip_forward (net.ipv6.conf.all.forwarding for v6)
+    rp_filter: int | None     # effective for `iface`: max(conf.all, conf.<iface>); v4 only
+    iface: str | None         # the interface the packet came in on
+
+
+@dataclass(frozen=True, slots=True)
+class PortHolder:
+    """Who holds an address another process failed to bind (EADDRINUSE)."""
+
+    proto: str                # "tcp" | "udp"
+    addr: Endpoint
+    state: str                # "LISTEN", "ESTABLISHED", ... ("" for udp)
+    pid: int | None           # None: no process has the socket open (kernel-held)
+    comm: str | None
+    pod: PodRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEvent:
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    family: int
+    proto: int
+    src: Endpoint
+    dst: Endpoint
+    gateway: str | None
+    table: int
+    error: str            # "ENETUNREACH": what the lookup's caller gets
+    error_raw: int        # the tracepoint's err (-11 EAGAIN: a miss in the main table)
+    oif: int
+    iif: int              # > 1: a received packet (forwarded traffic)
+    count: int = 1
+    forwarding: Forwarding | None = None
+
+    kind = "route"
+
+
+@dataclass(frozen=True, slots=True)
+class NeighEvent:
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    family: int
+    addr: str | None      # the next hop that got no answer
+    ifindex: int
+    ifname: str
+    event: str            # "failed" | "update_failed" | "send_dead"
+    state: str            # NUD state now
+    old_state: str | None
+    probes: int
+
+    kind = "neigh"
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpEvent:
+    """An ICMP error the node sent; src/dst/proto: the offending packet's."""
+
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    icmp_type: int
+    icmp_code: int
+    meaning: str          # "port-unreachable"
+    family: int
+    proto: int
+    src: Endpoint
+    dst: Endpoint
+    ifindex: int
+    ifname: str
+    length: int
+
+    kind = "icmp"
+
+
+@dataclass(frozen=True, slots=True)
+class TcpEvent:
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    event: str            # connect | established | failed | reset_sent | reset_received | error
+    family: int
+    src: Endpoint         # this socket's end
+    dst: Endpoint         # the peer
+    state: str
+    old_state: str | None
+    error: str | None     # "ECONNREFUSED", "ETIMEDOUT"
+    error_raw: int
+    duration_ns: int | None   # connect() to established/failed
+    syn_retransmits: int
+    process: Process | None   # the connect() caller; None when not known
+    pod: PodRef | None = None
+
+    kind = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class SockEvent:
+    ts_ns: int
+    wall_ns: int
+    netns: int
+    op: str               # bind | connect | listen
+    family: int
+    addr: Endpoint        # the sockaddr passed in (bind: local, connect: remote)
+    error: str
+    error_raw: int
+    fd: int
+    process: Process
+    pod: PodRef | None = None
+    holder: PortHolder | None = None   # EADDRINUSE on bind/listen: who has the port
+
+    kind = "sock"
+# --- end issue 5 ---------------------------------------------------------------------
+
+
+Event = (DropEvent | FlowEvent | NatEvent | LostEvent
+         | RouteEvent | NeighEvent | IcmpEvent | TcpEvent | SockEvent)

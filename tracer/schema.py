@@ -124,7 +124,61 @@ NAT = WireStruct("ev_nat", HDR.nested("hdr"), TUPLE.nested("orig"), TUPLE.nested
                  Field("status", "I"), Field("manip", "B"), Field("dir", "B"),
                  Field("_pad", "H"))
 
+# --- issue 5: failures that are not drops -------------------------------------------
+# LossSlot.RATE_LIMITED counts tcp reset_sent records suppressed by bpf/tcp.c.
+class NeighEv(IntEnum):
+    FAILED = 1
+    UPDATE_FAILED = 2
+    SEND_DEAD = 3
+
+
+class TcpEv(IntEnum):
+    CONNECT = 1
+    ESTABLISHED = 2
+    FAILED = 3
+    RESET_SENT = 4
+    RESET_RECEIVED = 5
+    ERROR = 6
+
+
+class SockOp(IntEnum):
+    BIND = 1
+    CONNECT = 2
+    LISTEN = 3
+
+
+ROUTE = WireStruct("ev_route", HDR.nested("hdr"), TUPLE.nested("tuple"),
+                   Field("gateway", "16s"), Field("tb_id", "I"), Field("err", "i"),
+                   Field("oif", "I"), Field("iif", "I"), Field("count", "I"),
+                   Field("_pad", "I"))
+ROUTE_KEY = WireStruct("route_key", Field("netns_ino", "I"), Field("tb_id", "I"),
+                       Field("err", "i"), Field("iif", "I"), Field("saddr", "16s"),
+                       Field("daddr", "16s"), Field("family", "B"), Field("_pad", "3s"))
+NEIGH = WireStruct("ev_neigh", HDR.nested("hdr"), Field("addr", "16s"), Field("ifindex", "I"),
+                   Field("family", "B"), Field("nud_state", "B"), Field("old_state", "B"),
+                   Field("event", "B"), Field("ifname", "16s"), Field("probes", "I"),
+                   Field("_pad", "I"))
+ICMP = WireStruct("ev_icmp", HDR.nested("hdr"), TUPLE.nested("inner"), Field("type", "B"),
+                  Field("code", "B"), Field("_pad", "H"), Field("ifindex", "I"),
+                  Field("ifname", "16s"), Field("skb_len", "I"), Field("_pad2", "I"))
+TCP_HANDSHAKE = WireStruct("tcp_handshake", Field("start_ns", "Q"), Field("cgroup_id", "Q"),
+                           Field("pid", "I"), Field("syn_retransmits", "I"),
+                           Field("comm", "16s"))
+TCP = WireStruct("ev_tcp", HDR.nested("hdr"), TUPLE.nested("tuple"), Field("duration_ns", "Q"),
+                 Field("cgroup_id", "Q"), Field("pid", "I"), Field("err", "I"),
+                 Field("comm", "16s"), Field("event", "B"), Field("state", "B"),
+                 Field("old_state", "B"), Field("syn_retransmits", "B"), Field("_pad", "I"))
+SOCK = WireStruct("ev_sock", HDR.nested("hdr"), Field("addr", "16s"), Field("port", "H"),
+                  Field("family", "B"), Field("op", "B"), Field("err", "I"), Field("pid", "I"),
+                  Field("fd", "I"), Field("cgroup_id", "Q"), Field("comm", "16s"))
+SOCK_CALL = WireStruct("sock_call", Field("uaddr", "Q"), Field("fd", "I"), Field("op", "B"),
+                       Field("_pad", "3s"))
+# --- end issue 5 ----------------------------------------------------------------------
+
 # Every kernel record by kind; the decoder dispatches on hdr.kind.
-RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKind.NAT: NAT}
+RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKind.NAT: NAT,
+                                     EvKind.ROUTE: ROUTE, EvKind.NEIGH: NEIGH,
+                                     EvKind.ICMP: ICMP, EvKind.TCP: TCP, EvKind.SOCK: SOCK}
 # Map entries user space reads directly (checked against events.h like the records).
-MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL, DROP_KEY, DROP_VAL)
+MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL, DROP_KEY, DROP_VAL, ROUTE_KEY,
+                                       TCP_HANDSHAKE, SOCK_CALL)

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,15 +20,20 @@ from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
 from tracer.interfaces import discover, pod_networks
-from tracer.kernel.features import kprobes_available, tracefs_dir
+from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
-from tracer.kernel.loader import BuildSpec, Module, require_privileges
+from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
+from tracer.pipeline.local import LocalEnricher
 from tracer.pipeline.path import PathMarker
+from tracer.podmap import PodMap
+from tracer.recording import nodestate
+from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
 from tracer.sources.live import LiveSource, SourceStats
+from tracer.sysctls import ForwardingSysctls, local_addresses
 from tracer.timefmt import mono_to_wall_offset_ns
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,16 @@ class TraceOptions:
     cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
+    record: RecordSpec | None = None   # also write the session to a recording
+
+
+# issue 5: failures that are not drops (built where the kernel has their hooks)
+EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
+
+
+def node_ifindexes() -> set[int]:
+    """Interfaces of the namespace we run in (the node's)."""
+    return {idx for idx, _name in socket.if_nameindex()}
 
 
 def write_ready_file(path: Path, attached: list[str]) -> None:
@@ -63,6 +79,12 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         families = {"drops", "tc"}
         if kprobes_available(tracefs_dir()):
             families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
+        # issue 5: every failure family whose required hooks this kernel has
+        for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
+            if why:
+                log.info("not tracing %s events: %s", family, why)
+            else:
+                families.add(family)
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
             ringbuf_pages=opts.ringbuf_pages)))
@@ -70,6 +92,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         node_ino = own_netns_inode()
         scope_fn = None if opts.all_netns else node_namespaces
         module.set_scope(scope_fn() if scope_fn else None, node_ino)
+        module.set_node_ifindexes(node_ifindexes())
         attached = module.attach_all()
 
         # tc: reclaim stale legacy filters of dead runs first, then follow interfaces
@@ -87,9 +110,15 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         conntrack = ConntrackEvents(node_ino)
         stack.callback(conntrack.close)
 
+        sysctls = ForwardingSysctls()
+        sysctls.refresh(local_addresses())
+        enricher = LocalEnricher(node_ino, PodMap(), sysctls)
+
         def refresh() -> None:
             if scope_fn is not None:
                 module.set_scope(scope_fn(), node_ino)
+            module.set_node_ifindexes(node_ifindexes())
+            sysctls.refresh(local_addresses())
             added, removed = tc.sync(discover())
             for i in added:
                 log.info("tc attached to %s (%s)", i.name, i.role)
@@ -112,6 +141,16 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
+        recorder = None
+        if opts.record is not None:  # before the ready file: every event is recorded
+            recorder = stack.enter_context(RecordingWriter(opts.record, SessionFacts(
+                kernel_release=facts.release, attached=attached, unavailable=module.unavailable,
+                drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
+                netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
+                service_networks=[str(n) for n in marker.cluster_networks
+                                  if n not in marker.pod_networks]),
+                on_full=stop.set if opts.record.stop_when_full else None,
+                snapshot=nodestate.snapshot))
         if opts.ready_file:
             write_ready_file(opts.ready_file, attached)
         if opts.duration_s is not None:
@@ -121,6 +160,12 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             stack.callback(timer.cancel)
         seen = 0
         for batch in source.batches(stop):
+            batch = enricher.process(batch)
+            if recorder is not None:
+                # decoded and joined with the node's state of the moment (pods, port
+                # holders, sysctls: gone by replay time); derivations such as the path
+                # marks are re-run on replay, by the code of the day
+                recorder.write(batch)
             batch = marker.process(batch)
             sink.write(batch)
             seen += len(batch)
@@ -128,6 +173,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 stop.set()
         sink.close()
         stats = source.stats()
+        if recorder is not None:
+            recorder.finish(EndInfo("stopped", stats.received, stats.decode_errors, stats.lost))
         if any(stats.lost.values()):
             log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()
                                                      if v))

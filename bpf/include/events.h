@@ -144,4 +144,128 @@ struct ev_nat {
 	__u16 _pad;
 };
 
+
+/* --- issue 5: failures that are not drops (route, neigh, icmp, tcp, sock) ------ */
+/* Loss slot taken by this block: LOSS_RATE_LIMITED (2) counts tcp reset_sent
+ * records suppressed by bpf/tcp.c's per-CPU rate limit. */
+
+/* A failed FIB lookup (bpf/route.c): aggregated like drops, one record per
+ * ROUTE_REPORT_NS per key with a count. */
+struct ev_route {
+	struct ev_hdr hdr;
+	struct ev_tuple tuple;	/* the flow that was looked up (proto, ports when known) */
+	__u8 gateway[16];	/* the tracepoint's gw4/gw6; zero when no nexthop was chosen */
+	__u32 tb_id;		/* routing table */
+	__s32 err;		/* the tracepoint's err: -ENETUNREACH, -EHOSTUNREACH, -EAGAIN (miss) */
+	__u32 oif;
+	__u32 iif;		/* > 1: input lookup (a received packet); 1 (lo) or 0: output */
+	__u32 count;		/* failures of this key this record stands for (>= 1) */
+	__u32 _pad;
+};
+
+struct route_key {
+	__u32 netns_ino;
+	__u32 tb_id;
+	__s32 err;
+	__u32 iif;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u8 family;
+	__u8 _pad[3];
+};
+
+enum neigh_event {
+	NEIGH_EV_FAILED = 1,	/* resolution gave up (timer: max probes) */
+	NEIGH_EV_UPDATE_FAILED = 2,	/* set to FAILED by neigh_update (admin, netlink) */
+	NEIGH_EV_SEND_DEAD = 3,	/* a packet was sent through a dead entry */
+};
+
+struct ev_neigh {
+	struct ev_hdr hdr;
+	__u8 addr[16];		/* the next hop that could not be resolved; network order */
+	__u32 ifindex;
+	__u8 family;		/* 4 or 6 */
+	__u8 nud_state;		/* NUD_* now */
+	__u8 old_state;		/* NUD_* before (neigh_update); 0 when unknown */
+	__u8 event;		/* enum neigh_event */
+	char ifname[16];
+	__u32 probes;		/* probes sent (neighbour.probes) */
+	__u32 _pad;
+};
+
+/* An ICMP error this node sent (bpf/icmp.c): tuple is the offending packet's. */
+struct ev_icmp {
+	struct ev_hdr hdr;
+	struct ev_tuple inner;
+	__u8 type;
+	__u8 code;
+	__u16 _pad;
+	__u32 ifindex;		/* the offending packet's device */
+	char ifname[16];
+	__u32 skb_len;
+	__u32 _pad2;
+};
+
+enum tcp_event {
+	TCP_EV_CONNECT = 1,	/* CLOSE -> SYN_SENT */
+	TCP_EV_ESTABLISHED = 2,	/* SYN_SENT -> ESTABLISHED */
+	TCP_EV_FAILED = 3,	/* SYN_SENT -> CLOSE: err says why (ECONNREFUSED, ETIMEDOUT, ...) */
+	TCP_EV_RESET_SENT = 4,	/* tcp:tcp_send_reset */
+	TCP_EV_RESET_RECEIVED = 5,	/* tcp:tcp_receive_reset outside the handshake */
+	TCP_EV_ERROR = 6,	/* sock:inet_sk_error_report not explained by the above */
+};
+
+/* What an active open looks like to the TCP family, by socket (bpf/tcp.c). */
+struct tcp_handshake {
+	__u64 start_ns;
+	__u64 cgroup_id;
+	__u32 pid;		/* tgid of the connect() caller */
+	__u32 syn_retransmits;
+	char comm[16];
+};
+
+struct ev_tcp {
+	struct ev_hdr hdr;
+	struct ev_tuple tuple;	/* saddr/sport: this socket's end; daddr/dport: the peer's */
+	__u64 duration_ns;	/* since connect(); 0 when not a handshake record */
+	__u64 cgroup_id;	/* connect() caller's cgroup2 inode; 0 when unknown */
+	__u32 pid;		/* 0 when unknown (a socket opened before tracing, a reset) */
+	__u32 err;		/* errno (positive); 0 when none */
+	char comm[16];
+	__u8 event;		/* enum tcp_event */
+	__u8 state;		/* TCP state now (TCP_* of include/net/tcp_states.h) */
+	__u8 old_state;
+	__u8 syn_retransmits;
+	__u32 _pad;
+};
+
+enum sock_op {
+	SOCK_OP_BIND = 1,
+	SOCK_OP_CONNECT = 2,
+	SOCK_OP_LISTEN = 3,
+};
+
+/* A failed bind()/connect()/listen() on an AF_INET/AF_INET6 socket (bpf/sockets.c). */
+struct ev_sock {
+	struct ev_hdr hdr;
+	__u8 addr[16];		/* the sockaddr passed in; zero for listen() */
+	__u16 port;		/* host order */
+	__u8 family;		/* 4, 6, or 0 (listen) */
+	__u8 op;		/* enum sock_op */
+	__u32 err;		/* errno (positive) */
+	__u32 pid;		/* tgid */
+	__u32 fd;
+	__u64 cgroup_id;	/* bpf_get_current_cgroup_id() */
+	char comm[16];
+};
+
+/* sys_enter_* -> sys_exit_* of one thread */
+struct sock_call {
+	__u64 uaddr;		/* user pointer to the sockaddr; 0 for listen() */
+	__u32 fd;
+	__u8 op;
+	__u8 _pad[3];
+};
+/* --- end issue 5 ---------------------------------------------------------------- */
+
 #endif

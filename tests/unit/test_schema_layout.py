@@ -34,6 +34,11 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
         lines.append(f'printf("enum FLOW_{r.name} %d\\n", (int)FLOW_{r.name});')
     for slot in schema.LossSlot:
         lines.append(f'printf("enum LOSS_{slot.name} %d\\n", (int)LOSS_{slot.name});')
+    # issue 5: enum neigh_event, tcp_event, sock_op
+    for prefix, enum in (("NEIGH_EV", schema.NeighEv), ("TCP_EV", schema.TcpEv),
+                         ("SOCK_OP", schema.SockOp)):
+        for m in enum:
+            lines.append(f'printf("enum {prefix}_{m.name} %d\\n", (int){prefix}_{m.name});')
     src = tmp_path_factory.mktemp("layout") / "layout.c"
     src.write_text("#include <stddef.h>\n#include <stdio.h>\n#include \"events.h\"\n"
                    "int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n")
@@ -66,6 +71,10 @@ def test_enums_match(c_layout: dict[str, int]) -> None:
         assert c_layout[f"enum FLOW_{d.name}"] == d.value
     for r in schema.FlowReport:
         assert c_layout[f"enum FLOW_{r.name}"] == r.value
+    for prefix, enum in (("NEIGH_EV", schema.NeighEv), ("TCP_EV", schema.TcpEv),
+                         ("SOCK_OP", schema.SockOp)):
+        for m in enum:
+            assert c_layout[f"enum {prefix}_{m.name}"] == m.value
 
 
 def test_header_len_field_fits_every_record() -> None:

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "tracer.cli.demo_cmd",
     "tracer.cli.cleanup_cmd",
     "tracer.cli.lab_cmd",
+    "tracer.cli.record_cmd",
+    "tracer.cli.replay_cmd",
 )
 
 EPILOG = """examples:

@@ -58,3 +58,30 @@ def resolve_output(choice: str | None) -> str:
     if choice:
         return choice
     return "table" if sys.stdout.isatty() else "jsonl"
+
+
+# --- recordings (trace --record, record -w) ---------------------------------------------
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def byte_size(text: str) -> int:
+    """"500M", "2G", "65536": bytes."""
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = t[-1:] if t[-1:] in _SIZE_UNITS else ""
+    try:
+        value = float(t[:len(t) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2G)") from None
+    if value < 64 << 10:
+        raise argparse.ArgumentTypeError(f"too small for a recording: {text!r} (>= 64K)")
+    return int(value)
+
+
+def add_recording_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-size", type=byte_size, metavar="SIZE",
+                        help="largest recording file (e.g. 500M); at that size the "
+                        "recording stops, or rotates with --rotate")
+    parser.add_argument("--rotate", type=positive_int, default=0, metavar="N",
+                        help="at --max-size, move FILE to FILE.1 (keeping N older files) "
+                        "and continue in a new FILE")

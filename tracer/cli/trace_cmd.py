@@ -10,6 +10,7 @@ from typing import Any
 
 from tracer.cli.options import (
     add_output,
+    add_recording_size,
     cidr,
     positive_float,
     positive_int,
@@ -17,6 +18,7 @@ from tracer.cli.options import (
     resolve_output,
     writable_path,
 )
+from tracer.recording.writer import RecordSpec
 from tracer.session import Sink, TraceOptions, run
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.table import TableSink
@@ -35,6 +37,15 @@ def register(sub: Any) -> None:
                        "and its pods' namespaces.", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output(p)
+    add_session_options(p)
+    p.add_argument("--record", type=writable_path, metavar="FILE",
+                   help="also record the session to FILE (mode 0600) for `nodetrace replay`")
+    add_recording_size(p)
+    p.set_defaults(func=main)
+
+
+def add_session_options(p: argparse.ArgumentParser) -> None:
+    """What to trace and when to stop: shared by `trace` and `record`."""
     p.add_argument("--duration", type=positive_float, metavar="S",
                    help="stop S seconds after every probe is attached")
     p.add_argument("--ready-file", type=writable_path, metavar="F",
@@ -59,7 +70,6 @@ def register(sub: Any) -> None:
     p.add_argument("--include-unspecified", action="store_true",
                    help="also report frees with reason NOT_SPECIFIED (noisy: many are not "
                    "drops)")
-    p.set_defaults(func=main)
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -70,17 +80,24 @@ def install_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceOptions:
+    return TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
+                        all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
+                        stop_after=args.stop_after, tc_mode=args.tc_mode,
+                        cluster_cidrs=tuple(args.cluster_cidr),
+                        service_cidrs=tuple(args.service_cidr),
+                        ringbuf_pages=args.ringbuf_pages, record=record)
+
+
 def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
     sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
     stop = threading.Event()
     install_stop_signals(stop)
-    stats = run(TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
-                     all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
-                     stop_after=args.stop_after, tc_mode=args.tc_mode,
-                     cluster_cidrs=tuple(args.cluster_cidr),
-                     service_cidrs=tuple(args.service_cidr),
-                     ringbuf_pages=args.ringbuf_pages), sink, stop)
+    record = None
+    if args.record is not None:
+        record = RecordSpec(args.record, max_size=args.max_size, rotate=args.rotate)
+    stats = run(trace_options(args, record), sink, stop)
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)

@@ -36,7 +36,25 @@ class Kprobe:
         return f"kprobe/{self.function}"
 
 
-Hook = Tracepoint | Kprobe
+@dataclass(frozen=True)
+class RawTracepoint:
+    """A raw tracepoint: the program gets the tracepoint's C arguments (kernel objects
+    such as a `struct neighbour *`), where the formatted event lacks what it needs."""
+
+    category: str          # the tracefs directory, only to check that it exists
+    event: str
+    required: bool = True
+
+    @property
+    def fn_name(self) -> str:
+        return f"raw_tracepoint__{self.event}"
+
+    @property
+    def label(self) -> str:
+        return f"raw_tracepoint/{self.event}"
+
+
+Hook = Tracepoint | Kprobe | RawTracepoint
 
 FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     "drops": (Tracepoint("skb", "kfree_skb"),),
@@ -46,6 +64,23 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     # per-packet NAT decisions; built only where kprobes exist (conntrack events
     # report NAT everywhere else)
     "nat": (Kprobe("nf_nat_manip_pkt", "kp_nf_nat_manip_pkt"),),
+    # --- issue 5: failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
+    # sockets.c).  A family is built where its required hooks exist; an optional hook
+    # the kernel lacks is reported as unavailable and the rest goes on.
+    "route": (Tracepoint("fib", "fib_table_lookup"),
+              Tracepoint("fib6", "fib6_table_lookup", required=False)),
+    "neigh": (RawTracepoint("neigh", "neigh_timer_handler"),
+              RawTracepoint("neigh", "neigh_update"),
+              RawTracepoint("neigh", "neigh_event_send_dead", required=False)),
+    # icmp:icmp_send appeared in 6.9; there is no ICMPv6 counterpart
+    "icmp": (Tracepoint("icmp", "icmp_send"),),
+    "tcp": (Tracepoint("sock", "inet_sock_set_state"),
+            Tracepoint("tcp", "tcp_retransmit_skb"),
+            RawTracepoint("tcp", "tcp_send_reset", required=False),
+            Tracepoint("tcp", "tcp_receive_reset", required=False),
+            RawTracepoint("sock", "inet_sk_error_report", required=False)),
+    "sock": tuple(Tracepoint("syscalls", f"sys_{edge}_{call}")
+                  for call in ("bind", "connect", "listen") for edge in ("enter", "exit")),
 }
 
 FAMILIES = tuple(FAMILY_HOOKS)

@@ -23,7 +23,7 @@ from tracer.errors import AttachError, BpfLoadError, PrerequisiteError, TracerEr
 from tracer.kernel import headers, offsets
 from tracer.kernel.btf import Btf
 from tracer.kernel.features import ensure_tracefs, kprobes_available, missing_privileges
-from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, Tracepoint
+from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, RawTracepoint, Tracepoint
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,27 @@ def _bcc() -> Any:
     return bcc
 
 
+def hook_unavailable(hook: Hook, tracefs: Path) -> str | None:
+    """Why `hook` cannot exist on this kernel, or None."""
+    if isinstance(hook, Tracepoint | RawTracepoint):
+        if not (tracefs / "events" / hook.category / hook.event).is_dir():
+            return "tracepoint not in this kernel"
+        return None
+    if not kprobes_available(tracefs):
+        return "kernel has no kprobes"
+    return None
+
+
+def buildable_families(tracefs: Path, wanted: tuple[str, ...] = FAMILIES) -> dict[str, str]:
+    """Family -> "" when every required hook of it exists here, else why not."""
+    out: dict[str, str] = {}
+    for family in wanted:
+        missing = [h.label for h in FAMILY_HOOKS[family]
+                   if h.required and hook_unavailable(h, tracefs) is not None]
+        out[family] = f"kernel lacks {', '.join(missing)}" if missing else ""
+    return out
+
+
 class Module:
     """One compiled BCC module.  A context manager: leaving it detaches everything."""
 
@@ -216,6 +237,10 @@ class Module:
             fn = self.load_program(hook.fn_name, bcc.BPF.TRACEPOINT)
             attach = self.bpf.attach_tracepoint
             where = {"tp": f"{hook.category}:{hook.event}".encode()}
+        elif isinstance(hook, RawTracepoint):
+            fn = self.load_program(hook.fn_name, bcc.BPF.RAW_TRACEPOINT)
+            attach = self.bpf.attach_raw_tracepoint
+            where = {"tp": hook.event.encode()}
         else:
             fn = self.load_program(hook.fn_name, bcc.BPF.KPROBE)
             attach = self.bpf.attach_kprobe
@@ -226,14 +251,7 @@ class Module:
 
     def _available(self, hook: Hook) -> str | None:
         """Why `hook` cannot exist on this kernel, or None."""
-        tracefs = ensure_tracefs()
-        if isinstance(hook, Tracepoint):
-            if not (tracefs / "events" / hook.category / hook.event).is_dir():
-                return "tracepoint not in this kernel"
-            return None
-        if not kprobes_available(tracefs):
-            return "kernel has no kprobes"
-        return None
+        return hook_unavailable(hook, ensure_tracefs())
 
     def attach_all(self) -> list[str]:
         """Attach every hook of the built families.  A missing optional hook is
@@ -257,7 +275,9 @@ class Module:
         loaded = []
         for family in sorted(self.spec.families):
             for hook in FAMILY_HOOKS[family]:
-                kind = bcc.BPF.TRACEPOINT if isinstance(hook, Tracepoint) else bcc.BPF.KPROBE
+                kind = (bcc.BPF.TRACEPOINT if isinstance(hook, Tracepoint) else
+                        bcc.BPF.RAW_TRACEPOINT if isinstance(hook, RawTracepoint) else
+                        bcc.BPF.KPROBE)
                 self.load_program(hook.fn_name, kind)
                 loaded.append(hook.fn_name)
         return loaded
@@ -279,6 +299,18 @@ class Module:
             del table[table.Key(ino)]
         for ino in netns_inodes - current:
             table[table.Key(ino)] = table.Leaf(1)
+
+    def set_node_ifindexes(self, ifindexes: set[int]) -> None:
+        """The node namespace's interfaces: an input route lookup on one of them is the
+        node's (bpf/route.c; the fib tracepoints carry no namespace)."""
+        if "route" not in self.spec.families:
+            return
+        table = self.bpf["node_ifindex"]
+        current = {int(k.value) for k in table}
+        for idx in current - ifindexes:
+            del table[table.Key(idx)]
+        for idx in ifindexes - current:
+            table[table.Key(idx)] = table.Leaf(1)
 
     def unreported_drops(self) -> list[tuple[bytes, int, int]]:
         """(raw struct drop_key, unreported count, last report ns) of aggregated drops

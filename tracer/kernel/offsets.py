@@ -24,6 +24,30 @@ FIELDS: dict[str, str] = {
     "OFF_DEV_NET": "net_device.nd_net.net",
     "OFF_SK_NET": "sock.__sk_common.skc_net.net",
     "OFF_NET_INUM": "net.ns.inum",
+    # --- issue 5: route, neigh, tcp and sock families ---
+    # the calling task's namespace (syscalls, output route lookups)
+    "OFF_TASK_NSPROXY": "task_struct.nsproxy",
+    "OFF_NSPROXY_NET": "nsproxy.net_ns",
+    # a socket's tuple, state and error (sock_common is shared by request and
+    # timewait sockets, which tcp_send_reset may hand over)
+    "OFF_SK_STATE": "sock.__sk_common.skc_state",
+    "OFF_SK_FAMILY": "sock.__sk_common.skc_family",
+    "OFF_SK_RCV_SADDR": "sock.__sk_common.skc_rcv_saddr",
+    "OFF_SK_DADDR": "sock.__sk_common.skc_daddr",
+    "OFF_SK_NUM": "sock.__sk_common.skc_num",
+    "OFF_SK_DPORT": "sock.__sk_common.skc_dport",
+    "OFF_SK_V6_RCV_SADDR": "sock.__sk_common.skc_v6_rcv_saddr",
+    "OFF_SK_V6_DADDR": "sock.__sk_common.skc_v6_daddr",
+    "OFF_SK_ERR": "sock.sk_err",
+    "OFF_SK_ERR_SOFT": "sock.sk_err_soft",
+    "OFF_SK_PROTOCOL": "sock.sk_protocol",
+    # the next hop a neighbour entry resolves
+    "OFF_NEIGH_DEV": "neighbour.dev",
+    "OFF_NEIGH_TBL": "neighbour.tbl",
+    "OFF_NEIGH_STATE": "neighbour.nud_state",
+    "OFF_NEIGH_PROBES": "neighbour.probes",
+    "OFF_NEIGH_KEY": "neighbour.primary_key",
+    "OFF_NTBL_FAMILY": "neigh_table.family",
 }
 
 # Only for the kprobe NAT family (bpf/nat.c): nf_conn and its tuples.

@@ -6,13 +6,30 @@ a record whose length does not match its kind's struct is counted, never guessed
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tracer import schema
-from tracer.model import DropEvent, Endpoint, Event, FlowEvent, NatEvent
+from tracer.model import (
+    DropEvent,
+    Endpoint,
+    Event,
+    FlowEvent,
+    IcmpEvent,
+    NatEvent,
+    NeighEvent,
+    Process,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
+    errno_name,
+    icmp_meaning,
+    nud_state_name,
+    tcp_state_name,
+)
 
 _HDR = schema.HDR.struct
 
@@ -151,11 +168,101 @@ def decode_unreported_drop(raw_key: bytes, count: int, ts_ns: int,
                      length=0, l3_proto=0, count=count)
 
 
+# --- issue 5: route, neigh, icmp, tcp, sock ------------------------------------------
+
+def route_error(err: int, table: int) -> str:
+    """What the lookup's caller is told.  A miss (-EAGAIN) is only reported from the
+    main table, where fib_lookup turns it into -ENETUNREACH."""
+    if err == -errno.EAGAIN and table == 254:
+        return "ENETUNREACH"
+    return errno_name(-err) if err < 0 else errno_name(err)
+
+
+def decode_route(v: Fields, ctx: DecodeContext) -> RouteEvent:
+    src, dst, _, _ = _endpoints(v, "tuple.")
+    family = v["tuple.family"]
+    gw = addr(family, v["gateway"])
+    ts_ns = v["hdr.ts_ns"]
+    return RouteEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        family=family, proto=v["tuple.proto"],
+        src=src, dst=dst,
+        gateway=None if gw in (None, "0.0.0.0", "::") else gw,
+        table=v["tb_id"], error=route_error(v["err"], v["tb_id"]), error_raw=v["err"],
+        oif=v["oif"], iif=v["iif"], count=v["count"])
+
+
+_NEIGH_EVENTS = {int(e): e.name.lower() for e in schema.NeighEv}
+
+
+def decode_neigh(v: Fields, ctx: DecodeContext) -> NeighEvent:
+    ts_ns = v["hdr.ts_ns"]
+    old = v["old_state"]
+    return NeighEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        family=v["family"], addr=addr(v["family"], v["addr"]), ifindex=v["ifindex"],
+        ifname=cstr(v["ifname"]), event=_NEIGH_EVENTS.get(v["event"], str(v["event"])),
+        state=nud_state_name(v["nud_state"]),
+        old_state=nud_state_name(old) if v["event"] == schema.NeighEv.UPDATE_FAILED else None,
+        probes=v["probes"])
+
+
+def decode_icmp(v: Fields, ctx: DecodeContext) -> IcmpEvent:
+    src, dst, _, _ = _endpoints(v, "inner.")
+    ts_ns = v["hdr.ts_ns"]
+    return IcmpEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        icmp_type=v["type"], icmp_code=v["code"], meaning=icmp_meaning(v["type"], v["code"]),
+        family=v["inner.family"], proto=v["inner.proto"], src=src, dst=dst,
+        ifindex=v["ifindex"], ifname=cstr(v["ifname"]), length=v["skb_len"])
+
+
+_TCP_EVENTS = {int(e): e.name.lower() for e in schema.TcpEv}
+_HANDSHAKE_END = (schema.TcpEv.ESTABLISHED, schema.TcpEv.FAILED)
+
+
+def decode_tcp(v: Fields, ctx: DecodeContext) -> TcpEvent:
+    src, dst, _, _ = _endpoints(v, "tuple.")
+    ts_ns = v["hdr.ts_ns"]
+    event = v["event"]
+    err = v["err"]
+    pid = v["pid"]
+    old = v["old_state"]
+    return TcpEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        event=_TCP_EVENTS.get(event, str(event)), family=v["tuple.family"], src=src, dst=dst,
+        state=tcp_state_name(v["state"]), old_state=tcp_state_name(old) if old else None,
+        error=errno_name(err) if err else None, error_raw=err,
+        duration_ns=v["duration_ns"] if event in _HANDSHAKE_END else None,
+        syn_retransmits=v["syn_retransmits"],
+        process=Process(pid, cstr(v["comm"]), v["cgroup_id"]) if pid else None)
+
+
+_SOCK_OPS = {int(o): o.name.lower() for o in schema.SockOp}
+
+
+def decode_sock(v: Fields, ctx: DecodeContext) -> SockEvent:
+    ts_ns = v["hdr.ts_ns"]
+    family = v["family"]
+    return SockEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
+        op=_SOCK_OPS.get(v["op"], str(v["op"])), family=family,
+        addr=Endpoint(addr(family, v["addr"]), v["port"] if family else None),
+        error=errno_name(v["err"]), error_raw=v["err"], fd=v["fd"],
+        process=Process(v["pid"], cstr(v["comm"]), v["cgroup_id"]))
+# --- end issue 5 ---------------------------------------------------------------------
+
+
 # kind -> (wire struct, decode function).  Add a kind here and in schema.RECORDS.
 DECODERS: dict[schema.EvKind, tuple[schema.WireStruct, DecodeFn]] = {
     schema.EvKind.DROP: (schema.DROP, decode_drop),
     schema.EvKind.FLOW: (schema.FLOW, decode_flow),
     schema.EvKind.NAT: (schema.NAT, decode_nat),
+    schema.EvKind.ROUTE: (schema.ROUTE, decode_route),
+    schema.EvKind.NEIGH: (schema.NEIGH, decode_neigh),
+    schema.EvKind.ICMP: (schema.ICMP, decode_icmp),
+    schema.EvKind.TCP: (schema.TCP, decode_tcp),
+    schema.EvKind.SOCK: (schema.SOCK, decode_sock),
 }
 
 

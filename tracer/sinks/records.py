@@ -10,8 +10,16 @@ from tracer.model import (
     Endpoint,
     Event,
     FlowEvent,
+    Forwarding,
+    IcmpEvent,
     LostEvent,
     NatEvent,
+    NeighEvent,
+    PodRef,
+    Process,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
     proto_name,
     tcp_flag_names,
 )
@@ -45,6 +53,8 @@ def drop_record(ev: DropEvent) -> dict[str, Any]:
         rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
     if ev.marks:
         rec["marks"] = list(ev.marks)
+    if ev.forwarding is not None:
+        rec["forwarding"] = forwarding_record(ev.forwarding)
     return rec
 
 
@@ -102,12 +112,92 @@ def lost_record(ev: LostEvent) -> dict[str, Any]:
             "count": ev.count, "total": ev.total}
 
 
+# --- issue 5: route, neigh, icmp, tcp, sock ------------------------------------------
+
+def _family(family: int) -> str | None:
+    return f"ipv{family}" if family else None
+
+
+def forwarding_record(f: Forwarding) -> dict[str, Any]:
+    return {"ip_forward": f.ip_forward, "rp_filter": f.rp_filter, "iface": f.iface}
+
+
+def process_record(p: Process | None) -> dict[str, Any] | None:
+    return None if p is None else {"pid": p.pid, "comm": p.comm, "cgroup_id": p.cgroup_id}
+
+
+def pod_record(pod: PodRef | None) -> dict[str, Any] | None:
+    if pod is None:
+        return None
+    return {"uid": pod.uid, "container_id": pod.container_id, "runtime": pod.runtime,
+            "qos": pod.qos, "cgroup": pod.cgroup}
+
+
+def route_record(ev: RouteEvent) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "kind": "route", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns,
+        "family": _family(ev.family), "proto": proto_name(ev.proto) if ev.proto else None,
+        "src": endpoint(ev.src), "dst": endpoint(ev.dst), "error": ev.error,
+        "error_raw": ev.error_raw, "table": ev.table, "oif": ev.oif, "iif": ev.iif,
+        "gateway": ev.gateway, "count": ev.count,
+    }
+    if ev.forwarding is not None:
+        rec["forwarding"] = forwarding_record(ev.forwarding)
+    return rec
+
+
+def neigh_record(ev: NeighEvent) -> dict[str, Any]:
+    return {"kind": "neigh", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns,
+            "family": _family(ev.family), "addr": ev.addr, "ifname": ev.ifname or None,
+            "ifindex": ev.ifindex, "event": ev.event, "state": ev.state,
+            "old_state": ev.old_state, "probes": ev.probes}
+
+
+def icmp_record(ev: IcmpEvent) -> dict[str, Any]:
+    return {"kind": "icmp", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns,
+            "icmp": {"type": ev.icmp_type, "code": ev.icmp_code}, "meaning": ev.meaning,
+            "family": _family(ev.family), "proto": proto_name(ev.proto) if ev.family else None,
+            "src": endpoint(ev.src), "dst": endpoint(ev.dst),
+            "ifname": ev.ifname or None, "ifindex": ev.ifindex, "len": ev.length}
+
+
+def tcp_record(ev: TcpEvent) -> dict[str, Any]:
+    return {"kind": "tcp", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns,
+            "event": ev.event, "family": _family(ev.family),
+            "src": endpoint(ev.src), "dst": endpoint(ev.dst), "state": ev.state,
+            "old_state": ev.old_state, "error": ev.error, "error_raw": ev.error_raw,
+            "duration_ns": ev.duration_ns, "syn_retransmits": ev.syn_retransmits,
+            "process": process_record(ev.process), "pod": pod_record(ev.pod)}
+
+
+def sock_record(ev: SockEvent) -> dict[str, Any]:
+    # bind/listen name the local end, connect the remote one: the fixed src/dst names
+    where = "dst" if ev.op == "connect" else "src"
+    rec: dict[str, Any] = {
+        "kind": "sock", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns, "op": ev.op,
+        "family": _family(ev.family), where: endpoint(ev.addr), "error": ev.error,
+        "error_raw": ev.error_raw, "fd": ev.fd, "process": process_record(ev.process),
+        "pod": pod_record(ev.pod),
+    }
+    if ev.holder is not None:
+        h = ev.holder
+        rec["holder"] = {"proto": h.proto, "addr": endpoint(h.addr), "state": h.state,
+                         "pid": h.pid, "comm": h.comm, "pod": pod_record(h.pod)}
+    return rec
+# --- end issue 5 ---------------------------------------------------------------------
+
+
 # event type -> its record form; every model event type has one entry
 RECORD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {
     DropEvent: drop_record,
     FlowEvent: flow_record,
     NatEvent: nat_record,
     LostEvent: lost_record,
+    RouteEvent: route_record,
+    NeighEvent: neigh_record,
+    IcmpEvent: icmp_record,
+    TcpEvent: tcp_record,
+    SockEvent: sock_record,
 }
 
 

@@ -17,8 +17,16 @@ from tracer.model import (
     Endpoint,
     Event,
     FlowEvent,
+    Forwarding,
+    IcmpEvent,
     LostEvent,
     NatEvent,
+    NeighEvent,
+    PodRef,
+    Process,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
     proto_name,
     tcp_flag_names,
 )
@@ -42,7 +50,8 @@ def drop_line(ev: DropEvent) -> tuple[str, str]:
     proto = proto_name(ev.proto) if ev.family else f"l3:{ev.l3_proto:#06x}"
     return (ev.ifname or "-",
             f"{proto} {ep(ev.src)} → {ep(ev.dst)}  {ev.reason} at {ev.location}"
-            + (f"  ({ev.count} drops)" if ev.count > 1 else "") + _marks(ev.marks))
+            + (f"  ({ev.count} drops)" if ev.count > 1 else "") + _marks(ev.marks)
+            + _fwd(ev.forwarding))
 
 
 def flow_line(ev: FlowEvent) -> tuple[str, str]:
@@ -70,11 +79,69 @@ def lost_line(ev: LostEvent) -> tuple[str, str]:
     return ("-", f"!! LOST {ev.count} events ({ev.layer}); {ev.total} in total")
 
 
+# --- issue 5: route, neigh, icmp, tcp, sock ------------------------------------------
+
+def _who(process: Process | None, pod: PodRef | None) -> str:
+    if process is None:
+        return ""
+    text = f"  by {process.comm}[{process.pid}]"
+    return text + (f" pod {pod.uid}" if pod is not None else "")
+
+
+def _fwd(f: Forwarding | None) -> str:
+    if f is None:
+        return ""
+    return f"  ip_forward={f.ip_forward}" + (f" rp_filter={f.rp_filter}"
+                                              if f.rp_filter is not None else "")
+
+
+def route_line(ev: RouteEvent) -> tuple[str, str]:
+    via = f" via {ev.gateway}" if ev.gateway else ""
+    return (f"table {ev.table}",
+            f"no route {ep(ev.src)} → {ep(ev.dst)}{via}  {ev.error}"
+            + (f"  ({ev.count} lookups)" if ev.count > 1 else "") + _fwd(ev.forwarding))
+
+
+def neigh_line(ev: NeighEvent) -> tuple[str, str]:
+    return (ev.ifname or "-", f"next hop {ev.addr} unresolved ({ev.event}, {ev.state}, "
+            f"{ev.probes} probes)")
+
+
+def icmp_line(ev: IcmpEvent) -> tuple[str, str]:
+    return (ev.ifname or "-", f"sent {ev.meaning} for {proto_name(ev.proto)} "
+            f"{ep(ev.src)} → {ep(ev.dst)}")
+
+
+def tcp_line(ev: TcpEvent) -> tuple[str, str]:
+    text = f"{ev.event} {ep(ev.src)} → {ep(ev.dst)}"
+    if ev.error:
+        text += f"  {ev.error}"
+    if ev.duration_ns is not None:
+        text += f"  after {ev.duration_ns / 1e6:.0f} ms"
+    if ev.syn_retransmits:
+        text += f", {ev.syn_retransmits} SYN retransmits"
+    return (ev.state, text + _who(ev.process, ev.pod))
+
+
+def sock_line(ev: SockEvent) -> tuple[str, str]:
+    text = f"{ev.op}({ep(ev.addr)}) {ev.error}" + _who(ev.process, ev.pod)
+    if ev.holder is not None:
+        h = ev.holder
+        text += f"; held by {h.comm or '?'}[{h.pid}]" + (f" pod {h.pod.uid}" if h.pod else "")
+    return (f"fd {ev.fd}", text)
+# --- end issue 5 ---------------------------------------------------------------------
+
+
 LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {
     DropEvent: drop_line,
     FlowEvent: flow_line,
     NatEvent: nat_line,
     LostEvent: lost_line,
+    RouteEvent: route_line,
+    NeighEvent: neigh_line,
+    IcmpEvent: icmp_line,
+    TcpEvent: tcp_line,
+    SockEvent: sock_line,
 }
 
 

@@ -1,0 +1,202 @@
+"""The recording format: record types, the event schema, limits and fix-ups.
+
+A recording is a stream of msgpack arrays, each `[type, ...]`.  Events are arrays too,
+with their column names in the header (shared/PERFORMANCE.md: a 15-tuple packs in
+a third of the time of a 15-key dict, and the file is half the size).  The columns are
+derived from the frozen dataclasses of tracer/model.py, so a new event kind needs one
+line in EVENT_TYPES.  docs/recording-format.md is the reference for all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import operator
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from tracer import model
+from tracer.model import (
+    DropEvent,
+    Event,
+    FlowEvent,
+    IcmpEvent,
+    LostEvent,
+    NatEvent,
+    NeighEvent,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
+)
+
+MAGIC = "nodetrace-recording"
+# major: a reader refuses a newer major; minor: additions an older reader skips
+VERSION = (1, 0)
+
+
+class Rec(enum.IntEnum):
+    """Record types.  Never renumber: recordings store these values."""
+
+    HEADER = 0      # [0, MAGIC, [major, minor], {header}]
+    EVENT = 1       # [1, kind index in the header's schema, column values...]
+    METADATA = 2    # [2, wall_ns, kind, op, object]
+    NODE_STATE = 3  # [3, wall_ns, {name: value}]
+    SYNC = 4        # [4, wall_ns, mono_ns, events so far]
+    END = 5         # [5, wall_ns, {reason, events, received, decode_errors, lost, next_part}]
+
+
+# The first bytes of every recording: the header record's array marker, type and magic.
+MAGIC_PREFIX = b"\x94" + msgpack.packb(int(Rec.HEADER)) + msgpack.packb(MAGIC)
+
+# event kind -> model class.  Every member of model.Event needs a line here
+# (tests/unit/test_recording.py fails otherwise); the key is the class's `kind`.
+EVENT_TYPES: dict[str, type[Event]] = {
+    "drop": DropEvent,
+    "flow": FlowEvent,
+    "nat": NatEvent,
+    "lost": LostEvent,
+    "route": RouteEvent,
+    "neigh": NeighEvent,
+    "icmp": IcmpEvent,
+    "tcp": TcpEvent,
+    "sock": SockEvent,
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on hostile input.  msgpack allocates an array or map of the declared
+    length before reading its items, so the item caps bound memory: at most 1024
+    nested containers x 2048 slots, plus one buffer."""
+
+    max_buffer: int = 16 << 20       # the largest record (a node-state snapshot)
+    max_items: int = 2048            # array and map lengths
+    max_str: int = 8 << 20           # one string (an iptables-save dump)
+    read_size: int = 256 << 10
+
+
+LIMITS = Limits()
+SNAPSHOT_TEXT_MAX = 4 << 20          # a node-state text beyond this is cut (and says so)
+
+
+# --- the event schema ----------------------------------------------------------------
+#
+# A column is one value in an event array.  A field holding a dataclass that is always
+# present (Endpoint) is flattened into dotted columns ("src.ip", "src.port"); an
+# optional one (Forwarding | None, Process | None) is one column holding a nested array
+# of that struct's columns, or nil.
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str                      # "ifname", "src.ip", "forwarding"
+    struct: str | None = None      # optional-struct columns: the struct's name
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """A dataclass field's type as the codec sees it."""
+
+    allowed: tuple[type, ...]              # python types a value may have (decoded)
+    struct: type | None = None             # a nested dataclass
+    optional: bool = False
+    is_tuple: bool = False                 # tuple[str, ...]: an array of strings
+
+
+_PLAIN = {int: (int,), str: (str,), bool: (bool,), float: (float, int)}
+
+
+def field_type(hint: Any) -> FieldType:
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported union {hint}")
+        ft = field_type(inner[0])
+        return dataclasses.replace(ft, optional=True, allowed=(*ft.allowed, type(None)))
+    if origin is tuple:
+        return FieldType(allowed=(list,), is_tuple=True)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return FieldType(allowed=(list,), struct=hint)
+    if hint in _PLAIN:
+        return FieldType(allowed=_PLAIN[hint])
+    raise TypeError(f"unsupported field type {hint}")
+
+
+def field_types(cls: type) -> dict[str, FieldType]:
+    hints = typing.get_type_hints(cls, vars(model))
+    return {f.name: field_type(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def columns(cls: type, prefix: str = "") -> list[Column]:
+    out: list[Column] = []
+    for name, ft in field_types(cls).items():
+        if ft.struct is not None and not ft.optional:
+            out.extend(columns(ft.struct, f"{prefix}{name}."))
+        else:
+            out.append(Column(prefix + name, ft.struct.__name__ if ft.struct else None))
+    return out
+
+
+def structs_of(cls: type, found: dict[str, type] | None = None) -> dict[str, type]:
+    """Every dataclass reachable from `cls` through optional-struct columns."""
+    found = {} if found is None else found
+    for ft in field_types(cls).values():
+        if ft.struct is not None:
+            if ft.optional:
+                found.setdefault(ft.struct.__name__, ft.struct)
+            structs_of(ft.struct, found)
+    return found
+
+
+def _column_list(cols: list[Column]) -> list[list[str | None]]:
+    return [[c.name, c.struct] for c in cols]
+
+
+def schema() -> dict[str, Any]:
+    """The header's `schema`: every kind's columns in order, every struct's columns."""
+    structs: dict[str, type] = {}
+    for cls in EVENT_TYPES.values():
+        structs_of(cls, structs)
+    return {"events": [[kind, _column_list(columns(cls))] for kind, cls in EVENT_TYPES.items()],
+            "structs": [[name, _column_list(columns(cls))] for name, cls in structs.items()]}
+
+
+def struct_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """An object -> its column values, in C (attrgetter follows dotted names)."""
+    names = [c.name for c in columns(cls)]
+    if len(names) == 1:
+        one = operator.attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    get: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names)
+    return get
+
+
+# --- fix-ups: how an older recording is read by this code -----------------------------
+
+
+@dataclass(frozen=True)
+class FixUp:
+    """Applied to recordings whose version is below `before`, oldest first.
+
+    Declarative on purpose: a fix-up names what changed, the reader does the work, so
+    every old version stays readable without old code paths."""
+
+    before: tuple[int, int]
+    kind: str | None = None                       # None: the header
+    rename_kind: str | None = None                # the kind was called `kind`, is now this
+    rename: Mapping[str, str] = field(default_factory=dict)   # old column -> new column
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # value of a missing column
+    drop: tuple[str, ...] = ()                    # columns that no longer mean anything
+
+
+# Version history: 1.0 is the first format; nothing to upgrade yet.  When a field
+# without a default is added to a model class, or renamed, add a line here and bump
+# the minor version.
+FIXUPS: tuple[FixUp, ...] = ()

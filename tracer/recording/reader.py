@@ -1,0 +1,568 @@
+"""Read a recording.  Recordings are hostile input (shared/RELIABILITY.md rule 6).
+
+- The header's magic and major version are checked first: a wrong one raises
+  RecordingFormatError (the CLI prints it and exits 1).
+- msgpack's streaming Unpacker stops silently at a truncated record: the position
+  after the last whole record is compared with the file size, and a shortfall is
+  reported as "truncated at offset N".  Undecodable bytes end the read the same way
+  ("damaged at offset N"); every whole record before them has been delivered.
+- Sizes are capped (format.Limits) so a crafted length cannot exhaust memory.
+- Unknown record types, event kinds and columns are skipped and counted; a record
+  whose values have the wrong types is skipped and counted, never passed on.
+- Older versions are upgraded by the declarative fix-ups of format.FIXUPS.
+
+Usage (the TUI, diagnose, replay):
+
+    with RecordingReader(path) as rec:
+        rec.header.node, rec.header.attached, ...
+        for item in rec:            # Event | MetadataRecord | NodeState | SyncMarker | EndRecord
+            ...
+        rec.warnings()              # what was skipped, truncated or damaged
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import msgpack
+
+from tracer.errors import RecordingFormatError
+from tracer.model import Event
+from tracer.recording.format import (
+    EVENT_TYPES,
+    FIXUPS,
+    LIMITS,
+    MAGIC,
+    MAGIC_PREFIX,
+    VERSION,
+    FieldType,
+    FixUp,
+    Limits,
+    Rec,
+    field_types,
+)
+from tracer.recording.writer import EndInfo, MetadataRecord, NodeState
+
+_UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
+
+
+@dataclass(frozen=True)
+class ClockRef:
+    mono_ns: int
+    wall_ns: int
+
+
+@dataclass(frozen=True)
+class Header:
+    version: tuple[int, int]
+    nodetrace_version: str
+    argv: tuple[str, ...]
+    node: str
+    netns: int
+    kernel_release: str
+    attached: tuple[str, ...]
+    unavailable: dict[str, str]
+    clock: ClockRef
+    drop_reasons: dict[int, str]
+    pod_networks: tuple[str, ...]
+    service_networks: tuple[str, ...]
+    started_wall_ns: int
+    part: int
+    raw: dict[str, Any]             # everything, including keys this version does not know
+
+
+@dataclass(frozen=True)
+class SyncMarker:
+    wall_ns: int
+    mono_ns: int
+    events: int                     # events written before it
+
+
+@dataclass(frozen=True)
+class EndRecord:
+    wall_ns: int
+    events: int
+    info: EndInfo
+    next_part: str | None
+
+
+Item = Event | MetadataRecord | NodeState | SyncMarker | EndRecord
+
+
+class Malformed(Exception):
+    """A record whose framing is intact but whose content is not what it claims."""
+
+
+# --- decoding plans: recorded columns -> this version's dataclasses ------------------
+
+
+def _str_tuple(v: Any) -> tuple[str, ...]:
+    if type(v) is not list or not all(type(x) is str for x in v):
+        raise Malformed("not a list of strings")
+    return tuple(v)
+
+
+@dataclass
+class _Columns:
+    """A recorded column list, after fix-ups."""
+
+    names: list[str]
+    structs: dict[str, str]         # column -> recorded struct name
+    defaults: dict[str, Any] = field(default_factory=dict)
+    ignored: set[str] = field(default_factory=set)
+
+
+class Plan:
+    """Builds one dataclass from an array laid out by the recorded columns.
+
+    The common case costs a length check, a C-level type signature of the row looked
+    up in a set of signatures already validated, an itemgetter for the plain fields
+    and a call per nested field.  A signature seen for the first time is validated
+    column by column against this version's field types.
+    """
+
+    MAX_SIGS = 256
+
+    def __init__(self, cls: type, cols: _Columns, offset: int,
+                 structs: Mapping[str, Plan]) -> None:
+        self.cls = cls
+        self.length = offset + len(cols.names)
+        index = {name: offset + i for i, name in enumerate(cols.names)}
+        self.checks: list[tuple[int, tuple[type, ...]]] = []
+        used: set[str] = set()
+        picks: list[int] = []
+        self.patches: list[tuple[int, Callable[[list[Any]], Any]]] = []
+        for pos, (name, ft) in enumerate(field_types(cls).items()):
+            getter = self._getter(cls, name, ft, index, cols, structs, used)
+            if isinstance(getter, int):
+                picks.append(getter)
+            else:
+                picks.append(0)
+                self.patches.append((pos, getter))
+        self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
+        self._pick = operator.itemgetter(*picks) if len(picks) > 1 else (
+            lambda row: (row[picks[0]],))
+        self._sigs: set[tuple[type, ...]] = set()
+
+    def _getter(self, owner: type, name: str, ft: FieldType, index: dict[str, int],
+                cols: _Columns, structs: Mapping[str, Plan], used: set[str]
+                ) -> int | Callable[[list[Any]], Any]:
+        if ft.struct is not None and not ft.optional:
+            # flattened: rebuild from the dotted columns
+            sub = [self._getter(ft.struct, f"{name}.{n}", sft, index, cols, structs, used)
+                   for n, sft in field_types(ft.struct).items()]
+            cls = ft.struct
+            fns = [operator.itemgetter(g) if isinstance(g, int) else g for g in sub]
+            return lambda row: cls(*[fn(row) for fn in fns])
+        i = index.get(name)
+        if i is None:
+            return self._default(owner, name, cols)
+        used.add(name)
+        if ft.struct is not None:
+            plan = structs.get(cols.structs.get(name, ""))
+            if plan is None or plan.cls is not ft.struct:
+                raise Malformed(f"column {name}: struct {cols.structs.get(name)} unknown")
+            self.checks.append((i, (list, type(None))))
+            decode = plan.decode
+            return lambda row: None if row[i] is None else decode(row[i])
+        self.checks.append((i, ft.allowed))
+        if ft.is_tuple:
+            return lambda row: _str_tuple(row[i])
+        return i
+
+    def _default(self, owner: type, name: str, cols: _Columns
+                 ) -> Callable[[list[Any]], Any]:
+        if name in cols.defaults:
+            value = cols.defaults[name]
+            return lambda _row: value
+        own = name.rsplit(".", 1)[-1]
+        for f in dataclasses.fields(owner):
+            if f.name == own:
+                if f.default is not dataclasses.MISSING:
+                    value = f.default
+                    return lambda _row: value
+                if f.default_factory is not dataclasses.MISSING:
+                    factory = f.default_factory
+                    return lambda _row: factory()
+        raise Malformed(f"{self.cls.__name__}.{name} is not in the recording and has no "
+                        "default (a fix-up is missing)")
+
+    def decode(self, row: Any) -> Any:
+        if type(row) is not list or len(row) != self.length:
+            raise Malformed("wrong number of values")
+        sig = tuple(map(type, row))
+        if sig not in self._sigs:
+            for i, allowed in self.checks:
+                if type(row[i]) not in allowed:
+                    raise Malformed(f"value {i} is a {type(row[i]).__name__}")
+            if len(self._sigs) < self.MAX_SIGS:
+                self._sigs.add(sig)
+        vals = list(self._pick(row))
+        for pos, fn in self.patches:
+            vals[pos] = fn(row)
+        try:
+            return self.cls(*vals)
+        except (TypeError, ValueError) as exc:   # a struct that validates its values
+            raise Malformed(str(exc)) from None
+
+
+def _parse_columns(raw: Any, what: str) -> _Columns:
+    if type(raw) is not list:
+        raise RecordingFormatError(f"header damaged: {what} has no column list")
+    names: list[str] = []
+    structs: dict[str, str] = {}
+    for col in raw:
+        if (type(col) is not list or len(col) < 2 or type(col[0]) is not str
+                or (col[1] is not None and type(col[1]) is not str)):
+            raise RecordingFormatError(f"header damaged: a column of {what}")
+        names.append(col[0])
+        if col[1] is not None:
+            structs[col[0]] = col[1]
+    return _Columns(names, structs)
+
+
+def _apply_fixups(kind: str | None, cols: _Columns, version: tuple[int, int],
+                  fixups: Sequence[FixUp]) -> tuple[str | None, _Columns]:
+    for fx in fixups:
+        if version >= fx.before or fx.kind != kind:
+            continue
+        cols.names = [fx.rename.get(n, n) for n in cols.names]
+        cols.structs = {fx.rename.get(k, k): v for k, v in cols.structs.items()}
+        cols.defaults.update(fx.defaults)
+        cols.ignored.update(fx.drop)
+        if fx.rename_kind:
+            kind = fx.rename_kind
+    return kind, cols
+
+
+# --- the reader ----------------------------------------------------------------------
+
+
+def _as(t: type, v: Any, what: str) -> Any:
+    if type(v) is not t:
+        raise RecordingFormatError(f"header damaged: {what}")
+    return v
+
+
+class RecordingReader:
+    def __init__(self, path: Path | str, *, fixups: Sequence[FixUp] = FIXUPS,
+                 limits: Limits = LIMITS) -> None:
+        self.path = Path(path)
+        self.fixups = fixups
+        self.skipped: Counter[str] = Counter()   # warning -> how many records
+        self.truncated_at: int | None = None
+        self.damaged_at: int | None = None
+        self.damage: str | None = None
+        self.records = 0                          # whole records read, header included
+        try:
+            self._file: IO[bytes] = open(self.path, "rb")   # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise RecordingFormatError(f"cannot read {self.path}: {exc.strerror}") from None
+        try:
+            self.size = os.fstat(self._file.fileno()).st_size
+            if self._file.read(len(MAGIC_PREFIX)) != MAGIC_PREFIX:
+                raise RecordingFormatError(f"{self.path} is not a nodetrace recording "
+                                           "(wrong magic)")
+            self._file.seek(0)
+            self._unpacker = msgpack.Unpacker(
+                self._file, read_size=limits.read_size, max_buffer_size=limits.max_buffer,
+                max_array_len=limits.max_items, max_map_len=limits.max_items,
+                max_str_len=limits.max_str, max_bin_len=limits.max_str,
+                max_ext_len=limits.max_items, unicode_errors="replace")
+            self._pos = 0
+            self.header = self._read_header()
+            self._plans = self._build_plans()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> RecordingReader:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    # header -------------------------------------------------------------------------
+
+    def _read_header(self) -> Header:
+        try:
+            rec = next(self._unpacker)
+        except StopIteration:
+            raise RecordingFormatError(f"{self.path}: the header is truncated") from None
+        except _UNPACK_ERRORS as exc:
+            raise RecordingFormatError(f"{self.path}: the header is damaged ({exc})") from None
+        self._pos = self._unpacker.tell()
+        self.records = 1
+        if (type(rec) is not list or len(rec) < 4 or rec[0] != Rec.HEADER
+                or rec[1] != MAGIC or type(rec[3]) is not dict):
+            raise RecordingFormatError(f"{self.path}: the header is damaged")
+        v = rec[2]
+        if (type(v) is not list or len(v) != 2 or type(v[0]) is not int
+                or type(v[1]) is not int):
+            raise RecordingFormatError(f"{self.path}: the header's version is damaged")
+        version = (v[0], v[1])
+        if version[0] > VERSION[0]:
+            raise RecordingFormatError(
+                f"{self.path} is format {version[0]}.{version[1]}, written by a newer "
+                f"nodetrace; this one reads {VERSION[0]}.x",
+                fix="replay it with a nodetrace at least as new as the one that recorded it")
+        h: dict[str, Any] = dict(rec[3])
+        for fx in self.fixups:
+            if fx.kind is None and version < fx.before:
+                for old, new in fx.rename.items():
+                    if old in h:
+                        h[new] = h.pop(old)
+                for k, value in fx.defaults.items():
+                    h.setdefault(k, value)
+        self._version = version
+        return self._parse_header(version, h)
+
+    def _parse_header(self, version: tuple[int, int], h: dict[str, Any]) -> Header:
+        try:
+            clock = _as(dict, h.get("clock", {}), "clock")
+            nets = _as(dict, h.get("networks", {}), "networks")
+            reasons = {}
+            for pair in _as(list, h.get("drop_reasons", []), "drop_reasons"):
+                pair = _as(list, pair, "drop_reasons")
+                reasons[_as(int, pair[0], "drop_reasons")] = _as(str, pair[1], "drop_reasons")
+            unavailable = {}
+            for pair in _as(list, h.get("unavailable", []), "unavailable"):
+                pair = _as(list, pair, "unavailable")
+                unavailable[_as(str, pair[0], "unavailable")] = _as(str, pair[1],
+                                                                    "unavailable")
+            return Header(
+                version=version,
+                nodetrace_version=_as(str, h.get("nodetrace", ""), "nodetrace"),
+                argv=tuple(_as(str, a, "argv") for a in _as(list, h.get("argv", []), "argv")),
+                node=_as(str, h.get("node", ""), "node"),
+                netns=_as(int, h.get("netns", 0), "netns"),
+                kernel_release=_as(str, h.get("kernel", ""), "kernel"),
+                attached=tuple(_as(str, a, "attached")
+                               for a in _as(list, h.get("attached", []), "attached")),
+                unavailable=unavailable,
+                clock=ClockRef(_as(int, clock.get("mono_ns", 0), "clock"),
+                               _as(int, clock.get("wall_ns", 0), "clock")),
+                drop_reasons=reasons,
+                pod_networks=tuple(_as(str, n, "networks")
+                                   for n in _as(list, nets.get("pod", []), "networks")),
+                service_networks=tuple(_as(str, n, "networks")
+                                       for n in _as(list, nets.get("service", []),
+                                                    "networks")),
+                started_wall_ns=_as(int, h.get("started_wall_ns", 0), "started_wall_ns"),
+                part=_as(int, h.get("part", 0), "part"),
+                raw=h)
+        except IndexError:
+            raise RecordingFormatError(f"{self.path}: the header is damaged") from None
+
+    def _build_plans(self) -> list[Plan | str]:
+        """One plan per recorded kind, in the header's order (the kind index); a string
+        says why that kind's records are skipped."""
+        sch = self.header.raw.get("schema")
+        if type(sch) is not dict:
+            raise RecordingFormatError(f"{self.path}: the header has no event schema")
+        structs: dict[str, Plan] = {}
+        raw_structs = sch.get("structs", [])
+        if type(raw_structs) is not list:
+            raise RecordingFormatError(f"{self.path}: header damaged: structs")
+        known = {cls.__name__: cls for cls in _all_structs()}
+        # a struct may hold another (PortHolder.pod): build until nothing changes
+        pending = {}
+        for entry in raw_structs:
+            if type(entry) is not list or len(entry) < 2 or type(entry[0]) is not str:
+                raise RecordingFormatError(f"{self.path}: header damaged: structs")
+            pending[entry[0]] = _parse_columns(entry[1], entry[0])
+        for _ in range(len(pending) + 1):
+            for name, cols in list(pending.items()):
+                cls = known.get(name)
+                if cls is None:
+                    del pending[name]
+                    continue
+                try:
+                    structs[name] = Plan(cls, cols, 0, structs)
+                    del pending[name]
+                except Malformed:
+                    continue
+        plans: list[Plan | str] = []
+        raw_events = sch.get("events", [])
+        if type(raw_events) is not list:
+            raise RecordingFormatError(f"{self.path}: header damaged: events")
+        for entry in raw_events:
+            if type(entry) is not list or len(entry) < 2 or type(entry[0]) is not str:
+                raise RecordingFormatError(f"{self.path}: header damaged: events")
+            kind, cols = _apply_fixups(entry[0], _parse_columns(entry[1], entry[0]),
+                                       self._version, self.fixups)
+            cls = EVENT_TYPES.get(kind or "")
+            if cls is None:
+                plans.append(f"event kind {entry[0]!r} unknown to this nodetrace")
+                continue
+            try:
+                plan = Plan(cls, cols, 2, structs)
+            except Malformed as exc:
+                plans.append(f"{kind} events cannot be read: {exc}")
+                continue
+            for name in plan.unknown:
+                self.skipped[f"column {kind}.{name} unknown to this nodetrace, ignored"] += 0
+            plans.append(plan)
+        return plans
+
+    # records ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Item]:
+        unpacker = self._unpacker
+        decode = self._decode
+        while True:
+            try:
+                rec = next(unpacker)
+            except StopIteration:
+                break
+            except _UNPACK_ERRORS as exc:
+                self.damaged_at = self._pos
+                self.damage = str(exc) or type(exc).__name__
+                return
+            self._pos = unpacker.tell()
+            self.records += 1
+            try:
+                item = decode(rec)
+            except Malformed as exc:
+                self.skipped[f"malformed record skipped ({exc})"] += 1
+                continue
+            if item is not None:
+                yield item
+        if self._pos < self.size:
+            self.truncated_at = self._pos
+
+    def events(self) -> Iterator[Event]:
+        for item in self:
+            if not isinstance(item, MetadataRecord | NodeState | SyncMarker | EndRecord):
+                yield item
+
+    def _decode(self, rec: Any) -> Item | None:
+        if type(rec) is not list or not rec:
+            raise Malformed("not an array")
+        t = rec[0]
+        if t == Rec.EVENT and len(rec) > 1:
+            idx = rec[1]
+            if type(idx) is not int or not 0 <= idx < len(self._plans):
+                raise Malformed("event kind index out of range")
+            plan = self._plans[idx]
+            if isinstance(plan, str):
+                self.skipped[plan] += 1
+                return None
+            if plan.unknown:
+                for name in plan.unknown:
+                    self.skipped[f"column {plan.cls.kind}.{name} unknown to "  # type: ignore[attr-defined]
+                                 "this nodetrace, ignored"] += 1
+            ev: Event = plan.decode(rec)
+            return ev
+        if type(t) is not int:
+            raise Malformed("record type is not a number")
+        if t == Rec.METADATA:
+            self._extra(rec, 5, "metadata")
+            _, wall, kind, op, obj = rec[:5]
+            if type(wall) is not int or type(kind) is not str or type(op) is not str \
+                    or type(obj) is not dict:
+                raise Malformed("metadata")
+            return MetadataRecord(kind=kind, op=op, object=obj, wall_ns=wall)
+        if t == Rec.NODE_STATE:
+            self._extra(rec, 3, "node-state")
+            if type(rec[1]) is not int or type(rec[2]) is not dict:
+                raise Malformed("node-state")
+            return NodeState(items=rec[2], wall_ns=rec[1])
+        if t == Rec.SYNC:
+            self._extra(rec, 4, "sync")
+            if not all(type(v) is int for v in rec[1:4]):
+                raise Malformed("sync")
+            return SyncMarker(rec[1], rec[2], rec[3])
+        if t == Rec.END:
+            self._extra(rec, 3, "end")
+            return self._end(rec)
+        if t == Rec.HEADER:
+            self.skipped["a second header skipped"] += 1
+            return None
+        self.skipped[f"record type {t} unknown to this nodetrace, skipped"] += 1
+        return None
+
+    def _extra(self, rec: list[Any], n: int, what: str) -> None:
+        if len(rec) < n:
+            raise Malformed(what)
+        if len(rec) > n:
+            self.skipped[f"{len(rec) - n} unknown value(s) in {what} records ignored"] += 1
+
+    def _end(self, rec: list[Any]) -> EndRecord:
+        wall, d = rec[1], rec[2]
+        if type(wall) is not int or type(d) is not dict:
+            raise Malformed("end")
+        lost = d.get("lost", {})
+        ints = ("events", "received", "decode_errors")
+        if (type(d.get("reason")) is not str or type(lost) is not dict
+                or not all(type(d.get(k, 0)) is int for k in ints)
+                or not all(type(k) is str and type(v) is int for k, v in lost.items())
+                or (d.get("next_part") is not None and type(d["next_part"]) is not str)):
+            raise Malformed("end")
+        return EndRecord(wall_ns=wall, events=d.get("events", 0),
+                         info=EndInfo(d["reason"], d.get("received", 0),
+                                      d.get("decode_errors", 0), lost),
+                         next_part=d.get("next_part"))
+
+    # what went wrong ----------------------------------------------------------------
+
+    def warnings(self) -> list[str]:
+        out = [f"{msg} ({n} record{'s' if n != 1 else ''})" if n else msg
+               for msg, n in self.skipped.items()]
+        if self.truncated_at is not None:
+            out.append(f"{self.path}: truncated at offset {self.truncated_at} "
+                       f"(of {self.size} bytes); every whole record before it was read")
+        if self.damaged_at is not None:
+            out.append(f"{self.path}: damaged at offset {self.damaged_at} ({self.damage}); "
+                       "every whole record before it was read, nothing after it")
+        return out
+
+
+def _all_structs() -> set[type]:
+    from tracer.recording.format import structs_of
+
+    found: dict[str, type] = {}
+    for cls in EVENT_TYPES.values():
+        structs_of(cls, found)
+    return set(found.values())
+
+
+@dataclass
+class Recording:
+    """A whole recording in memory: for small files (tests, the TUI's golden input)."""
+
+    header: Header
+    events: list[Event]
+    metadata: list[MetadataRecord]
+    node_states: list[NodeState]
+    end: EndRecord | None
+    warnings: list[str]
+
+
+def load(path: Path | str, **kwargs: Any) -> Recording:
+    with RecordingReader(path, **kwargs) as rec:
+        events: list[Event] = []
+        metadata: list[MetadataRecord] = []
+        states: list[NodeState] = []
+        end: EndRecord | None = None
+        for item in rec:
+            if isinstance(item, MetadataRecord):
+                metadata.append(item)
+            elif isinstance(item, NodeState):
+                states.append(item)
+            elif isinstance(item, EndRecord):
+                end = item
+            elif not isinstance(item, SyncMarker):
+                events.append(item)
+        return Recording(rec.header, events, metadata, states, end, rec.warnings())

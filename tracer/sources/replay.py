@@ -1,0 +1,98 @@
+"""The replay source: a recording's events as the live source's batches.
+
+Yields the same `list[Event]` batches as tracer/sources/live.py, so everything after
+the source (path marks, enrichment, the sinks, the TUI) is shared and a recording
+replays to the same findings.  Metadata and node-state records are handed to
+`on_record` in stream order, after the events before them and before the events
+after them, so enrichment sees the objects as they were at each event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from tracer.model import Event, LostEvent
+from tracer.recording.reader import EndRecord, RecordingReader, SyncMarker
+from tracer.recording.writer import MetadataRecord, NodeState
+from tracer.sources.live import SourceStats
+
+BATCH_MAX = 1024
+PACE_SLICE_NS = 10_000_000   # paced replay: events this close in time share a batch
+
+
+class ReplaySource:
+    def __init__(self, reader: RecordingReader, *, speed: float | None = None,
+                 since_ns: int | None = None, until_ns: int | None = None,
+                 on_record: Callable[[MetadataRecord | NodeState], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`speed`: None replays as fast as the sinks take it; 1.0 at the recorded
+        pace; 2.0 twice as fast.  `since_ns`/`until_ns`: wall-clock bounds of the
+        events replayed (metadata before `since_ns` is still delivered)."""
+        self.reader = reader
+        self.speed = speed
+        self.since_ns = since_ns
+        self.until_ns = until_ns
+        self.on_record = on_record
+        self.clock = clock
+        self.end: EndRecord | None = None
+        self._stats = SourceStats()
+        self._lost: dict[str, int] = {}
+
+    def stats(self) -> SourceStats:
+        """Events replayed, and the loss the recorded session reported (by layer)."""
+        lost = dict(self.end.info.lost) if self.end is not None else dict(self._lost)
+        self._stats.lost = lost
+        if self.end is not None:
+            self._stats.decode_errors = self.end.info.decode_errors
+        return self._stats
+
+    def batches(self, stop: threading.Event) -> Iterator[list[Event]]:
+        batch: list[Event] = []
+        since, until = self.since_ns, self.until_ns
+        paced = self.speed is not None
+        t0_wall: int | None = None     # recording time of the first replayed event
+        t0_clock = 0.0
+        slice_end = 0
+        for item in self.reader:
+            if stop.is_set():
+                break
+            if isinstance(item, MetadataRecord | NodeState):
+                if batch:
+                    yield batch
+                    batch = []
+                if self.on_record is not None:
+                    self.on_record(item)
+                continue
+            if isinstance(item, SyncMarker):
+                continue
+            if isinstance(item, EndRecord):
+                self.end = item
+                continue
+            wall = item.wall_ns
+            if (since is not None and wall < since) or (until is not None and wall > until):
+                continue
+            if isinstance(item, LostEvent):
+                self._lost[item.layer] = item.total
+            if paced:
+                if t0_wall is None:
+                    t0_wall, t0_clock, slice_end = wall, self.clock(), wall + PACE_SLICE_NS
+                if wall >= slice_end or len(batch) >= BATCH_MAX:
+                    if batch:
+                        yield batch
+                        batch = []
+                    slice_end = wall + PACE_SLICE_NS
+                    # sleep until this event's time, scaled; never backwards
+                    assert self.speed is not None
+                    due = t0_clock + (wall - t0_wall) / 1e9 / self.speed
+                    delay = due - self.clock()
+                    if delay > 0 and stop.wait(delay):
+                        break
+            elif len(batch) >= BATCH_MAX:
+                yield batch
+                batch = []
+            batch.append(item)
+            self._stats.received += 1
+        if batch and not stop.is_set():
+            yield batch
