@@ -15,10 +15,11 @@
  * Only input lookups (a received packet: iif > 1, forwarded traffic) are reported.
  * The tracepoints carry no namespace, and lookups run in softirq, where the current
  * task is unrelated (an ICMP error's route lookup runs in the context of whatever
- * task the packet interrupted), so the interface decides: ifindexes of the node's
- * namespace are written to node_ifindex by user space.  An output lookup that fails
- * in a process (connect() to an unroutable address) is reported by the sock family,
- * with the process, as the syscall's ENETUNREACH.
+ * task the packet interrupted); the lookup is the node's when tc ingress saw the same
+ * packet (interface and source) on this CPU just before (ingress_mark, common.h).
+ * Without the tc family nothing is attributed (only --all-netns reports, as netns 0).
+ * An output lookup that fails in a process (connect() to an unroutable address) is
+ * reported by the sock family, with the process, as the syscall's ENETUNREACH.
  */
 #ifndef ROUTE_REPORT_NS
 #define ROUTE_REPORT_NS 1000000000ULL
@@ -28,17 +29,26 @@
 #define NT_EAGAIN 11
 
 BPF_TABLE("lru_hash", struct route_key, struct drop_val, route_seen, 4096);
-/* ifindex -> 1 for the interfaces of the node's namespace (user space, every 2 s) */
-BPF_HASH(node_ifindex, u32, u8, 1024);
-
-static __always_inline u32 route_netns(u32 iif)
+static __always_inline u32 route_netns(u32 iif, const void *src, int alen, u64 now)
 {
-	if (node_ifindex.lookup(&iif)) {
-		int zero = 0;
-		struct nt_config *cfg = config.lookup(&zero);
-		return cfg ? cfg->node_netns : 0;
-	}
+#ifdef WITH_TC
+	int zero = 0;
+	struct ingress_mark *m = ingress_mark.lookup(&zero);
+	if (!m || now - m->ts_ns > INGRESS_MARK_NS)
+		return 0;
+	u32 *bridge = bridge_port.lookup(&m->ifindex);
+	if ((bridge ? *bridge : m->ifindex) != iif)
+		return 0;
+	u64 saddr[2] = {};
+	bpf_probe_read_kernel(saddr, alen & 31, src);
+	if (saddr[0] != *(u64 *)m->saddr || saddr[1] != *(u64 *)(m->saddr + 8))
+		return 0;
+	m->ts_ns = 0;
+	struct nt_config *cfg = config.lookup(&zero);
+	return cfg ? cfg->node_netns : 0;
+#else
 	return 0;
+#endif
 }
 
 /* 1: report now with *count failures; 0: counted for a later record. */
@@ -78,7 +88,8 @@ static __always_inline int on_fib_lookup(u8 family, u32 tb_id, int err, int oif,
 {
 	if (!route_failed(tb_id, err, iif))
 		return 0;
-	u32 ino = route_netns((u32)iif);
+	u64 now = bpf_ktime_get_ns();
+	u32 ino = route_netns((u32)iif, src, alen, now);
 	if (!ino) {
 		int zero = 0;
 		struct nt_config *cfg = config.lookup(&zero);
@@ -97,7 +108,6 @@ static __always_inline int on_fib_lookup(u8 family, u32 tb_id, int err, int oif,
 	bpf_probe_read_kernel(key.saddr, alen & 31, src);
 	bpf_probe_read_kernel(key.daddr, alen & 31, dst);
 
-	u64 now = bpf_ktime_get_ns();
 	u32 count;
 	if (!route_should_report(&key, now, &count))
 		return 0;

@@ -125,6 +125,17 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 	key.direction = direction;
 
 	u64 now = bpf_ktime_get_ns();
+#ifdef WITH_ROUTE
+	if (direction == FLOW_INGRESS) {
+		int zero = 0;
+		struct ingress_mark *m = ingress_mark.lookup(&zero);
+		if (m) {
+			m->ts_ns = now;
+			m->ifindex = key.ifindex;
+			__builtin_memcpy(m->saddr, key.saddr, 16);
+		}
+	}
+#endif
 	u32 len = skb->len;
 	struct flow_val *v = flows.lookup(&key);
 	if (!v) {

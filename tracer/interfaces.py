@@ -88,3 +88,10 @@ def pod_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
                                         and r.get("scope") == 253 and r.get("proto") != 2):
                     out.append(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False))
     return out
+
+
+def bridge_ports() -> dict[int, int]:
+    """ifindex of each bridge port in our namespace -> its bridge's ifindex."""
+    with _iproute() as ipr:
+        return {int(link["index"]): int(link.get("IFLA_MASTER"))
+                for link in ipr.get_links() if link.get("IFLA_MASTER")}

@@ -1,6 +1,9 @@
 """Which network namespaces are "this node": the one nodetrace runs in, and every
 namespace joined to it by a veth (its pods).  The kernel programs filter on this set.
 
+A veth that carries a default route is the node's uplink (a VM's or a nested node's),
+not a pod: the namespace behind it is the network, and its packets are not the node's.
+
 A veth's peer namespace is known in ours only by a namespace id (IFLA_LINK_NETNSID);
 asking our namespace for the id of each candidate namespace file (RTM_GETNSID with its
 fd) matches them without entering any namespace.
@@ -51,10 +54,14 @@ def node_namespaces() -> set[int]:
     result = {own}
     ipr = IPRoute()
     try:
+        uplinks = {int(r.get("RTA_OIF")) for family in (2, 10)
+                   for r in ipr.get_routes(family=family, table=254)
+                   if r.get("dst_len") == 0 and r.get("RTA_OIF") is not None}
         peer_ids = set()
         for link in ipr.get_links():
             nsid = link.get("IFLA_LINK_NETNSID")
-            if nsid is not None and link.get(("linkinfo", "kind")) == "veth":
+            if (nsid is not None and link.get(("linkinfo", "kind")) == "veth"
+                    and int(link["index"]) not in uplinks):
                 peer_ids.add(int(nsid))
         if not peer_ids:
             return result

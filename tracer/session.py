@@ -11,7 +11,6 @@ import ipaddress
 import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
-from tracer.interfaces import discover, pod_networks
+from tracer.interfaces import bridge_ports, discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
@@ -62,11 +61,6 @@ class TraceOptions:
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 
 
-def node_ifindexes() -> set[int]:
-    """Interfaces of the namespace we run in (the node's)."""
-    return {idx for idx, _name in socket.if_nameindex()}
-
-
 def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "attached": attached}) + "\n")
@@ -92,7 +86,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         node_ino = own_netns_inode()
         scope_fn = None if opts.all_netns else node_namespaces
         module.set_scope(scope_fn() if scope_fn else None, node_ino)
-        module.set_node_ifindexes(node_ifindexes())
+        module.set_bridge_ports(bridge_ports())
         attached = module.attach_all()
 
         # tc: reclaim stale legacy filters of dead runs first, then follow interfaces
@@ -117,7 +111,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         def refresh() -> None:
             if scope_fn is not None:
                 module.set_scope(scope_fn(), node_ino)
-            module.set_node_ifindexes(node_ifindexes())
+            module.set_bridge_ports(bridge_ports())
             sysctls.refresh(local_addresses())
             added, removed = tc.sync(discover())
             for i in added:

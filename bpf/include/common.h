@@ -31,6 +31,26 @@ BPF_ARRAY(config, struct nt_config, 1);
 /* Network namespaces in scope: the node's own and its pods' (inode -> 1). */
 BPF_HASH(scope_netns, u32, u8, 4096);
 
+#if defined(WITH_ROUTE) && defined(WITH_TC)
+/* The packet tc ingress saw last on this CPU, on one of the node's interfaces.  The fib
+ * tracepoints carry no namespace, and an input lookup runs in the softirq that ran tc
+ * ingress for the same packet a few microseconds earlier (ip_rcv follows the ingress
+ * hook without leaving the CPU), so interface + source + time name the namespace.
+ * An ifindex alone would not: ifindexes are per namespace, and a lookup in any other
+ * namespace (the next router) can carry the same one.  A mark names one lookup only. */
+struct ingress_mark {
+	u64 ts_ns;
+	u32 ifindex;
+	u32 _pad;
+	u8 saddr[16];
+};
+BPF_PERCPU_ARRAY(ingress_mark, struct ingress_mark, 1);
+/* A bridge port's packets are routed as input of its bridge (a pod veth on cni0 ->
+ * iif cni0): port ifindex -> bridge ifindex, the node's, written by user space. */
+BPF_HASH(bridge_port, u32, u32, 4096);
+#define INGRESS_MARK_NS 1000000ULL	/* PREROUTING (conntrack, NAT) runs in between */
+#endif
+
 static __always_inline void count_loss(int slot)
 {
 	u64 *n = loss.lookup(&slot);

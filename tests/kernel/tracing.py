@@ -89,12 +89,18 @@ def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
 
 
 def bpf_programs_of(pid: int) -> set[int]:
-    """Ids of loaded BPF programs that process `pid` holds a descriptor of.
+    """Ids of loaded BPF programs that process `pid` holds a descriptor of (fdinfo's
+    prog_id; bpftool's per-program pids need a BPF iterator it may lack).
 
     By owner, not by name: other tracers (other test runs on the machine) may load
     programs with the same names at the same time."""
-    return {p["id"] for p in _bpf_programs() if any(o.get("pid") == pid
-                                                    for o in p.get("pids", []))}
+    ids = set()
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        with contextlib.suppress(OSError):
+            for line in info.read_text().splitlines():
+                if line.startswith("prog_id:"):
+                    ids.add(int(line.split()[1]))
+    return ids
 
 
 def loaded_bpf_programs() -> set[int]:

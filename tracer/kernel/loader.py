@@ -300,17 +300,18 @@ class Module:
         for ino in netns_inodes - current:
             table[table.Key(ino)] = table.Leaf(1)
 
-    def set_node_ifindexes(self, ifindexes: set[int]) -> None:
-        """The node namespace's interfaces: an input route lookup on one of them is the
-        node's (bpf/route.c; the fib tracepoints carry no namespace)."""
-        if "route" not in self.spec.families:
+    def set_bridge_ports(self, ports: dict[int, int]) -> None:
+        """Bridge port ifindex -> its bridge's, in the node's namespace: a packet that
+        tc saw on a port is routed as input of the bridge (bpf/route.c)."""
+        if not {"route", "tc"} <= self.spec.families:
             return
-        table = self.bpf["node_ifindex"]
-        current = {int(k.value) for k in table}
-        for idx in current - ifindexes:
-            del table[table.Key(idx)]
-        for idx in ifindexes - current:
-            table[table.Key(idx)] = table.Leaf(1)
+        table = self.bpf["bridge_port"]
+        current = {int(k.value): int(v.value) for k, v in table.items()}
+        for port in current.keys() - ports.keys():
+            del table[table.Key(port)]
+        for port, bridge in ports.items():
+            if current.get(port) != bridge:
+                table[table.Key(port)] = table.Leaf(bridge)
 
     def unreported_drops(self) -> list[tuple[bytes, int, int]]:
         """(raw struct drop_key, unreported count, last report ns) of aggregated drops
