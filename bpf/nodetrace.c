@@ -55,10 +55,24 @@ int kp_nf_nat_manip_pkt(struct pt_regs *ctx)
 #ifdef WITH_ROUTE
 #include "route.c"
 
-TRACEPOINT_PROBE(fib, fib_table_lookup)
+/* fib_table_lookup(u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc,
+ *                  int err), raw: it runs for every IPv4 route lookup (each forwarded
+ * packet), and a successful one must cost no more than this first comparison; the
+ * formatted tracepoint would fill its whole record first.  A failed lookup has no
+ * next hop, so no gateway. */
+RAW_TRACEPOINT_PROBE(fib_table_lookup)
 {
-	return on_fib_lookup(4, args->tb_id, args->err, args->oif, args->iif, args->src,
-			     args->dst, args->gw4, 4, args->sport, args->dport, args->proto);
+	int err = (int)ctx->args[3];
+	if (err == 0)
+		return 0;
+	const char *flp = (const char *)ctx->args[1];
+	u32 nogw = 0;
+	return on_fib_lookup(4, (u32)ctx->args[0], err, (int)rd_u32(flp, OFF_FL4_OIF),
+			     (int)rd_u32(flp, OFF_FL4_IIF), flp + OFF_FL4_SADDR,
+			     flp + OFF_FL4_DADDR, &nogw, 4,
+			     bpf_ntohs(rd_u16(flp, OFF_FL4_SPORT)),
+			     bpf_ntohs(rd_u16(flp, OFF_FL4_DPORT)),
+			     rd_u8(flp, OFF_FL4_PROTO));
 }
 
 TRACEPOINT_PROBE(fib6, fib6_table_lookup)

@@ -88,6 +88,13 @@ static __always_inline u16 rd_u16(const void *base, int off)
 	return v;
 }
 
+static __always_inline u8 rd_u8(const void *base, int off)
+{
+	u8 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), (const char *)base + off);
+	return v;
+}
+
 /* netns inode of a struct net *, 0 when unknown. */
 static __always_inline u32 net_inum(const void *net)
 {

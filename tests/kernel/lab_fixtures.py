@@ -16,12 +16,15 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.kernel.tracing import TraceRun, start_trace
 from tracer.lab import cgroups, lifecycle
-from tracer.lab.cluster import NETNS_PREFIX, all_pod_uids
+from tracer.lab.cluster import CLUSTER_CIDR, NETNS_PREFIX, SERVICE_CIDR, all_pod_uids
 from tracer.lab.lifecycle import Lab
+from tracer.lab.netns import Netns
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,50 @@ def lab_scenario_fixture(request: pytest.FixtureRequest,
     """The scenario named by indirect parametrization, up for one test."""
     with lifecycle.lab_running(request.param, ttl_s=120) as lab:
         yield lab
+
+
+# --- tracers inside a lab: `nodetrace trace` run in a lab namespace -----------------
+CIDRS = ("--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR)
+
+
+def netns_inode(ns: str) -> int:
+    return Path(f"/run/netns/{ns}").stat().st_ino
+
+
+class Traces:
+    """Tracers in lab namespaces, each ended (SIGKILL last) whatever the test does."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.runs: list[TraceRun] = []
+
+    def start(self, netns: str) -> TraceRun:
+        d = self.tmp / netns
+        d.mkdir()
+        run = start_trace(Netns(netns), d, *CIDRS)
+        self.runs.append(run)
+        return run
+
+    def stop_all(self) -> None:
+        for run in self.runs:
+            if run.proc.poll() is None:
+                assert run.stop() == 0, run.stderr
+            else:
+                run.finish()
+            assert "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.fixture(name="traces")
+def traces_fixture(tmp_path: Path) -> Iterator[Traces]:
+    t = Traces(tmp_path)
+    try:
+        yield t
+    finally:
+        for run in t.runs:
+            if run.proc.poll() is None:
+                run.proc.kill()
+                run.proc.communicate(timeout=10)
+
+
+def events(run: TraceRun, kind: str) -> list[dict[str, Any]]:
+    return [e for e in run.events if e["kind"] == kind]

@@ -5,69 +5,24 @@ named by the event family that sees it (route, neigh, icmp, tcp, sock)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.kernel.lab_fixtures import (  # noqa: F401
+    Traces,
+    events,
     host_unchanged_fixture,
     lab_scenario_fixture,
+    netns_inode,
+    traces_fixture,
 )
-from tests.kernel.tracing import TraceRun, start_trace
-from tracer.lab.cluster import CLUSTER_CIDR, EXTERNAL_HOST, SERVICE_CIDR
+from tracer.lab.cluster import EXTERNAL_HOST
 from tracer.lab.lifecycle import Lab
-from tracer.lab.netns import Netns
 from tracer.lab.scenarios import METRICS_REPLICA
 from tracer.lab.topology import NODE_NET
 
 pytestmark = pytest.mark.kernel
-
-CIDRS = ("--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR)
-
-
-def netns_inode(ns: str) -> int:
-    return Path(f"/run/netns/{ns}").stat().st_ino
-
-
-class Traces:
-    """Tracers in lab namespaces, each ended (SIGKILL last) whatever the test does."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.runs: list[TraceRun] = []
-
-    def start(self, netns: str) -> TraceRun:
-        d = self.tmp / netns
-        d.mkdir()
-        run = start_trace(Netns(netns), d, *CIDRS)
-        self.runs.append(run)
-        return run
-
-    def stop_all(self) -> None:
-        for run in self.runs:
-            if run.proc.poll() is None:
-                assert run.stop() == 0, run.stderr
-            else:
-                run.finish()
-            assert "Traceback" not in run.stderr, run.stderr
-
-
-@pytest.fixture
-def traces(tmp_path: Path) -> Iterator[Traces]:
-    t = Traces(tmp_path)
-    try:
-        yield t
-    finally:
-        for run in t.runs:
-            if run.proc.poll() is None:
-                run.proc.kill()
-                run.proc.communicate(timeout=10)
-
-
-def events(run: TraceRun, kind: str) -> list[dict[str, Any]]:
-    return [e for e in run.events if e["kind"] == kind]
 
 
 @pytest.mark.parametrize("lab_scenario", ["no-route"], indirect=True)

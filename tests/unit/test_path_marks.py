@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from tracer.model import DropEvent, Endpoint, FlowEvent, NatEvent
@@ -17,10 +18,11 @@ SERVICES = [ipaddress.ip_network("10.43.0.0/16")]
 
 
 def flow(src: str, dst: str, *, role: str = "uplink", direction: str = "egress",
-         flags_seen: int = 0x02, packets: int = 1) -> FlowEvent:
+         flags_seen: int = 0x02, packets: int = 1, sport: int = 40000, dport: int = 5432,
+         flags: int = 0x02, proto: int = 6) -> FlowEvent:
     return FlowEvent(ts_ns=1, wall_ns=1, netns=1, ifindex=2, ifname="eth0", direction=direction,
-                     report="new", family=4, proto=6, src=Endpoint(src, 40000),
-                     dst=Endpoint(dst, 5432), tcp_flags=0x02, tcp_flags_seen=flags_seen,
+                     report="new", family=4, proto=proto, src=Endpoint(src, sport),
+                     dst=Endpoint(dst, dport), tcp_flags=flags, tcp_flags_seen=flags_seen,
                      icmp_type=None, icmp_code=None, packets=packets, bytes=60 * packets,
                      first_wall_ns=1, last_wall_ns=1, role=role)
 
@@ -46,6 +48,22 @@ def test_pod_to_pod_across_nodes_and_pod_veths_are_not_marked() -> None:
              flow("10.42.0.5", "192.168.2.10", role="pod"),        # still on the pod side
              flow("10.42.0.5", "192.168.2.10", direction="ingress")]
     assert all(UNTRANSLATED_POD_SOURCE not in marks(e) for e in m.process(cases))
+
+
+def test_a_pod_replying_to_a_client_outside_is_not_marked() -> None:
+    # a NodePort on another node, SNATed there: the pod answers 192.168.1.12 directly
+    m = PathMarker(PODS, SERVICES)
+    _, reply, udp_reply, syn_ack_only, opened = m.process([
+        flow("192.168.1.12", "10.42.0.11", sport=59032, dport=8080, direction="ingress"),
+        flow("10.42.0.11", "192.168.1.12", sport=8080, dport=59032, flags=0x12),
+        flow("10.42.0.11", "192.168.2.10", sport=53, dport=41000, proto=17, flags=0),
+        flow("10.42.0.11", "192.168.1.13", sport=8080, dport=50000, flags=0x12),
+        flow("10.42.0.11", "192.168.1.12", sport=41000, dport=59032)])
+    assert UNTRANSLATED_POD_SOURCE not in marks(reply)
+    assert UNTRANSLATED_POD_SOURCE not in marks(syn_ack_only)
+    # no inbound UDP flow was seen: an unsolicited datagram is the pod's own
+    assert UNTRANSLATED_POD_SOURCE in marks(udp_reply)
+    assert UNTRANSLATED_POD_SOURCE in marks(opened)
 
 
 def test_repeated_syns_without_answer_are_marked_one_syn_is_not() -> None:
@@ -77,6 +95,10 @@ def test_drop_of_a_dnat_chosen_endpoint_is_marked_others_are_not() -> None:
         _drop("10.42.1.7", 8080, 1_000 + 121 * 1_000_000_000)])
     assert DNAT_ENDPOINT_DROPPED in marks(hit)
     assert not marks(other) and not marks(late)
+    # the endpoint's socket purging its queues on close: it was reached
+    closed = dataclasses.replace(_drop("10.42.1.7", 8080, 3_000), reason="QUEUE_PURGE")
+    [purged] = PathMarker(PODS).process([nat, closed])[1:]
+    assert not marks(purged)
 
 
 def test_table_shows_the_connection_across_nat() -> None:

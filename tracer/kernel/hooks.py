@@ -67,7 +67,7 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     # --- issue 5: failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
     # sockets.c).  A family is built where its required hooks exist; an optional hook
     # the kernel lacks is reported as unavailable and the rest goes on.
-    "route": (Tracepoint("fib", "fib_table_lookup"),
+    "route": (RawTracepoint("fib", "fib_table_lookup"),
               Tracepoint("fib6", "fib6_table_lookup", required=False)),
     "neigh": (RawTracepoint("neigh", "neigh_timer_handler"),
               RawTracepoint("neigh", "neigh_update"),

@@ -190,6 +190,7 @@ class Module:
         self.bpf: Any = None
         self.facts: KernelFacts | None = None
         self.attached: list[str] = []
+        self.node_netns = 0
         self.unavailable: dict[str, str] = {}  # hook label -> why it is not attached
 
     # --- build ------------------------------------------------------------------------
@@ -291,6 +292,7 @@ class Module:
         value.scope_all = 1 if netns_inodes is None else 0
         value.node_netns = node_netns
         config[ctypes.c_int(0)] = value
+        self.node_netns = node_netns
         if netns_inodes is None:
             return
         table = self.bpf["scope_netns"]
@@ -326,6 +328,14 @@ class Module:
                 val.unreported = 0
                 table[key] = val
         return out
+
+    def unreported_flows(self) -> list[tuple[bytes, bytes]]:
+        """(raw struct flow_key, raw struct flow_val) of flows that saw packets since
+        their last report: the ending update of each, read once at exit."""
+        if "tc" not in self.spec.families:
+            return []
+        return [(bytes(k), bytes(v)) for k, v in self.bpf["flows"].items()
+                if v.last_ns > v.reported_ns]
 
     def loss_counts(self) -> list[int]:
         """Per-slot totals of the per-CPU loss counters (enum loss_slot)."""

@@ -41,6 +41,14 @@ FIELDS: dict[str, str] = {
     "OFF_SK_ERR": "sock.sk_err",
     "OFF_SK_ERR_SOFT": "sock.sk_err_soft",
     "OFF_SK_PROTOCOL": "sock.sk_protocol",
+    # the flow a fib_table_lookup raw tracepoint hands over (struct flowi4)
+    "OFF_FL4_OIF": "flowi4.__fl_common.flowic_oif",
+    "OFF_FL4_IIF": "flowi4.__fl_common.flowic_iif",
+    "OFF_FL4_PROTO": "flowi4.__fl_common.flowic_proto",
+    "OFF_FL4_SADDR": "flowi4.saddr",
+    "OFF_FL4_DADDR": "flowi4.daddr",
+    "OFF_FL4_SPORT": "flowi4.uli.ports.sport",
+    "OFF_FL4_DPORT": "flowi4.uli.ports.dport",
     # the next hop a neighbour entry resolves
     "OFF_NEIGH_DEV": "neighbour.dev",
     "OFF_NEIGH_TBL": "neighbour.tbl",

@@ -148,6 +148,31 @@ def decode_nat(v: Fields, ctx: DecodeContext) -> NatEvent:
         manip="dst" if v["manip"] else "src", ct_event=None)
 
 
+_FLOW_KEY, _FLOW_VAL = schema.FLOW_KEY.struct, schema.FLOW_VAL.struct
+_FLOW_KEY_IDX = {n: i for i, n in enumerate(schema.FLOW_KEY.names)}
+_FLOW_VAL_IDX = {n: i for i, n in enumerate(schema.FLOW_VAL.names)}
+
+
+def decode_final_flow(raw_key: bytes, raw_val: bytes, netns: int,
+                      ctx: DecodeContext) -> FlowEvent:
+    """A flow's ending update, read from the kernel's flow table at exit: the packets
+    since its last report would otherwise never be told (tc sees only the node)."""
+    k = Fields(_FLOW_KEY_IDX, _FLOW_KEY.unpack_from(raw_key))
+    v = Fields(_FLOW_VAL_IDX, _FLOW_VAL.unpack_from(raw_val))
+    src, dst, icmp_type, icmp_code = _endpoints(k, "")
+    ifindex = k["ifindex"]
+    return FlowEvent(
+        ts_ns=v["last_ns"], wall_ns=v["last_ns"] + ctx.mono_to_wall_ns, netns=netns,
+        ifindex=ifindex, ifname=ctx.ifname_of(ifindex), role=ctx.role_of(ifindex),
+        direction=_DIRECTIONS.get(k["direction"], str(k["direction"])),
+        report=_REPORTS[int(schema.FlowReport.FINAL)],
+        family=k["family"], proto=k["proto"], src=src, dst=dst, tcp_flags=0,
+        tcp_flags_seen=v["tcp_flags_seen"], icmp_type=icmp_type, icmp_code=icmp_code,
+        packets=v["packets"], bytes=v["bytes"],
+        first_wall_ns=v["first_ns"] + ctx.mono_to_wall_ns,
+        last_wall_ns=v["last_ns"] + ctx.mono_to_wall_ns)
+
+
 _DROP_KEY = schema.DROP_KEY.struct
 _DROP_KEY_IDX = {n: i for i, n in enumerate(schema.DROP_KEY.names)}
 

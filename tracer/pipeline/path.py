@@ -3,13 +3,17 @@
 `untranslated-pod-source`: a flow leaves the node through an uplink with a pod address
 as its source, to a destination outside the pod and service networks.  Replies to a
 pod address cannot come back from outside the cluster: this is the shape of a missing
-MASQUERADE (or of an overlay/route that is not there).
+MASQUERADE (or of an overlay/route that is not there).  Only for connections the pod
+opened: a pod answering a client outside (a NodePort SNATed by another node) replies
+with its own address, through conntrack, as it must; such a flow's reverse came in
+first, or its first TCP packet is a SYN|ACK.
 
 `syn-retransmits`: a TCP flow that has carried only SYNs, more than one: the handshake
 is being retried and nothing has answered on this hook.
 
 `dnat-endpoint-dropped`: a packet to an endpoint the node just chose by DNAT (a
 Service backend) was dropped: the translation happened, the backend is unreachable.
+A socket purging its queues as it closes (QUEUE_PURGE) is the endpoint reached, not lost.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNTRANSLATED_POD_SOURCE = "untranslated-pod-source"
 SYN_RETRANSMITS = "syn-retransmits"
 DNAT_ENDPOINT_DROPPED = "dnat-endpoint-dropped"
-TCP_SYN = 0x02
+TCP_SYN, TCP_ACK = 0x02, 0x10
+ENDPOINT_REACHED_REASONS = frozenset({"QUEUE_PURGE"})
+MAX_INBOUND = 65536
+FlowTuple = tuple[int, str | None, int | None, str | None, int | None]
 DNAT_MEMORY_NS = 120 * 1_000_000_000   # how long a DNAT choice is remembered
 MAX_DNAT_ENDPOINTS = 65536
 
@@ -38,6 +45,8 @@ class PathMarker:
         self.cluster_networks = self.pod_networks + tuple(service_networks)
         # (endpoint ip, port) -> wall time it was last chosen by DNAT
         self._dnat_endpoints: dict[tuple[str | None, int | None], int] = {}
+        # tuples that came in from outside, reversed: what a reply to them looks like
+        self._inbound: dict[FlowTuple, None] = {}
 
     def _inside(self, ip: str | None, nets: Sequence[Network]) -> bool:
         if ip is None:
@@ -51,11 +60,24 @@ class PathMarker:
             newest = sorted(self._dnat_endpoints.items(), key=lambda kv: kv[1])
             self._dnat_endpoints = dict(newest[-MAX_DNAT_ENDPOINTS // 2:])
 
+    def _is_reply(self, ev: FlowEvent) -> bool:
+        key = (ev.proto, ev.src.ip, ev.src.port, ev.dst.ip, ev.dst.port)
+        if ev.report == "new" and ev.proto == 6 and ev.tcp_flags & (TCP_SYN | TCP_ACK) == \
+                TCP_SYN | TCP_ACK:
+            self._inbound[key] = None   # its later reports are replies too
+        return key in self._inbound
+
     def _flow_marks(self, ev: FlowEvent) -> tuple[str, ...]:
         marks = []
+        if ev.direction == "ingress" and ev.report == "new":
+            self._inbound[(ev.proto, ev.dst.ip, ev.dst.port, ev.src.ip, ev.src.port)] = None
+            if len(self._inbound) > MAX_INBOUND:   # oldest first (insertion order)
+                for key in list(self._inbound)[:MAX_INBOUND // 2]:
+                    del self._inbound[key]
         if (ev.role == ROLE_UPLINK and ev.direction == "egress"
                 and self._inside(ev.src.ip, self.pod_networks)
-                and not self._inside(ev.dst.ip, self.cluster_networks)):
+                and not self._inside(ev.dst.ip, self.cluster_networks)
+                and not self._is_reply(ev)):
             marks.append(UNTRANSLATED_POD_SOURCE)
         if ev.proto == 6 and ev.tcp_flags_seen == TCP_SYN and ev.packets >= 2:
             marks.append(SYN_RETRANSMITS)
@@ -73,7 +95,8 @@ class PathMarker:
                 self._dnat_endpoints[(ev.reply_src.ip, ev.reply_src.port)] = ev.wall_ns
                 if len(self._dnat_endpoints) > MAX_DNAT_ENDPOINTS:
                     self._forget_before(ev.wall_ns - DNAT_MEMORY_NS)
-            elif isinstance(ev, DropEvent) and self._dnat_endpoints:
+            elif (isinstance(ev, DropEvent) and self._dnat_endpoints
+                  and ev.reason not in ENDPOINT_REACHED_REASONS):
                 chosen = self._dnat_endpoints.get((ev.dst.ip, ev.dst.port))
                 if chosen is not None and ev.wall_ns - chosen < DNAT_MEMORY_NS:
                     ev = dataclasses.replace(ev, marks=(*ev.marks, DNAT_ENDPOINT_DROPPED))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tracer.kernel.loader import Module
 from tracer.model import Event, LostEvent
-from tracer.pipeline.decode import Decoder, decode_unreported_drop
+from tracer.pipeline.decode import Decoder, decode_final_flow, decode_unreported_drop
 from tracer.schema import LossSlot
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ class LiveSource:
         # what a drop storm left counted but unreported in the kernel
         for raw_key, count, ts_ns in self.module.unreported_drops():
             final.append(decode_unreported_drop(raw_key, count, ts_ns, self.decoder.ctx))
+        for raw_key, raw_val in self.module.unreported_flows():
+            final.append(decode_final_flow(raw_key, raw_val, self.module.node_netns,
+                                           self.decoder.ctx))
         final.extend(self._loss(time.time_ns()))
         if final:
             yield final
