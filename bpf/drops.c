@@ -25,14 +25,7 @@ static __always_inline int drop_should_report(struct drop_key *key, u64 now, u32
 		drop_seen.update(key, &fresh);
 		return 1;
 	}
-	if (now - v->reported_ns < DROP_REPORT_NS) {
-		__sync_fetch_and_add(&v->unreported, 1);
-		return 0;
-	}
-	*count = (u32)v->unreported + 1;
-	v->unreported = 0;
-	v->reported_ns = now;
-	return 1;
+	return storm_should_report(v, now, DROP_REPORT_NS, count);
 }
 
 static __always_inline int on_kfree_skb(const void *skb, const void *location,
@@ -64,16 +57,9 @@ static __always_inline int on_kfree_skb(const void *skb, const void *location,
 	if (!drop_should_report(&key, now, &count))
 		return 0;
 
-	struct ev_drop *e = events.ringbuf_reserve(sizeof(struct ev_drop));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
+	struct ev_drop *e = ev_reserve(sizeof(struct ev_drop), EV_DROP, ino, now);
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = now;
-	e->hdr.netns_ino = ino;
-	e->hdr.kind = EV_DROP;
-	e->hdr.len = sizeof(struct ev_drop);
 	__builtin_memcpy(&e->tuple, &key.tuple, sizeof(e->tuple));
 	e->location = (u64)location;
 	e->reason_raw = reason;

@@ -11,16 +11,9 @@ static __always_inline int on_icmp_send(const void *skb, int type, int code)
 	if (!netns_in_scope(ino))
 		return 0;
 
-	struct ev_icmp *e = events.ringbuf_reserve(sizeof(struct ev_icmp));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
+	struct ev_icmp *e = ev_reserve(sizeof(struct ev_icmp), EV_ICMP, ino, bpf_ktime_get_ns());
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.netns_ino = ino;
-	e->hdr.kind = EV_ICMP;
-	e->hdr.len = sizeof(struct ev_icmp);
 	const unsigned char *head = (const unsigned char *)rd_u64(skb, OFF_SKB_HEAD);
 	u16 nh_off = rd_u16(skb, OFF_SKB_NETWORK_HEADER);
 	if (head && nh_off != 0xffff)

@@ -51,16 +51,9 @@ static __always_inline int on_nat_manip(const void *ct, u32 mtype, u32 dir)
 	u32 ino = net_inum((const void *)rd_u64(ct, OFF_CT_NET));
 	if (!netns_in_scope(ino))
 		return 0;
-	struct ev_nat *e = events.ringbuf_reserve(sizeof(struct ev_nat));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
+	struct ev_nat *e = ev_reserve(sizeof(struct ev_nat), EV_NAT, ino, bpf_ktime_get_ns());
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.netns_ino = ino;
-	e->hdr.kind = EV_NAT;
-	e->hdr.len = sizeof(struct ev_nat);
 	ct_tuple(ct, 0, &e->orig);
 	ct_tuple(ct, 1, &e->reply);
 	e->status = (u32)rd_u64(ct, OFF_CT_STATUS);

@@ -18,16 +18,9 @@ static __always_inline int neigh_emit(const void *n, u8 event, u8 old_state)
 	const void *tbl = (const void *)rd_u64(n, OFF_NEIGH_TBL);
 	u32 fam = tbl ? rd_u32(tbl, OFF_NTBL_FAMILY) : 0;
 
-	struct ev_neigh *e = events.ringbuf_reserve(sizeof(struct ev_neigh));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
+	struct ev_neigh *e = ev_reserve(sizeof(struct ev_neigh), EV_NEIGH, ino, bpf_ktime_get_ns());
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.netns_ino = ino;
-	e->hdr.kind = EV_NEIGH;
-	e->hdr.len = sizeof(struct ev_neigh);
 	if (fam == 2) {		/* AF_INET */
 		e->family = 4;
 		bpf_probe_read_kernel(e->addr, 4, (const char *)n + OFF_NEIGH_KEY);

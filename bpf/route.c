@@ -62,14 +62,7 @@ static __always_inline int route_should_report(struct route_key *key, u64 now, u
 		route_seen.update(key, &fresh);
 		return 1;
 	}
-	if (now - v->reported_ns < ROUTE_REPORT_NS) {
-		__sync_fetch_and_add(&v->unreported, 1);
-		return 0;
-	}
-	*count = (u32)v->unreported + 1;
-	v->unreported = 0;
-	v->reported_ns = now;
-	return 1;
+	return storm_should_report(v, now, ROUTE_REPORT_NS, count);
 }
 
 static __always_inline int route_failed(u32 tb_id, int err, int iif)
@@ -112,16 +105,9 @@ static __always_inline int on_fib_lookup(u8 family, u32 tb_id, int err, int oif,
 	if (!route_should_report(&key, now, &count))
 		return 0;
 
-	struct ev_route *e = events.ringbuf_reserve(sizeof(struct ev_route));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
+	struct ev_route *e = ev_reserve(sizeof(struct ev_route), EV_ROUTE, ino, now);
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = now;
-	e->hdr.netns_ino = ino;
-	e->hdr.kind = EV_ROUTE;
-	e->hdr.len = sizeof(struct ev_route);
 	__builtin_memcpy(e->tuple.saddr, key.saddr, 16);
 	__builtin_memcpy(e->tuple.daddr, key.daddr, 16);
 	e->tuple.sport = sport;

@@ -51,16 +51,9 @@ static __always_inline int on_sock_exit(long ret)
 	if (call.op == SOCK_OP_CONNECT && (err == NT_EINPROGRESS || err == NT_EALREADY))
 		return 0;
 
-	struct ev_sock *e = events.ringbuf_reserve(sizeof(struct ev_sock));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
+	struct ev_sock *e = ev_reserve(sizeof(struct ev_sock), EV_SOCK, task_netns(), bpf_ktime_get_ns());
+	if (!e)
 		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.netns_ino = task_netns();
-	e->hdr.kind = EV_SOCK;
-	e->hdr.len = sizeof(struct ev_sock);
 	e->op = call.op;
 	e->err = err;
 	e->fd = call.fd;

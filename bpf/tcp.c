@@ -84,17 +84,9 @@ static __always_inline void tcp_mark_explained(const void *sk)
 
 static __always_inline struct ev_tcp *tcp_reserve(u32 ino, u8 event)
 {
-	struct ev_tcp *e = events.ringbuf_reserve(sizeof(struct ev_tcp));
-	if (!e) {
-		count_loss(LOSS_RINGBUF_RESERVE);
-		return NULL;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->hdr.netns_ino = ino;
-	e->hdr.kind = EV_TCP;
-	e->hdr.len = sizeof(struct ev_tcp);
-	e->event = event;
+	struct ev_tcp *e = ev_reserve(sizeof(struct ev_tcp), EV_TCP, ino, bpf_ktime_get_ns());
+	if (e)
+		e->event = event;
 	return e;
 }
 

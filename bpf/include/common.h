@@ -88,6 +88,38 @@ static __always_inline u16 rd_u16(const void *base, int off)
 	return v;
 }
 
+/* A zeroed record of `size` bytes with its header filled, or NULL (loss counted).
+ * `size` is a constant at every (inlined) call, as bpf_ringbuf_reserve requires. */
+static __always_inline void *ev_reserve(u32 size, u8 kind, u32 netns_ino, u64 ts_ns)
+{
+	struct ev_hdr *h = events.ringbuf_reserve(size);
+	if (!h) {
+		count_loss(LOSS_RINGBUF_RESERVE);
+		return NULL;
+	}
+	__builtin_memset(h, 0, size);
+	h->ts_ns = ts_ns;
+	h->netns_ino = netns_ino;
+	h->kind = kind;
+	h->len = size;
+	return h;
+}
+
+/* Storm aggregation of an entry seen before: 1 to report now with *count occurrences
+ * (this one and those counted since the last report), 0 when only counted. */
+static __always_inline int storm_should_report(struct drop_val *v, u64 now, u64 window_ns,
+					       u32 *count)
+{
+	if (now - v->reported_ns < window_ns) {
+		__sync_fetch_and_add(&v->unreported, 1);
+		return 0;
+	}
+	*count = (u32)v->unreported + 1;
+	v->unreported = 0;
+	v->reported_ns = now;
+	return 1;
+}
+
 static __always_inline u8 rd_u8(const void *base, int off)
 {
 	u8 v = 0;
