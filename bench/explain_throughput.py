@@ -11,33 +11,24 @@ not the tc or drop programs'.  Untraced and traced runs alternate and each pair 
 a ratio, so drift cancels out.  Also counts the programs' runs and run time while
 traced (kernel.bpf_stats_enabled, restored afterwards).
 
-    sudo .venv/bin/python bench/explain_throughput.py [--runs 5] [--seconds 4]
+    sudo .venv/bin/python -m bench.explain_throughput [--runs 5] [--seconds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.iperf import TCP, TCP_NO_GSO, UDP_SMALL, iperf, summary
 from tracer.lab.netns import Netns, veth
 
 C_IP, N_C_IP, N_S_IP, S_IP = "10.99.8.2", "10.99.8.1", "10.99.9.1", "10.99.9.2"
 FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
-
-
-def iperf(client: Netns, args: list[str], seconds: float) -> float:
-    out = client.exec("iperf3", "-c", S_IP, "-t", str(seconds), "-J", *args,
-                      timeout=seconds + 30).stdout
-    end = json.loads(out)["end"]
-    if "sum_received" in end:
-        return float(end["sum_received"]["bits_per_second"])
-    return float(end["sum"]["bits_per_second"]) / (64 * 8)  # UDP: 64-byte payloads/s
 
 
 def prog_stats() -> dict[str, tuple[int, int]]:
@@ -114,27 +105,19 @@ def main() -> None:
         if STATS.exists():
             STATS.write_text("1")
         tracer = Tracer()
-        workloads = {"tcp_1_stream_bps": [],
-                     "tcp_1_stream_gso_off_bps": ["-M", "1400", "-Z"],
-                     "udp_64B_pps": ["-u", "-l", "64", "-b", "0"]}
         results: dict[str, object] = {}
-        for name, extra in workloads.items():
-            ratios, base, traced = [], [], []
+        for name, extra in {**TCP, **TCP_NO_GSO, **UDP_SMALL}.items():
+            base, traced = [], []
             programs: dict[str, object] = {}
+
             def run(extra: list[str] = extra) -> float:
-                return iperf(client, extra, args.seconds)
+                return iperf(client, S_IP, extra, args.seconds)
 
             for _ in range(args.runs):
-                u = run()
+                base.append(run())
                 t, programs = tracer.traced(run)
-                base.append(u)
                 traced.append(t)
-                ratios.append(t / u)
-            results[name] = {"untraced_median": statistics.median(base),
-                             "traced_median": statistics.median(traced),
-                             "ratio_median": round(statistics.median(ratios), 4),
-                             "ratios": [round(r, 4) for r in ratios],
-                             "programs_last_run": programs}
+            results[name] = {**summary(base, traced), "programs_last_run": programs}
         print(json.dumps(results, indent=2))
     finally:
         if tracer is not None:

@@ -6,32 +6,23 @@ attaches.  Untraced and traced runs alternate, and the ratio of each pair is tak
 so drift between runs cancels out.  Also reports each tc program's own cost per run
 (BPF_PROG_TEST_RUN, 100 000 repeats).
 
-    sudo .venv/bin/python bench/tc_throughput.py [--runs 5] [--seconds 4]
+    sudo .venv/bin/python -m bench.tc_throughput [--runs 5] [--seconds 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.iperf import TCP, TCP_NO_GSO, UDP_SMALL, iperf, summary
 from tracer.lab.netns import Netns, veth
 
 A_IP, B_IP = "10.99.7.1", "10.99.7.2"
-
-
-def iperf(a: Netns, args: list[str], seconds: float) -> float:
-    out = a.exec("iperf3", "-c", B_IP, "-t", str(seconds), "-J", *args,
-                 timeout=seconds + 30).stdout
-    end = json.loads(out)["end"]
-    if "sum_received" in end:
-        return float(end["sum_received"]["bits_per_second"])
-    return float(end["sum"]["bits_per_second"]) / (64 * 8)  # UDP: 64-byte payloads/s
 
 
 def with_tracer(a: Netns, fn: object) -> float:
@@ -86,21 +77,14 @@ def main() -> None:
         server = b.popen("iperf3", "-s", "-B", B_IP, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-        workloads = {"tcp_1_stream_bps": [],
-                     "udp_64B_pps": ["-u", "-l", "64", "-b", "0"]}
         results: dict[str, dict[str, object]] = {}
-        for name, extra in workloads.items():
-            ratios, base, traced = [], [], []
+        for name, extra in {**TCP, **TCP_NO_GSO, **UDP_SMALL}.items():
+            base, traced = [], []
             for _ in range(args.runs):
-                u = iperf(a, extra, args.seconds)
-                t = with_tracer(a, lambda extra=extra: iperf(a, extra, args.seconds))
-                base.append(u)
-                traced.append(t)
-                ratios.append(t / u)
-            results[name] = {"untraced_median": statistics.median(base),
-                             "traced_median": statistics.median(traced),
-                             "ratio_median": round(statistics.median(ratios), 4),
-                             "ratios": [round(r, 4) for r in ratios]}
+                base.append(iperf(a, B_IP, extra, args.seconds))
+                traced.append(with_tracer(
+                    a, lambda extra=extra: iperf(a, B_IP, extra, args.seconds)))
+            results[name] = summary(base, traced)
         results["prog_ns_per_run"] = prog_costs()  # type: ignore[assignment]
         print(json.dumps(results, indent=2))
     finally:

@@ -1,0 +1,33 @@
+"""iperf3 runs and their untraced/traced ratios, shared by the throughput benchmarks."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from tracer.lab.netns import Netns
+
+UDP_PAYLOAD = 64
+# name -> iperf3 client arguments
+TCP = {"tcp_1_stream_bps": []}
+TCP_NO_GSO = {"tcp_1_stream_gso_off_bps": ["-M", "1400", "-Z"]}
+UDP_SMALL = {"udp_64B_pps": ["-u", "-l", str(UDP_PAYLOAD), "-b", "0"]}
+
+
+def iperf(client: Netns, server_ip: str, args: list[str], seconds: float) -> float:
+    """Bits/s received for TCP; datagrams/s for UDP (iperf3 reports no UDP receive sum)."""
+    out = client.exec("iperf3", "-c", server_ip, "-t", str(seconds), "-J", *args,
+                      timeout=seconds + 30).stdout
+    end = json.loads(out)["end"]
+    if "sum_received" in end:
+        return float(end["sum_received"]["bits_per_second"])
+    return float(end["sum"]["bits_per_second"]) / (UDP_PAYLOAD * 8)
+
+
+def summary(base: list[float], traced: list[float]) -> dict[str, object]:
+    """Pairs run back to back, so each pair's ratio cancels drift between pairs."""
+    ratios = [t / u for u, t in zip(base, traced, strict=True)]
+    return {"untraced_median": statistics.median(base),
+            "traced_median": statistics.median(traced),
+            "ratio_median": round(statistics.median(ratios), 4),
+            "ratios": [round(r, 4) for r in ratios]}
