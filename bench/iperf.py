@@ -9,19 +9,20 @@ from tracer.lab.netns import Netns
 
 UDP_PAYLOAD = 64
 # name -> iperf3 client arguments
-TCP = {"tcp_1_stream_bps": []}
+TCP: dict[str, list[str]] = {"tcp_1_stream_bps": []}
 TCP_NO_GSO = {"tcp_1_stream_gso_off_bps": ["-M", "1400", "-Z"]}
 UDP_SMALL = {"udp_64B_pps": ["-u", "-l", str(UDP_PAYLOAD), "-b", "0"]}
 
 
 def iperf(client: Netns, server_ip: str, args: list[str], seconds: float) -> float:
-    """Bits/s received for TCP; datagrams/s for UDP (iperf3 reports no UDP receive sum)."""
+    """Bits/s received for TCP; datagrams/s received for UDP (sent less lost)."""
     out = client.exec("iperf3", "-c", server_ip, "-t", str(seconds), "-J", *args,
                       timeout=seconds + 30).stdout
     end = json.loads(out)["end"]
-    if "sum_received" in end:
-        return float(end["sum_received"]["bits_per_second"])
-    return float(end["sum"]["bits_per_second"]) / (UDP_PAYLOAD * 8)
+    if "-u" in args:
+        s = end["sum"]
+        return float(s["packets"] - s["lost_packets"]) / float(s["seconds"])
+    return float(end["sum_received"]["bits_per_second"])
 
 
 def summary(base: list[float], traced: list[float]) -> dict[str, object]:
