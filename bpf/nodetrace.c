@@ -174,5 +174,16 @@ TRACEPOINT_PROBE(syscalls, sys_exit_listen)
 {
 	return on_sock_exit(args->ret);
 }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_getsockopt)
+{
+	return on_getsockopt_enter((u32)args->fd, (int)args->level, (int)args->optname,
+				   args->optval);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_getsockopt)
+{
+	return on_sock_exit(args->ret);
+}
 #endif
 /* --- end issue 5 --- */

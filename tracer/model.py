@@ -302,6 +302,8 @@ class SockEvent:
     wall_ns: int
     netns: int
     op: str               # bind | connect | listen
+    via: str              # "return": the call's own errno; "so_error": a non-blocking
+                          # connect's outcome, as getsockopt(SO_ERROR) told it
     family: int
     addr: Endpoint        # the sockaddr passed in (bind: local, connect: remote)
     error: str

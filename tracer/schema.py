@@ -145,6 +145,7 @@ class SockOp(IntEnum):
     BIND = 1
     CONNECT = 2
     LISTEN = 3
+    CONNECT_ASYNC = 4   # a non-blocking connect's outcome, read with SO_ERROR
 
 
 ROUTE = WireStruct("ev_route", HDR.nested("hdr"), TUPLE.nested("tuple"),

@@ -243,9 +243,13 @@ enum sock_op {
 	SOCK_OP_BIND = 1,
 	SOCK_OP_CONNECT = 2,
 	SOCK_OP_LISTEN = 3,
+	/* a non-blocking connect()'s outcome, as getsockopt(SO_ERROR) tells it (Go, Java
+	 * NIO, Python with a timeout, every event loop connect this way) */
+	SOCK_OP_CONNECT_ASYNC = 4,
 };
 
-/* A failed bind()/connect()/listen() on an AF_INET/AF_INET6 socket (bpf/sockets.c). */
+/* A failed bind()/connect()/listen() on an AF_INET/AF_INET6 socket (bpf/sockets.c);
+ * op SOCK_OP_CONNECT_ASYNC: a connect() that returned EINPROGRESS and then failed. */
 struct ev_sock {
 	struct ev_hdr hdr;
 	__u8 addr[16];		/* the sockaddr passed in; zero for listen() */
@@ -261,7 +265,7 @@ struct ev_sock {
 
 /* sys_enter_* -> sys_exit_* of one thread */
 struct sock_call {
-	__u64 uaddr;		/* user pointer to the sockaddr; 0 for listen() */
+	__u64 uaddr;		/* user pointer to the sockaddr (SO_ERROR: to optval); 0 for listen() */
 	__u32 fd;
 	__u8 op;
 	__u8 _pad[3];

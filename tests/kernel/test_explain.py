@@ -154,13 +154,25 @@ def test_successful_lookups_are_not_reported(traced: TraceRun) -> None:
 
 def test_a_connect_the_node_cannot_route_is_the_syscalls_error(traced: TraceRun,
                                                                node: Node) -> None:
-    hits = of(traced, "sock", op="connect", dst__ip=NO_ROUTE_DST)
+    hits = of(traced, "sock", op="connect", dst__ip=NO_ROUTE_DST, via="return")
     assert len(hits) == 1, traced.events
     e = hits[0]
     assert e["error"] == "ENETUNREACH" and e["error_raw"] == 101
     assert e["dst"]["port"] == 5433
     assert e["netns"] == node.node.inode()
     assert e["process"]["comm"].startswith("python") and e["process"]["pid"] > 0
+
+
+def test_a_non_blocking_connect_fails_with_the_so_error_it_reads(traced: TraceRun,
+                                                                 node: Node) -> None:
+    # the pod's connect() returned EINPROGRESS; the node's net-unreachable ICMP ended
+    # it, and the pod learned ENETUNREACH from getsockopt(SO_ERROR)
+    hits = of(traced, "sock", op="connect", dst__ip=NO_ROUTE_DST, via="so_error")
+    assert [(e["dst"]["port"], e["error"]) for e in hits] == [(5432, "ENETUNREACH")], hits
+    assert hits[0]["netns"] == node.pod.inode()
+    # connects that succeeded, or were refused at once, are not reported this way
+    assert {e["dst"]["ip"] for e in of(traced, "sock", via="so_error")} <= {
+        NO_ROUTE_DST, SERVICE_VIP, NODE_POD_IP, EXT_IP, BEHIND_NEXTHOP}
 
 
 def test_reject_is_an_icmp_port_unreachable_for_the_service_vip(traced: TraceRun,

@@ -80,7 +80,8 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
             Tracepoint("tcp", "tcp_receive_reset", required=False),
             RawTracepoint("sock", "inet_sk_error_report", required=False)),
     "sock": tuple(Tracepoint("syscalls", f"sys_{edge}_{call}")
-                  for call in ("bind", "connect", "listen") for edge in ("enter", "exit")),
+                  for call in ("bind", "connect", "listen", "getsockopt")
+                  for edge in ("enter", "exit")),
 }
 
 FAMILIES = tuple(FAMILY_HOOKS)

@@ -269,9 +269,11 @@ _SOCK_OPS = {int(o): o.name.lower() for o in schema.SockOp}
 def decode_sock(v: Fields, ctx: DecodeContext) -> SockEvent:
     ts_ns = v["hdr.ts_ns"]
     family = v["family"]
+    is_async = v["op"] == schema.SockOp.CONNECT_ASYNC
     return SockEvent(
         ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
-        op=_SOCK_OPS.get(v["op"], str(v["op"])), family=family,
+        op="connect" if is_async else _SOCK_OPS.get(v["op"], str(v["op"])),
+        via="so_error" if is_async else "return", family=family,
         addr=Endpoint(addr(family, v["addr"]), v["port"] if family else None),
         error=errno_name(v["err"]), error_raw=v["err"], fd=v["fd"],
         process=Process(v["pid"], cstr(v["comm"]), v["cgroup_id"]))

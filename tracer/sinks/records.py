@@ -175,6 +175,7 @@ def sock_record(ev: SockEvent) -> dict[str, Any]:
     where = "dst" if ev.op == "connect" else "src"
     rec: dict[str, Any] = {
         "kind": "sock", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns, "op": ev.op,
+        "via": ev.via,
         "family": _family(ev.family), where: endpoint(ev.addr), "error": ev.error,
         "error_raw": ev.error_raw, "fd": ev.fd, "process": process_record(ev.process),
         "pod": pod_record(ev.pod),

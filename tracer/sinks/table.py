@@ -124,7 +124,10 @@ def tcp_line(ev: TcpEvent) -> tuple[str, str]:
 
 
 def sock_line(ev: SockEvent) -> tuple[str, str]:
-    text = f"{ev.op}({ep(ev.addr)}) {ev.error}" + _who(ev.process, ev.pod)
+    text = f"{ev.op}({ep(ev.addr)}) {ev.error}"
+    if ev.via == "so_error":
+        text += " (non-blocking, SO_ERROR)"
+    text += _who(ev.process, ev.pod)
     if ev.holder is not None:
         h = ev.holder
         text += f"; held by {h.comm or '?'}[{h.pid}]" + (f" pod {h.pod.uid}" if h.pod else "")
