@@ -28,15 +28,22 @@ static __always_inline int drop_should_report(struct drop_key *key, u64 now, u32
 	return storm_should_report(v, now, DROP_REPORT_NS, count);
 }
 
+/* Not drops: a freed skb that was never dropped, and (unless asked for) plain
+ * kfree_skb() without a reason. */
+static __always_inline int drop_filtered(u32 reason)
+{
+	if (reason == REASON_NOT_DROPPED_YET || reason == REASON_CONSUMED)
+		return 1;
+#ifndef DROP_KEEP_NOT_SPECIFIED
+	if (reason == REASON_NOT_SPECIFIED)
+		return 1;
+#endif
+	return 0;
+}
+
 static __always_inline int on_kfree_skb(const void *skb, const void *location,
 					u16 l3_proto, u32 reason)
 {
-	if (reason == REASON_NOT_DROPPED_YET || reason == REASON_CONSUMED)
-		return 0;
-#ifndef DROP_KEEP_NOT_SPECIFIED
-	if (reason == REASON_NOT_SPECIFIED)
-		return 0;
-#endif
 	const void *dev = NULL;
 	u32 ino = skb_netns(skb, &dev);
 	if (!netns_in_scope(ino))

@@ -12,9 +12,17 @@
 #include <net/dropreason.h>
 #include "drops.c"
 
-TRACEPOINT_PROBE(skb, kfree_skb)
+/* kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason[, rx_sk]),
+ * raw: in a flood every packet is a drop, and the reasons filtered first (most of
+ * what the hook sees) then cost no record fill. */
+RAW_TRACEPOINT_PROBE(kfree_skb)
 {
-	return on_kfree_skb(args->skbaddr, args->location, args->protocol, args->reason);
+	const void *skb = (const void *)ctx->args[0];
+	u32 reason = (u32)ctx->args[2];
+	if (drop_filtered(reason))
+		return 0;
+	return on_kfree_skb(skb, (const void *)ctx->args[1],
+			    bpf_ntohs(rd_u16(skb, OFF_SKB_PROTOCOL)), reason);
 }
 #endif
 

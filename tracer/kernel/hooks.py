@@ -57,7 +57,7 @@ class RawTracepoint:
 Hook = Tracepoint | Kprobe | RawTracepoint
 
 FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
-    "drops": (Tracepoint("skb", "kfree_skb"),),
+    "drops": (RawTracepoint("skb", "kfree_skb"),),
     # tc programs follow interfaces, so the module attaches none itself: see
     # tracer/kernel/tc.py (tc_ingress / tc_egress on pod veths and uplinks)
     "tc": (),

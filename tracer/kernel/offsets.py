@@ -19,6 +19,7 @@ FIELDS: dict[str, str] = {
     "OFF_SKB_TRANSPORT_HEADER": "sk_buff.transport_header",
     "OFF_SKB_DEV": "sk_buff.dev",
     "OFF_SKB_SK": "sk_buff.sk",
+    "OFF_SKB_PROTOCOL": "sk_buff.protocol",
     "OFF_DEV_IFINDEX": "net_device.ifindex",
     "OFF_DEV_NAME": "net_device.name",
     "OFF_DEV_NET": "net_device.nd_net.net",
