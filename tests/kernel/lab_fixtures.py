@@ -136,5 +136,11 @@ def traces_fixture(tmp_path: Path) -> Iterator[Traces]:
                 run.proc.communicate(timeout=10)
 
 
+def failing_probe(lab: Lab) -> dict[str, str]:
+    """Runs the scenario's failing connection once."""
+    assert lab.scenario.probe is not None, f"{lab.scenario.name} has no failing probe"
+    return lab.probe(lab.scenario.probe)
+
+
 def events(run: TraceRun, kind: str) -> list[dict[str, Any]]:
     return [e for e in run.events if e["kind"] == kind]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from typing import cast
 
 from tracer.lab.netns import Netns
 
@@ -49,8 +50,9 @@ print(hashlib.sha256(data).hexdigest(), got.decode())
 
 
 def start_server(ns: Netns, host: str, port: int, seconds: float) -> subprocess.Popen[str]:
-    proc = ns.popen(sys.executable, "-c", _SERVER, host, str(port), str(seconds),
-                    stdout=subprocess.PIPE, text=True)
+    proc = cast("subprocess.Popen[str]",
+                ns.popen(sys.executable, "-c", _SERVER, host, str(port), str(seconds),
+                         stdout=subprocess.PIPE, text=True))
     assert proc.stdout is not None
     deadline = time.monotonic() + 10
     line = proc.stdout.readline()

@@ -83,10 +83,10 @@ def test_traffic_outside_the_traced_namespaces_is_not_reported(traced: TraceRun,
                                                                demo: DropDemo) -> None:
     outside = {demo.out_a_addr.v4, demo.out_b_addr.v4, demo.out_a_addr.v6, demo.out_b_addr.v6}
     leaked = [e for e in traced.drops()
-              if {e["src"]["ip"], e["dst"]["ip"]} & outside]  # type: ignore[index]
+              if {e["src"]["ip"], e["dst"]["ip"]} & outside]
     assert not leaked
     # and the run did see the node's drop that came after the outside traffic
-    assert any(e["dst"]["ip"] == demo.node_addr.v6 and e["proto"] == "udp"  # type: ignore[index]
+    assert any(e["dst"]["ip"] == demo.node_addr.v6 and e["proto"] == "udp"
                for e in traced.drops())
     inodes = {e["netns"] for e in traced.drops()}
     assert inodes <= {demo.node.inode(), demo.pod.inode()}
@@ -103,7 +103,7 @@ def test_all_netns_sees_the_outside_pair(demo: DropDemo, tmp_path: Path) -> None
         poke(demo.out_a, "tcp", demo.out_b_addr.v4, DROPPED_TCP_PORT, sport=SPORT_OUT,
              timeout_s=0.5)
         assert run.stop() == 0
-    assert any(e["src"]["ip"] == demo.out_a_addr.v4 for e in run.drops())  # type: ignore[index]
+    assert any(e["src"]["ip"] == demo.out_a_addr.v4 for e in run.drops())
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "duration"])
@@ -119,7 +119,7 @@ def test_nothing_of_ours_stays_attached_after_exit(demo: DropDemo, tmp_path: Pat
     assert "Traceback" not in run.stderr
     assert not ours & loaded_bpf_programs(), "a program outlived the tracer"
     # what was drained before exit was written
-    assert any(e["dst"]["port"] == CLOSED_UDP_PORT for e in run.drops())  # type: ignore[index]
+    assert any(e["dst"]["port"] == CLOSED_UDP_PORT for e in run.drops())
 
 
 def test_a_drop_storm_is_aggregated_and_every_drop_is_counted(demo: DropDemo,
@@ -129,7 +129,7 @@ def test_a_drop_storm_is_aggregated_and_every_drop_is_counted(demo: DropDemo,
         assert poke(demo.pod, "udp", demo.node_addr.v4, CLOSED_UDP_PORT, sport=41005,
                     count=sent) == "sent"
         assert run.stop() == 0, run.stderr
-    storm = [e for e in run.drops() if e["src"]["port"] == 41005]  # type: ignore[index]
+    storm = [e for e in run.drops() if e["src"]["port"] == 41005]
     assert {e["reason"] for e in storm} == {"NO_SOCKET"}
     assert len(storm) < 20, "aggregated in the kernel, not an event per packet"
     lost = sum(e["count"] for e in run.events if e["kind"] == "lost")
@@ -148,7 +148,7 @@ def test_ring_buffer_overflow_is_counted_and_fails_with_fail_on_loss(demo: DropD
     assert lost and {e["layer"] for e in lost} == {"ringbuf_reserve"}
     total_lost = max(e["total"] for e in lost)
     assert total_lost == sum(e["count"] for e in lost)
-    storm = [e for e in run.drops() if e["dst"]["port"] == CLOSED_UDP_PORT]  # type: ignore[index]
+    storm = [e for e in run.drops() if e["dst"]["port"] == CLOSED_UDP_PORT]
     # nothing vanished silently: every drop was either delivered or counted as lost
     # (the loss counter also covers flow records of the same storm, hence >=)
     assert sum(e["count"] for e in storm) + total_lost >= sent

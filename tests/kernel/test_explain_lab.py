@@ -12,6 +12,7 @@ import pytest
 from tests.kernel.lab_fixtures import (  # noqa: F401
     Traces,
     events,
+    failing_probe,
     host_unchanged_fixture,
     lab_scenario_fixture,
     netns_inode,
@@ -32,7 +33,7 @@ def test_no_route_is_a_route_failure_where_the_lookup_fails(lab_scenario: Lab,
     node1_ns = lab_scenario.node("node1").netns
     gateway = traces.start(NODE_NET.name)
     node1 = traces.start(node1_ns)
-    assert lab_scenario.probe(lab_scenario.scenario.probe)["outcome"] in ("unreachable",
+    assert failing_probe(lab_scenario)["outcome"] in ("unreachable",
                                                                           "timeout")
     traces.stop_all()
     failed = [e for e in events(gateway, "route") if e["dst"]["ip"] == EXTERNAL_HOST]
@@ -53,7 +54,7 @@ def test_no_route_is_a_route_failure_where_the_lookup_fails(lab_scenario: Lab,
 def test_forwarded_packets_die_with_ip_forward_0_attached(lab_scenario: Lab,
                                                            traces: Traces) -> None:
     node1 = traces.start(lab_scenario.node("node1").netns)
-    assert lab_scenario.probe(lab_scenario.scenario.probe)["outcome"] == "timeout"
+    assert failing_probe(lab_scenario)["outcome"] == "timeout"
     traces.stop_all()
     dead = [e for e in events(node1, "drop") if e["dst"]["ip"] == EXTERNAL_HOST]
     assert dead, events(node1, "drop")
@@ -66,7 +67,7 @@ def test_forwarded_packets_die_with_ip_forward_0_attached(lab_scenario: Lab,
 def test_unanswered_next_hop_is_a_failed_neighbour(lab_scenario: Lab,
                                                    traces: Traces) -> None:
     node1 = traces.start(lab_scenario.node("node1").netns)
-    assert lab_scenario.probe(lab_scenario.scenario.probe)["outcome"] in ("unreachable",
+    assert failing_probe(lab_scenario)["outcome"] in ("unreachable",
                                                                           "timeout")
     traces.stop_all()
     failed = [e for e in events(node1, "neigh") if e["event"] == "failed"]

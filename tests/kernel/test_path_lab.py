@@ -12,6 +12,7 @@ import pytest
 from tests.kernel.lab_fixtures import (  # noqa: F401
     Traces,
     events,
+    failing_probe,
     host_unchanged_fixture,
     lab_scenario_fixture,
     traces_fixture,
@@ -91,7 +92,7 @@ def test_masquerade_missing_is_the_pod_source_on_the_uplink(lab_scenario: Lab,
                                                             traces: Traces) -> None:
     node1 = traces.start(lab_scenario.node("node1").netns)
     client = lab_scenario.pod("client").ips[0]
-    assert lab_scenario.probe(lab_scenario.scenario.probe)["outcome"] == "timeout"
+    assert failing_probe(lab_scenario)["outcome"] == "timeout"
     traces.stop_all()
     out = flows(node1, role="uplink", direction="egress", src=client, dst=EXTERNAL_HOST)
     assert out, events(node1, "flow")

@@ -189,14 +189,14 @@ def test_errors_are_status_objects(api: client.ApiClient, server: ApiServer) -> 
     with pytest.raises(client.ApiException) as missing:
         v1.read_namespaced_pod("nope", "default")
     assert missing.value.status == 404
-    assert json.loads(missing.value.body)["reason"] == "NotFound"
+    assert json.loads(missing.value.body or "")["reason"] == "NotFound"
     with pytest.raises(client.ApiException) as bad_labels:
         v1.list_pod_for_all_namespaces(label_selector="app in (web")
     assert bad_labels.value.status == 400
     with pytest.raises(client.ApiException) as bad_field:
         v1.list_pod_for_all_namespaces(field_selector="spec.bogus=1")
     assert bad_field.value.status == 400
-    assert "field label not supported" in json.loads(bad_field.value.body)["message"]
+    assert "field label not supported" in json.loads(bad_field.value.body or "")["message"]
     for path in ("/api/v1/widgets", "/api/v1/pods/web-1", "/apis/apps/v1/deployments",
                  "/api/v1/namespaces/default/nodes", "/nope"):
         with pytest.raises(urllib.error.HTTPError) as err:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tracer.errors import PrerequisiteError
 from tracer.kernel import headers
 
 
@@ -58,7 +59,7 @@ def test_no_headers_is_a_prerequisite_error(tmp_path: Path,
     monkeypatch.setattr(headers, "MODULES", tmp_path / "modules")
     monkeypatch.setattr(headers, "KHEADERS", tmp_path / "none")
     monkeypatch.delenv("BCC_KERNEL_SOURCE", raising=False)
-    with pytest.raises(headers.PrerequisiteError) as info:
+    with pytest.raises(PrerequisiteError) as info:
         headers.resolve(cache=tmp_path / "cache")
     assert info.value.exit_code == 3
     assert info.value.fix and "bin/setup" in info.value.fix

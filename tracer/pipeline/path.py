@@ -83,7 +83,7 @@ class PathMarker:
             marks.append(SYN_RETRANSMITS)
         return tuple(m for m in marks if m not in ev.marks)
 
-    def process(self, batch: list[Event]) -> list[Event]:
+    def process(self, batch: Sequence[Event]) -> list[Event]:
         out: list[Event] = []
         for ev in batch:
             if isinstance(ev, FlowEvent):
