@@ -29,13 +29,18 @@ static __always_inline int drop_should_report(struct drop_key *key, u64 now, u32
 }
 
 /* Not drops: a freed skb that was never dropped, and (unless asked for) plain
- * kfree_skb() without a reason. */
+ * kfree_skb() without a reason and the queues a socket purges as it is destroyed
+ * (unread data, a FIN nobody read: every close of a connection its peer ended). */
 static __always_inline int drop_filtered(u32 reason)
 {
 	if (reason == REASON_NOT_DROPPED_YET || reason == REASON_CONSUMED)
 		return 1;
 #ifndef DROP_KEEP_NOT_SPECIFIED
 	if (reason == REASON_NOT_SPECIFIED)
+		return 1;
+#endif
+#ifndef DROP_KEEP_QUEUE_PURGE
+	if (reason == REASON_QUEUE_PURGE)
 		return 1;
 #endif
 	return 0;

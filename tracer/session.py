@@ -49,6 +49,7 @@ class TraceOptions:
     ready_file: Path | None = None     # written when every probe is attached
     all_netns: bool = False            # every namespace, not just this node and its pods
     keep_not_specified: bool = False   # also SKB_DROP_REASON_NOT_SPECIFIED frees
+    keep_queue_purge: bool = False     # and QUEUE_PURGE (sockets closing)
     stop_after: int | None = None      # stop after this many events
     tc_mode: str = "auto"              # "auto" (tcx where the kernel has it), "tcx", "legacy"
     cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
@@ -81,6 +82,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 families.add(family)
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
+            keep_queue_purge=opts.keep_queue_purge,
             ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()

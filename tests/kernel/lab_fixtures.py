@@ -108,10 +108,10 @@ class Traces:
         self.tmp = tmp
         self.runs: list[TraceRun] = []
 
-    def start(self, netns: str) -> TraceRun:
-        d = self.tmp / netns
+    def start(self, netns: str, *extra: str) -> TraceRun:
+        d = self.tmp / f"{netns}-{len(self.runs)}"
         d.mkdir()
-        run = start_trace(Netns(netns), d, *CIDRS)
+        run = start_trace(Netns(netns), d, *CIDRS, *extra)
         self.runs.append(run)
         return run
 

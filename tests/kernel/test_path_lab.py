@@ -42,6 +42,7 @@ def pod_ips(lab: Lab, prefix: str) -> set[str]:
 def test_healthy_node_shows_each_translation_and_flags_nothing(lab_scenario: Lab,
                                                                 traces: Traces) -> None:
     node1 = traces.start(lab_scenario.node("node1").netns)
+    purges = traces.start(lab_scenario.node("node1").netns, "--include-reason", "QUEUE_PURGE")
     client = lab_scenario.pod("client").ips[0]
     for probe in (Probe("client", "http", WEB_VIP, WEB_PORT),
                   Probe("client", "tcp", EXTERNAL_HOST, EXTERNAL_DB_PORT),
@@ -74,8 +75,11 @@ def test_healthy_node_shows_each_translation_and_flags_nothing(lab_scenario: Lab
     assert nodeport and all("dnat" in n["translation"] for n in nodeport), nat
     assert {n["reply"]["src"]["ip"] for n in nodeport} <= web
 
-    # nothing is wrong here: no mark on any flow or drop
+    # nothing is wrong here: no mark on any flow or drop, and no drop: the queues that
+    # sockets purge as they close are reported only when asked for
     assert [e for e in node1.events if e.get("marks")] == []
+    assert events(node1, "drop") == []
+    assert {d["reason"] for d in events(purges, "drop")} == {"QUEUE_PURGE"}
 
     # each flow's last report carries its whole count: the final reports read at exit
     finals = [f for f in events(node1, "flow") if f["report"] == "final"]

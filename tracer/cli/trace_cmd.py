@@ -67,9 +67,15 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on-loss", action="store_true",
                    help="exit 1 if any event was lost (ring buffer full, flow table full, "
                    "decode errors, conntrack overflow)")
-    p.add_argument("--include-unspecified", action="store_true",
-                   help="also report frees with reason NOT_SPECIFIED (noisy: many are not "
-                   "drops)")
+    p.add_argument("--include-reason", action="append", default=[], metavar="REASON",
+                   choices=FILTERED_REASONS,
+                   help="also report frees with this reason, filtered by default as not "
+                   f"losing traffic (repeatable; one of: {', '.join(FILTERED_REASONS)})")
+    p.add_argument("--include-unspecified", action="append_const", const="NOT_SPECIFIED",
+                   dest="include_reason", help="the same as --include-reason NOT_SPECIFIED")
+
+
+FILTERED_REASONS = ("NOT_SPECIFIED", "QUEUE_PURGE")
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -82,7 +88,9 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceOptions:
     return TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
-                        all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
+                        all_netns=args.all_netns,
+                        keep_not_specified="NOT_SPECIFIED" in args.include_reason,
+                        keep_queue_purge="QUEUE_PURGE" in args.include_reason,
                         stop_after=args.stop_after, tc_mode=args.tc_mode,
                         cluster_cidrs=tuple(args.cluster_cidr),
                         service_cidrs=tuple(args.service_cidr),

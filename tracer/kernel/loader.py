@@ -44,6 +44,7 @@ class BuildSpec:
     families: frozenset[str] = frozenset({"drops", "tc"})
     ringbuf_pages: int = 256          # power of two, x 4 KiB
     keep_not_specified: bool = False  # report SKB_DROP_REASON_NOT_SPECIFIED frees too
+    keep_queue_purge: bool = False    # and the queues a closing socket purges
     wakeup_per_event: bool = False    # False: BPF_RB_NO_WAKEUP, drained on a timer
 
 
@@ -138,6 +139,8 @@ def cflags_for(spec: BuildSpec, offs: dict[str, int], reasons: dict[str, int],
     flags += [f"-DWITH_{fam.upper()}" for fam in sorted(spec.families)]
     if spec.keep_not_specified:
         flags.append("-DDROP_KEEP_NOT_SPECIFIED")
+    if spec.keep_queue_purge:
+        flags.append("-DDROP_KEEP_QUEUE_PURGE")
     return flags
 
 
