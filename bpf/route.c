@@ -29,6 +29,8 @@
 #define NT_EAGAIN 11
 
 BPF_TABLE("lru_hash", struct route_key, struct drop_val, route_seen, 4096);
+/* `now`: the exact clock (tracing programs may not read the coarse one); the mark's
+ * time is tc's coarse clock, never ahead of it. */
 static __always_inline u32 route_netns(u32 iif, const void *src, int alen, u64 now)
 {
 #ifdef WITH_TC

@@ -90,7 +90,7 @@ static __always_inline void emit_flow(const struct flow_key *key, const struct f
 	}
 	int zero = 0;
 	struct nt_config *cfg = config.lookup(&zero);
-	e->hdr.ts_ns = v->last_ns;
+	e->hdr.ts_ns = bpf_ktime_get_ns();	/* exact, to order it among other records */
 	e->hdr.netns_ino = cfg ? cfg->node_netns : 0;
 	e->hdr.kind = EV_FLOW;
 	e->hdr.len = sizeof(struct ev_flow);
@@ -124,7 +124,9 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 	key.ifindex = skb->ifindex;
 	key.direction = direction;
 
-	u64 now = bpf_ktime_get_ns();
+	/* the tick's time (CLOCK_MONOTONIC_COARSE, a few ms): flows need no finer, and the
+	 * exact clock is a third of this program's cost per packet (25 of 77 ns here) */
+	u64 now = bpf_ktime_get_coarse_ns();
 #ifdef WITH_ROUTE
 	if (direction == FLOW_INGRESS) {
 		int zero = 0;
@@ -143,6 +145,7 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 		fresh.first_ns = now;
 		fresh.last_ns = now;
 		fresh.reported_ns = now;
+		fresh.reported_packets = 1;
 		fresh.packets = 1;
 		fresh.bytes = len;
 		fresh.tcp_flags_seen = flags;
@@ -167,9 +170,11 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 	v->last_ns = now;
 	if (flags & TCP_CONTROL_FLAGS) {
 		v->reported_ns = now;
+		v->reported_packets = v->packets;
 		emit_flow(&key, v, flags, FLOW_TCP_CONTROL);
 	} else if (now - v->reported_ns >= FLOW_UPDATE_NS) {
 		v->reported_ns = now;
+		v->reported_packets = v->packets;
 		emit_flow(&key, v, flags, FLOW_UPDATE);
 	}
 	return TC_ACT_UNSPEC;

@@ -112,7 +112,7 @@ FLOW_KEY = WireStruct("flow_key", Field("ifindex", "I"), Field("saddr", "16s"),
 
 FLOW_VAL = WireStruct("flow_val", Field("first_ns", "Q"), Field("last_ns", "Q"),
                       Field("reported_ns", "Q"), Field("packets", "Q"), Field("bytes", "Q"),
-                      Field("tcp_flags_seen", "Q"))
+                      Field("tcp_flags_seen", "Q"), Field("reported_packets", "Q"))
 
 FLOW = WireStruct("ev_flow", HDR.nested("hdr"), TUPLE.nested("tuple"),
                   Field("first_ns", "Q"), Field("last_ns", "Q"), Field("packets", "Q"),

@@ -48,7 +48,9 @@ BPF_PERCPU_ARRAY(ingress_mark, struct ingress_mark, 1);
 /* A bridge port's packets are routed as input of its bridge (a pod veth on cni0 ->
  * iif cni0): port ifindex -> bridge ifindex, the node's, written by user space. */
 BPF_HASH(bridge_port, u32, u32, 4096);
-#define INGRESS_MARK_NS 1000000ULL	/* PREROUTING (conntrack, NAT) runs in between */
+/* on the coarse clock (tc's): the lookup follows within microseconds, but the clock
+ * moves a tick (4 ms at HZ=250) at a time */
+#define INGRESS_MARK_NS 10000000ULL
 #endif
 
 static __always_inline void count_loss(int slot)

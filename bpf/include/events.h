@@ -116,6 +116,7 @@ struct flow_val {
 	__u64 packets;
 	__u64 bytes;
 	__u64 tcp_flags_seen;	/* OR of every packet's flags (u64: BPF atomics are 64-bit) */
+	__u64 reported_packets;	/* `packets` when last reported: more since -> a final record */
 };
 
 struct ev_flow {

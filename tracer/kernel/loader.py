@@ -338,7 +338,7 @@ class Module:
         if "tc" not in self.spec.families:
             return []
         return [(bytes(k), bytes(v)) for k, v in self.bpf["flows"].items()
-                if v.last_ns > v.reported_ns]
+                if v.packets > v.reported_packets]
 
     def loss_counts(self) -> list[int]:
         """Per-slot totals of the per-CPU loss counters (enum loss_slot)."""
