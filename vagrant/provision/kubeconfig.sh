@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every k3s node: /etc/nodetrace/kubeconfig (root, the scenario scripts, tests/cluster,
-# nodetrace --kubeconfig) and ~vagrant/.kube/config, from the cluster CA every node holds
-# after joining and the static admin token; then wait until this node is Ready.
+# Every k3s node: /etc/nodetrace/kubeconfig (the scenario scripts, tests/cluster,
+# nodetrace --kubeconfig), ~root/.kube/config and ~vagrant/.kube/config (what kubectl and
+# nodetrace find without flags), from the cluster CA every node holds after joining and
+# the static admin token; then wait until this node is Ready.
 set -euo pipefail
 : "${SERVER_IP:?}" "${ADMIN_TOKEN:?}" "${NODE_NAME:?}"
 say() { printf 'kubeconfig.sh: %s\n' "$*" >&2; }
@@ -37,6 +38,8 @@ KUBECONFIG
   umask 022
 }
 write_kubeconfig /etc/nodetrace/kubeconfig
+install -d -m 0700 /root/.kube
+write_kubeconfig /root/.kube/config
 install -d -m 0700 -o vagrant -g vagrant /home/vagrant/.kube
 write_kubeconfig /home/vagrant/.kube/config
 chown vagrant:vagrant /home/vagrant/.kube/config
