@@ -2,8 +2,11 @@
 broke, assert the expected finding, repair it, and assert the finding is gone.
 
 Run on nt-agent1 (vagrant/README.md):
-    sudo --preserve-env=NODETRACE_CLUSTER,KUBECONFIG \\
-        /nodetrace/.venv/bin/python -m pytest -m cluster /nodetrace/tests/cluster
+    cd /nodetrace && sudo .venv/bin/python -m pytest tests/cluster
+
+`nodetrace diagnose -o json` is issue 8's contract: {"findings": [...], "coverage": {...}},
+each finding with at least `kind`, `summary`, `evidence` and `fix`. A bare list of findings
+is accepted too.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ def diagnose() -> list[dict[str, Any]]:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=DIAGNOSE_S + 120,
                           check=False)
     assert proc.returncode == 0, f"nodetrace diagnose failed:\n{proc.stderr}"
-    findings: list[dict[str, Any]] = json.loads(proc.stdout)["findings"]
-    return findings
+    out = json.loads(proc.stdout)
+    findings = out["findings"] if isinstance(out, dict) else out
+    assert isinstance(findings, list), f"diagnose -o json: no list of findings: {out!r}"
+    return [dict(f) for f in findings]
 
 
 def kinds(findings: list[dict[str, Any]]) -> list[str]:
@@ -74,7 +79,8 @@ def test_scenario(sc: ClusterScenario) -> None:
             assert sc.finding in kinds(found), (
                 f"{sc.name}: expected a {sc.finding} finding on {here}, got {kinds(found)}")
             match = next(f for f in found if f["kind"] == sc.finding)
-            assert match["summary"] and match["fix"] and match["evidence"]
+            for key in ("summary", "evidence", "fix"):
+                assert match.get(key), f"{sc.name}: the {sc.finding} finding has no {key}"
         else:
             assert found == [], f"healthy cluster, yet findings: {kinds(found)}"
     finally:
