@@ -71,12 +71,14 @@ def test_manifest_validates(path: Path, k8s_version: str) -> None:
     assert newest >= tuple(map(int, k8s_version.split("."))), "kubernetes-validate too old"
     for doc in documents(path):
         what = f"{path.relative_to(SCENARIOS_DIR)}: {doc['kind']} {doc['metadata']['name']}"
+        error = ""
         try:
             validated = kubernetes_validate.validate(doc, k8s_version, strict=True)
         except kubernetes_validate.ValidationError as e:
-            pytest.fail(f"{what}: {'.'.join(map(str, e.path))}: {e.message}")
+            error = f"{'.'.join(map(str, e.path))}: {e.message}"
         except kubernetes_validate.SchemaNotFoundError as e:
-            pytest.fail(f"{what}: {e.message}")
+            error = e.message
+        assert not error, f"{what}: {error}"
         assert validated == k8s_version, f"{what}: validated against {validated}"
 
 
