@@ -44,9 +44,12 @@ install -d -m 0700 -o vagrant -g vagrant /home/vagrant/.kube
 write_kubeconfig /home/vagrant/.kube/config
 chown vagrant:vagrant /home/vagrant/.kube/config
 
+# The API answers, then this node registers (kubectl wait fails at once on a node that
+# does not exist yet), then it becomes Ready.
 export KUBECONFIG=/etc/nodetrace/kubeconfig
 for _ in $(seq 300); do
-  kubectl get --raw /readyz >/dev/null 2>&1 && break
+  kubectl get "node/$NODE_NAME" >/dev/null 2>&1 && break
   sleep 1
 done
+kubectl get "node/$NODE_NAME" >/dev/null || { say "$NODE_NAME never registered"; exit 1; }
 kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=300s
