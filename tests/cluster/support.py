@@ -20,6 +20,11 @@ class ClusterScenario:
     path: Path
     node: str           # the node break/repair run on and nodetrace diagnoses
     finding: str        # the finding kind nodetrace must report there; "" for none
+    client: str         # the pod whose log shows the connection ("" for none)
+
+    @property
+    def namespace(self) -> str:
+        return f"nt-{self.name}"
 
 
 def read_key_values(path: Path) -> dict[str, str]:
@@ -38,7 +43,7 @@ def cluster_scenarios() -> list[ClusterScenario]:
     out = []
     for d in sorted(p for p in SCENARIOS_DIR.iterdir() if p.is_dir()):
         exp = read_key_values(d / "expect")
-        out.append(ClusterScenario(d.name, d, exp["node"], exp["finding"]))
+        out.append(ClusterScenario(d.name, d, exp["node"], exp["finding"], exp["client"]))
     return out
 
 

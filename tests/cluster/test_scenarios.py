@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.cluster
 
 DIAGNOSE_S = 20          # the client pods try every 2 s; the finding must come well within
 SCRIPT_TIMEOUT_S = 600   # image pulls, rollouts
+SETTLE_S = 60            # for the client's connection to fail after break, work after repair
+WINDOW_S = 10            # of client log that must show only failures / only successes
 
 
 def run_script(sc: ClusterScenario, script: str) -> None:
@@ -51,6 +54,32 @@ def diagnose() -> list[dict[str, Any]]:
     findings = out["findings"] if isinstance(out, dict) else out
     assert isinstance(findings, list), f"diagnose -o json: no list of findings: {out!r}"
     return [dict(f) for f in findings]
+
+
+def client_log(sc: ClusterScenario, since_s: int) -> list[str]:
+    argv = ["kubectl", "--kubeconfig", str(kubeconfig()), "-n", sc.namespace, "logs",
+            sc.client, f"--since={since_s}s"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return proc.stdout.splitlines() if proc.returncode == 0 else []
+
+
+def wait_for_client(sc: ClusterScenario, failing: bool) -> None:
+    """Before asking nodetrace, make sure the scenario does what it says: the client's last
+    WINDOW_S of log are all failures (broken) or all successes (healthy, repaired). Tells a
+    scenario that did not break apart from a diagnosis that missed it."""
+    if not sc.client:
+        return
+    deadline = time.monotonic() + SETTLE_S
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = client_log(sc, WINDOW_S)
+        fails = [ln for ln in lines if "FAIL" in ln]
+        if lines and (len(fails) == len(lines) if failing else not fails):
+            return
+        time.sleep(2)
+    state = "fail" if failing else "succeed"
+    pytest.fail(f"{sc.name}: {sc.client}'s connection does not {state}; its log:\n"
+                + "\n".join(lines[-10:]))
 
 
 def kinds(findings: list[dict[str, Any]]) -> list[str]:
@@ -74,6 +103,7 @@ def test_scenario(sc: ClusterScenario) -> None:
 
     run_script(sc, "break")
     try:
+        wait_for_client(sc, failing=bool(sc.finding))
         found = diagnose()
         if sc.finding:
             assert sc.finding in kinds(found), (
@@ -86,5 +116,6 @@ def test_scenario(sc: ClusterScenario) -> None:
     finally:
         run_script(sc, "repair")
     if sc.finding:
+        wait_for_client(sc, failing=False)
         after = diagnose()
         assert sc.finding not in kinds(after), f"{sc.name}: still {sc.finding} after repair"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from tests.cluster.support import cluster_scenarios
 from tests.vagrant.support import VAGRANT_DIR, lab_scenarios, scenario_dirs, section, table
 
@@ -72,3 +74,15 @@ def test_readme_table_matches_the_expect_files() -> None:
         finding = row["expected finding"].strip("`")
         documented[name] = "" if finding == "none" else finding
     assert documented == {sc.name: sc.finding for sc in cluster_scenarios()}
+
+
+def test_each_scenarios_client_is_a_pod_of_its_manifest() -> None:
+    """tests/cluster reads the client's log to tell a scenario that did not break from a
+    diagnosis that missed it: the pod must exist, and only a crash loop has none."""
+    for sc in cluster_scenarios():
+        docs = yaml.safe_load_all((sc.path / "manifest.yaml").read_text())
+        pods = {d["metadata"]["name"] for d in docs if d and d["kind"] == "Pod"}
+        if sc.client:
+            assert sc.client in pods, f"{sc.name}/expect: client {sc.client!r} is not in {pods}"
+        else:
+            assert sc.finding == "hostport-conflict", f"{sc.name}/expect: no client"
