@@ -93,6 +93,7 @@ def clean_namespaces() -> Iterator[None]:
                    env={**os.environ, "KUBECONFIG": str(kubeconfig())})
 
 
+@pytest.mark.timeout(2 * SCRIPT_TIMEOUT_S + 2 * SETTLE_S + 2 * (DIAGNOSE_S + 120))
 @pytest.mark.parametrize("sc", cluster_scenarios(), ids=lambda sc: sc.name)
 def test_scenario(sc: ClusterScenario) -> None:
     here = socket.gethostname()
