@@ -2,8 +2,11 @@
 broke, assert the expected finding, repair it, and assert the finding is gone.
 
 Run on nt-agent1 (vagrant/README.md):
-    sudo --preserve-env=NODETRACE_CLUSTER,KUBECONFIG \\
-        /nodetrace/.venv/bin/python -m pytest -m cluster /nodetrace/tests/cluster
+    cd /nodetrace && sudo .venv/bin/python -m pytest tests/cluster
+
+`nodetrace diagnose -o json` is issue 8's contract: {"findings": [...], "coverage": {...}},
+each finding with at least `kind`, `summary`, `evidence` and `fix`. A bare list of findings
+is accepted too.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +34,8 @@ pytestmark = pytest.mark.cluster
 
 DIAGNOSE_S = 20          # the client pods try every 2 s; the finding must come well within
 SCRIPT_TIMEOUT_S = 600   # image pulls, rollouts
+SETTLE_S = 60            # for the client's connection to fail after break, work after repair
+WINDOW_S = 10            # of client log that must show only failures / only successes
 
 
 def run_script(sc: ClusterScenario, script: str) -> None:
@@ -44,8 +50,36 @@ def diagnose() -> list[dict[str, Any]]:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=DIAGNOSE_S + 120,
                           check=False)
     assert proc.returncode == 0, f"nodetrace diagnose failed:\n{proc.stderr}"
-    findings: list[dict[str, Any]] = json.loads(proc.stdout)["findings"]
-    return findings
+    out = json.loads(proc.stdout)
+    findings = out["findings"] if isinstance(out, dict) else out
+    assert isinstance(findings, list), f"diagnose -o json: no list of findings: {out!r}"
+    return [dict(f) for f in findings]
+
+
+def client_log(sc: ClusterScenario, since_s: int) -> list[str]:
+    argv = ["kubectl", "--kubeconfig", str(kubeconfig()), "-n", sc.namespace, "logs",
+            sc.client, f"--since={since_s}s"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return proc.stdout.splitlines() if proc.returncode == 0 else []
+
+
+def wait_for_client(sc: ClusterScenario, failing: bool) -> None:
+    """Before asking nodetrace, make sure the scenario does what it says: the client's last
+    WINDOW_S of log are all failures (broken) or all successes (healthy, repaired). Tells a
+    scenario that did not break apart from a diagnosis that missed it."""
+    if not sc.client:
+        return
+    deadline = time.monotonic() + SETTLE_S
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = client_log(sc, WINDOW_S)
+        fails = [ln for ln in lines if "FAIL" in ln]
+        if lines and (len(fails) == len(lines) if failing else not fails):
+            return
+        time.sleep(2)
+    state = "fail" if failing else "succeed"
+    pytest.fail(f"{sc.name}: {sc.client}'s connection does not {state}; its log:\n"
+                + "\n".join(lines[-10:]))
 
 
 def kinds(findings: list[dict[str, Any]]) -> list[str]:
@@ -59,6 +93,7 @@ def clean_namespaces() -> Iterator[None]:
                    env={**os.environ, "KUBECONFIG": str(kubeconfig())})
 
 
+@pytest.mark.timeout(2 * SCRIPT_TIMEOUT_S + 2 * SETTLE_S + 2 * (DIAGNOSE_S + 120))
 @pytest.mark.parametrize("sc", cluster_scenarios(), ids=lambda sc: sc.name)
 def test_scenario(sc: ClusterScenario) -> None:
     here = socket.gethostname()
@@ -69,16 +104,19 @@ def test_scenario(sc: ClusterScenario) -> None:
 
     run_script(sc, "break")
     try:
+        wait_for_client(sc, failing=bool(sc.finding))
         found = diagnose()
         if sc.finding:
             assert sc.finding in kinds(found), (
                 f"{sc.name}: expected a {sc.finding} finding on {here}, got {kinds(found)}")
             match = next(f for f in found if f["kind"] == sc.finding)
-            assert match["summary"] and match["fix"] and match["evidence"]
+            for key in ("summary", "evidence", "fix"):
+                assert match.get(key), f"{sc.name}: the {sc.finding} finding has no {key}"
         else:
             assert found == [], f"healthy cluster, yet findings: {kinds(found)}"
     finally:
         run_script(sc, "repair")
     if sc.finding:
+        wait_for_client(sc, failing=False)
         after = diagnose()
         assert sc.finding not in kinds(after), f"{sc.name}: still {sc.finding} after repair"

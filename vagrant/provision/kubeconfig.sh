@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every k3s node: /etc/nodetrace/kubeconfig (root, the scenario scripts, tests/cluster,
-# nodetrace --kubeconfig) and ~vagrant/.kube/config, from the cluster CA every node holds
-# after joining and the static admin token; then wait until this node is Ready.
+# Every k3s node: /etc/nodetrace/kubeconfig (the scenario scripts, tests/cluster,
+# nodetrace --kubeconfig), ~root/.kube/config and ~vagrant/.kube/config (what kubectl and
+# nodetrace find without flags), from the cluster CA every node holds after joining and
+# the static admin token; then wait until this node is Ready.
 set -euo pipefail
 : "${SERVER_IP:?}" "${ADMIN_TOKEN:?}" "${NODE_NAME:?}"
 say() { printf 'kubeconfig.sh: %s\n' "$*" >&2; }
@@ -37,13 +38,18 @@ KUBECONFIG
   umask 022
 }
 write_kubeconfig /etc/nodetrace/kubeconfig
+install -d -m 0700 /root/.kube
+write_kubeconfig /root/.kube/config
 install -d -m 0700 -o vagrant -g vagrant /home/vagrant/.kube
 write_kubeconfig /home/vagrant/.kube/config
 chown vagrant:vagrant /home/vagrant/.kube/config
 
+# The API answers, then this node registers (kubectl wait fails at once on a node that
+# does not exist yet), then it becomes Ready.
 export KUBECONFIG=/etc/nodetrace/kubeconfig
 for _ in $(seq 300); do
-  kubectl get --raw /readyz >/dev/null 2>&1 && break
+  kubectl get "node/$NODE_NAME" >/dev/null 2>&1 && break
   sleep 1
 done
+kubectl get "node/$NODE_NAME" >/dev/null || { say "$NODE_NAME never registered"; exit 1; }
 kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=300s

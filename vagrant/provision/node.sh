@@ -5,6 +5,7 @@
 set -euo pipefail
 : "${NODETRACE_SRC:?}" "${NODE_NAME:?}" "${NODE_IP:?}" "${NODE_ROLE:?}" "${SERVER_IP:?}"
 : "${FLANNEL_BACKEND:?}" "${LEGACY_NET:?}" "${LEGACY_VIA:?}"
+: "${CLUSTER_CIDR:?}" "${SERVICE_CIDR:?}" "${CLUSTER_DNS:?}"
 say() { printf 'node.sh: %s\n' "$*" >&2; }
 
 # The private interface is whichever holds NODE_IP: its name differs between providers
@@ -24,6 +25,9 @@ NODE_IFACE=$iface
 NODE_ROLE=$NODE_ROLE
 SERVER_IP=$SERVER_IP
 FLANNEL_BACKEND=$FLANNEL_BACKEND
+CLUSTER_CIDR=$CLUSTER_CIDR
+SERVICE_CIDR=$SERVICE_CIDR
+CLUSTER_DNS=$CLUSTER_DNS
 LEGACY_NET=$LEGACY_NET
 LEGACY_VIA=$LEGACY_VIA
 KUBECONFIG=/etc/nodetrace/kubeconfig
@@ -45,7 +49,7 @@ Wants=network-online.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/sbin/ip route replace $LEGACY_NET via $LEGACY_VIA dev $iface
-ExecStop=/usr/sbin/ip route del $LEGACY_NET via $LEGACY_VIA dev $iface
+ExecStop=-/usr/sbin/ip route del $LEGACY_NET via $LEGACY_VIA dev $iface
 
 [Install]
 WantedBy=multi-user.target

@@ -12,9 +12,9 @@
 # was there, and every iptables rule it adds carries the comment "nodetrace-scenario:NAME".
 
 # shellcheck disable=SC2034  # used by the scenario scripts
-CLUSTER_CIDR=10.42.0.0/16
-# shellcheck disable=SC2034  # used by the scenario scripts
 OTHER_NODE=nt-agent2
+# shellcheck disable=SC2034  # the addresses behind the rp-filter-drop scenario's vpn-gw pod
+VPN_RANGE=172.16.0.0/24
 
 say() { printf '%s: %s\n' "${SCENARIO:-scenario}" "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -62,21 +62,23 @@ save_state() { [ -e "$STATE/$1" ] || printf '%s\n' "$2" > "$STATE/$1"; }
 load_state() { cat "$STATE/$1" 2>/dev/null || true; }
 drop_state() { rm -f "$STATE/$1"; }
 
-# pod_route_break CIDR [VIA DEV onlink]: take away this node's route to another node's
-# pod CIDR. Without VIA, the CIDR then goes where the default route goes, exactly as
-# with no route at all; the route stays in the table (pointing at the default gateway)
-# because flannel's host-gw backend re-adds a route that is missing every 10 s. With
-# VIA, the route points at a next hop that is not adjacent (host-gw across L2 segments).
+# pod_route_break CIDR [VIA]: take away this node's route to another node's pod CIDR.
+# Without VIA, the CIDR then goes where a node without that route sends it on a real LAN:
+# to a gateway that knows no pod network. Here that gateway is the legacy VM (LEGACY_VIA),
+# which does not forward and drops it silently, so nothing ever reaches the provider's NAT
+# (the node's default route, which would carry pod traffic to the laptop's own network).
+# The route stays in the table, pointing elsewhere, because flannel's host-gw backend
+# re-adds a missing route every 10 s (and fails to add it over ours). With VIA, the route
+# points at a next hop that is not adjacent (host-gw across L2 segments).
 pod_route_break() {
-  local cidr=$1 old gw dev
+  local cidr=$1 old
   old=$(ip -4 route show exact "$cidr" | head -n1)
   [ -n "$old" ] || die "no route to $cidr on $NODE_NAME: is the cluster healthy?"
   save_state "route-$(echo "$cidr" | tr / _)" "$old"
-  if [ $# -ge 3 ]; then
-    ip route replace "$cidr" via "$2" dev "$3" onlink
+  if [ $# -ge 2 ]; then
+    ip route replace "$cidr" via "$2" dev "$NODE_IFACE" onlink
   else
-    read -r gw dev < <(ip -4 route show default | awk '{print $3, $5; exit}')
-    ip route replace "$cidr" via "$gw" dev "$dev"
+    ip route replace "$cidr" via "$LEGACY_VIA" dev "$NODE_IFACE"
   fi
 }
 
@@ -120,6 +122,39 @@ sysctl_repair() {
   old=$(load_state "sysctl-$1")
   [ -z "$old" ] || sysctl -q -w "$1=$old"
   drop_state "sysctl-$1"
+}
+
+# forward_policy_break POLICY / forward_policy_repair: filter FORWARD's default policy.
+forward_policy_break() {
+  save_state forward-policy "$(iptables -S FORWARD | awk '$1 == "-P" {print $3; exit}')"
+  iptables -P FORWARD "$1"
+}
+
+forward_policy_repair() {
+  local old
+  old=$(load_state forward-policy)
+  [ -z "$old" ] || iptables -P FORWARD "$old"
+  drop_state forward-policy
+}
+
+# no_route_break CIDR / no_route_repair: CIDR's traffic gets no route on this node unless
+# a route more specific than the default one exists. A real node without its static route
+# sends such traffic to its default gateway, which knows nothing of CIDR; here the default
+# route is the provider's NAT, which would carry it to the laptop's own network. Two rules
+# stand in for that gateway: look CIDR up in main ignoring the default route (prefix
+# length 0), and else answer "network unreachable". The break itself is the missing route.
+NO_ROUTE_PRIORITIES=(90 91)
+no_route_break() {
+  no_route_repair
+  ip rule add priority "${NO_ROUTE_PRIORITIES[0]}" to "$1" lookup main suppress_prefixlength 0
+  ip rule add priority "${NO_ROUTE_PRIORITIES[1]}" to "$1" unreachable
+}
+
+no_route_repair() {
+  local prio
+  for prio in "${NO_ROUTE_PRIORITIES[@]}"; do
+    while ip rule show priority "$prio" | grep -q .; do ip rule del priority "$prio"; done
+  done
 }
 
 done_msg() { say "$1 on $NODE_NAME; expected finding: ${EXPECT_FINDING:-none}"; }
