@@ -13,10 +13,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
 from tracer.interfaces import discover, pod_networks
@@ -24,7 +22,6 @@ from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_di
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
-from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.local import LocalEnricher
 from tracer.pipeline.path import PathMarker
@@ -32,16 +29,13 @@ from tracer.podmap import PodMap
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
-from tracer.sources.live import LiveSource, SourceStats
+from tracer.sinks.sink import Sink
+from tracer.sources.live import LiveSource
+from tracer.sources.stats import SourceStats
 from tracer.sysctls import ForwardingSysctls, local_addresses
 from tracer.timefmt import mono_to_wall_offset_ns
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    def write(self, batch: Sequence[Event]) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)

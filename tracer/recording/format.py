@@ -44,7 +44,7 @@ class Rec(enum.IntEnum):
 
     HEADER = 0      # [0, MAGIC, [major, minor], {header}]
     EVENT = 1       # [1, kind index in the header's schema, column values...]
-    METADATA = 2    # [2, wall_ns, kind, op, object]
+    METADATA = 2    # [2, wall_ns, kind, action, object]
     NODE_STATE = 3  # [3, wall_ns, {name: value}]
     SYNC = 4        # [4, wall_ns, mono_ns, events so far]
     END = 5         # [5, wall_ns, {reason, events, received, decode_errors, lost, next_part}]

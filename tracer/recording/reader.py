@@ -49,7 +49,8 @@ from tracer.recording.format import (
     Rec,
     field_types,
 )
-from tracer.recording.writer import EndInfo, MetadataRecord, NodeState
+from tracer.recording.metadata import ACTIONS, MetadataRecord
+from tracer.recording.writer import EndInfo, NodeState
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
 
@@ -469,11 +470,13 @@ class RecordingReader:
             raise Malformed("record type is not a number")
         if t == Rec.METADATA:
             self._extra(rec, 5, "metadata")
-            _, wall, kind, op, obj = rec[:5]
-            if type(wall) is not int or type(kind) is not str or type(op) is not str \
+            _, wall, kind, action, obj = rec[:5]
+            if type(wall) is not int or type(kind) is not str or type(action) is not str \
                     or type(obj) is not dict:
                 raise Malformed("metadata")
-            return MetadataRecord(kind=kind, op=op, object=obj, wall_ns=wall)
+            if action not in ACTIONS:
+                raise Malformed(f"metadata action {action[:40]!r}")
+            return MetadataRecord(kind, action, obj, wall)
         if t == Rec.NODE_STATE:
             self._extra(rec, 3, "node-state")
             if type(rec[1]) is not int or type(rec[2]) is not dict:
