@@ -23,6 +23,7 @@ Usage (the TUI, diagnose, replay):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 import os
 from collections import Counter
@@ -48,6 +49,7 @@ from tracer.recording.format import (
     Limits,
     Rec,
     field_types,
+    structs_of,
 )
 from tracer.recording.metadata import ACTIONS, MetadataRecord
 from tracer.recording.writer import EndInfo, NodeState
@@ -149,6 +151,7 @@ class Plan:
                 picks.append(0)
                 self.patches.append((pos, getter))
         self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
+        self.unknown_warnings: list[str] = []
         self._pick = operator.itemgetter(*picks) if len(picks) > 1 else (
             lambda row: (row[picks[0]],))
         self._sigs: set[tuple[type, ...]] = set()
@@ -412,8 +415,10 @@ class RecordingReader:
             except Malformed as exc:
                 plans.append(f"{kind} events cannot be read: {exc}")
                 continue
-            for name in plan.unknown:
-                self.skipped[f"column {kind}.{name} unknown to this nodetrace, ignored"] += 0
+            plan.unknown_warnings = [f"column {kind}.{name} unknown to this nodetrace, ignored"
+                                     for name in plan.unknown]
+            for warning in plan.unknown_warnings:
+                self.skipped[warning] += 0     # said even when no record has the kind
             plans.append(plan)
         return plans
 
@@ -460,11 +465,9 @@ class RecordingReader:
             if isinstance(plan, str):
                 self.skipped[plan] += 1
                 return None
-            if plan.unknown:
-                for name in plan.unknown:
-                    self.skipped[f"column {plan.cls.kind}.{name} unknown to "  # type: ignore[attr-defined]
-                                 "this nodetrace, ignored"] += 1
             ev: Event = plan.decode(rec)
+            for warning in plan.unknown_warnings:
+                self.skipped[warning] += 1
             return ev
         if type(t) is not int:
             raise Malformed("record type is not a number")
@@ -532,13 +535,12 @@ class RecordingReader:
         return out
 
 
-def _all_structs() -> set[type]:
-    from tracer.recording.format import structs_of
-
+@functools.cache
+def _all_structs() -> frozenset[type]:
     found: dict[str, type] = {}
     for cls in EVENT_TYPES.values():
         structs_of(cls, found)
-    return set(found.values())
+    return frozenset(found.values())
 
 
 @dataclass
