@@ -108,7 +108,11 @@ class Malformed(Exception):
 
 
 def _str_tuple(v: Any) -> tuple[str, ...]:
-    if type(v) is not list or not all(type(x) is str for x in v):
+    if type(v) is not list:
+        raise Malformed("not a list of strings")
+    if not v:
+        return ()
+    if not all(type(x) is str for x in v):
         raise Malformed("not a list of strings")
     return tuple(v)
 
@@ -164,6 +168,11 @@ class Plan:
             sub = [self._getter(ft.struct, f"{name}.{n}", sft, index, cols, structs, used)
                    for n, sft in field_types(ft.struct).items()]
             cls = ft.struct
+            if all(isinstance(g, int) for g in sub):       # the common case: Endpoint
+                pick: Callable[[list[Any]], Any] = operator.itemgetter(*sub)
+                if len(sub) == 1:
+                    return lambda row: cls(pick(row))
+                return lambda row: cls(*pick(row))
             fns = [operator.itemgetter(g) if isinstance(g, int) else g for g in sub]
             return lambda row: cls(*[fn(row) for fn in fns])
         i = index.get(name)
