@@ -169,6 +169,10 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         stats = source.stats()
         if recorder is not None:
             recorder.finish(EndInfo("stopped", stats.received, stats.decode_errors, stats.lost))
+            if recorder.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
+                stats.lost["recording"] = recorder.failed
+                log.warning("recording %s: %d event(s) not written (%s)", recorder.path,
+                            recorder.failed, recorder.stopped)
         if any(stats.lost.values()):
             log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()
                                                      if v))

@@ -327,3 +327,34 @@ def test_golden_recording_holds_the_masquerade_missing_session() -> None:
     assert rec.end is not None and rec.end.info.reason == "stopped"
     assert rec.end.events == len(rec.events)
     assert GOLDEN.stat().st_size < 200_000
+
+
+FULL_DISK = """
+import resource, signal, sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from tests.unit.recording_support import FACTS
+from tests.unit.test_recording_format import DROP
+from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # EFBIG instead of a signal
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+w = RecordingWriter(RecordSpec(Path({path!r})), FACTS)
+for _ in range(100):
+    w.write([DROP] * 100)
+w.finish(EndInfo("stopped"))
+print(w.events, w.failed, w.stopped)
+"""
+
+
+def test_a_full_disk_stops_the_recording_not_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "r.ntrec"
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK.format(root=root, path=str(path))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    written, failed, why = proc.stdout.split(maxsplit=2)
+    assert int(written) + int(failed) == 10_000 and int(failed) > 0
+    assert why.startswith("write failed:")
+    assert "recording" in proc.stderr and "stopped" in proc.stderr
+    rec = load(path)              # what reached the file replays
+    assert len(rec.events) == int(written) or rec.warnings

@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
     spec = RecordSpec(args.write, max_size=args.max_size, rotate=args.rotate,
                       stop_when_full=True)
     stats = run(trace_options(args, spec), NullSink(), stop)
-    log.info("recorded %d events to %s", stats.received, args.write)
+    log.info("recording written to %s (%d events received); nodetrace replay %s",
+             args.write, stats.received, args.write)
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)

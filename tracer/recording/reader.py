@@ -328,8 +328,7 @@ class RecordingReader:
         if version[0] > VERSION[0]:
             raise RecordingFormatError(
                 f"{self.path} is format {version[0]}.{version[1]}, written by a newer "
-                f"nodetrace; this one reads {VERSION[0]}.x",
-                fix="replay it with a nodetrace at least as new as the one that recorded it")
+                f"nodetrace; this one reads {VERSION[0]}.x: replay it with a newer nodetrace")
         h: dict[str, Any] = dict(rec[3])
         for fx in self.fixups:
             if fx.kind is None and version < fx.before:

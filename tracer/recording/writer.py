@@ -197,24 +197,26 @@ class RecordingWriter:
         self._size += len(data)
 
     def _emit(self, data: bytes, events: int) -> None:
-        """Write one encoded batch, rotating or stopping at --max-size first."""
+        """Write one encoded batch, rotating or stopping at --max-size first.  A
+        failure stops the recording with a message, never the session."""
         limit = self.spec.max_size
-        if limit is not None and self._size + len(data) > limit:
-            if self.spec.rotate:
-                self._rotate()
-            else:
-                self._stop_full(events)
-                return
+        self.failed += events     # until written
         try:
+            if limit is not None and self._size + len(data) > limit:
+                if not self.spec.rotate:
+                    self._stop_full()
+                    return
+                self._rotate()
             self._flush(data)
-        except OSError as exc:
-            self.failed += events
-            self.stopped = f"write failed: {exc.strerror}"
-            log.error("recording %s stopped: %s", self.spec.path, exc.strerror)
+        except (OSError, TracerError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else exc.message
+            self.stopped = self.stopped or f"write failed: {why}"
+            log.error("recording %s stopped: %s", self.spec.path, why)
             self._close_fd()
             if self.on_full is not None:
                 self.on_full()
             return
+        self.failed -= events
         self.events += events
 
     def _end_record(self, info: EndInfo, next_part: str | None = None) -> list[Any]:
@@ -237,12 +239,13 @@ class RecordingWriter:
         self._open()
         log.info("recording rotated: %s is part %d", path, self._part)
 
-    def _stop_full(self, events: int) -> None:
-        self.failed += events
+    def _stop_full(self) -> None:
         self.stopped = f"reached --max-size {self.spec.max_size} bytes"
         self._enc.record(self._end_record(EndInfo("max-size")))
-        self._flush(self._enc.take())
-        self._close_fd()
+        try:
+            self._flush(self._enc.take())
+        finally:
+            self._close_fd()
         log.warning("recording %s stopped: it reached --max-size (%d bytes); "
                     "use --rotate N to keep going", self.spec.path, self.spec.max_size)
         if self.on_full is not None:
