@@ -135,6 +135,9 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
+        # Metadata providers (issue 6) feed the recording through the MetadataRecorder
+        # hook: fan_out(index, recorder) from tracer/recording/metadata.py, with their
+        # initial lists as "added" (docs/recording-format.md).
         recorder = None
         if opts.record is not None:  # before the ready file: every event is recorded
             recorder = stack.enter_context(RecordingWriter(opts.record, SessionFacts(
@@ -158,7 +161,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             if recorder is not None:
                 # decoded and joined with the node's state of the moment (pods, port
                 # holders, sysctls: gone by replay time); derivations such as the path
-                # marks are re-run on replay, by the code of the day
+                # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
+                # re-runs them with the code of the day on the recorded metadata
                 recorder.write(batch)
             batch = marker.process(batch)
             sink.write(batch)

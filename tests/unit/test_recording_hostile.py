@@ -167,3 +167,14 @@ def test_a_bad_header_is_one_clear_error(tmp_path: Path, content: bytes,
     with pytest.raises(RecordingFormatError, match=message) as exc:
         RecordingReader(path)
     assert "\n" not in exc.value.message
+
+
+def test_crafted_ext_types_never_reach_the_consumers(tmp_path: Path) -> None:
+    rec = msgpack.packb([int(Rec.METADATA), 1, "Pod", "added",
+                         {"a": msgpack.ExtType(5, b"xx"), "t": msgpack.Timestamp(1, 2)}])
+    assert isinstance(rec, bytes)
+    path = tmp_path / "ext.ntrec"
+    path.write_bytes(_header() + rec)
+    with RecordingReader(path) as r:
+        (change,) = list(r)
+    assert change.obj == {"a": None, "t": 1_000_000_002}  # type: ignore[union-attr]

@@ -118,7 +118,9 @@ def main(args: argparse.Namespace) -> int:
         log.info("%s", describe(args.file, h))
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
         # the same stages as the live session after its recording tee, from the
-        # recorded facts (tracer/session.py)
+        # recorded facts (tracer/session.py).  Kubernetes enrichment (issue 6) goes
+        # here too: its index is passed as ReplaySource(metadata=index), which hands it
+        # the recorded changes in stream order.
         marker = PathMarker([ipaddress.ip_network(n, strict=False) for n in h.pod_networks],
                             [ipaddress.ip_network(n, strict=False) for n in h.service_networks])
         source = ReplaySource(reader, speed=args.speed, since_ns=since, until_ns=until)

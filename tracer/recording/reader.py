@@ -100,6 +100,10 @@ class EndRecord:
 Item = Event | MetadataRecord | NodeState | SyncMarker | EndRecord
 
 
+def _no_ext(_code: int, _data: bytes) -> None:
+    return None
+
+
 class Malformed(Exception):
     """A record whose framing is intact but whose content is not what it claims."""
 
@@ -289,7 +293,10 @@ class RecordingReader:
                 self._file, read_size=limits.read_size, max_buffer_size=limits.max_buffer,
                 max_array_len=limits.max_items, max_map_len=limits.max_items,
                 max_str_len=limits.max_str, max_bin_len=limits.max_str,
-                max_ext_len=limits.max_items, unicode_errors="replace")
+                max_ext_len=limits.max_items, unicode_errors="replace",
+                # the writer never writes ext types: a crafted one must not reach the
+                # consumers as an object they do not expect
+                ext_hook=_no_ext, timestamp=2)
             self._pos = 0
             self.header = self._read_header()
             self._plans = self._build_plans()
