@@ -50,9 +50,11 @@ def register(sub: Any) -> None:
                        "`nodetrace trace --record` through today's pipeline.  Reads as fast "
                        "as the output takes it unless --speed is given (like tcpdump -r).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="a recording (docs/recording-format.md)")
     p.add_argument("-o", "--output", choices=(*OUTPUTS, "tui"), default=None,
-                   help="output format (default: table on a terminal, else jsonl)")
+                   help="output format (default: table on a terminal, else jsonl; tui: "
+                   "the interactive view, once built)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=positive_float, metavar="X",
                       help="replay at X times the recorded pace (1 = as it happened)")
