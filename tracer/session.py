@@ -12,10 +12,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
 from tracer.interfaces import bridge_ports, discover, pod_networks
@@ -23,7 +21,6 @@ from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_di
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
-from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.local import LocalEnricher
 from tracer.pipeline.path import PathMarker
@@ -31,16 +28,13 @@ from tracer.podmap import PodMap
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
-from tracer.sources.live import LiveSource, SourceStats
+from tracer.sinks.sink import Sink
+from tracer.sources.live import LiveSource
+from tracer.sources.stats import SourceStats
 from tracer.sysctls import ForwardingSysctls, local_addresses
 from tracer.timefmt import mono_to_wall_offset_ns
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    def write(self, batch: Sequence[Event]) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +131,9 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
+        # Metadata providers (issue 6) feed the recording through the MetadataRecorder
+        # hook: fan_out(index, recorder) from tracer/recording/metadata.py, with their
+        # initial lists as "added" (docs/recording-format.md).
         recorder = None
         if opts.record is not None:  # before the ready file: every event is recorded
             recorder = stack.enter_context(RecordingWriter(opts.record, SessionFacts(
@@ -160,7 +157,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             if recorder is not None:
                 # decoded and joined with the node's state of the moment (pods, port
                 # holders, sysctls: gone by replay time); derivations such as the path
-                # marks are re-run on replay, by the code of the day
+                # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
+                # re-runs them with the code of the day on the recorded metadata
                 recorder.write(batch)
             batch = marker.process(batch)
             sink.write(batch)
@@ -171,6 +169,10 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         stats = source.stats()
         if recorder is not None:
             recorder.finish(EndInfo("stopped", stats.received, stats.decode_errors, stats.lost))
+            if recorder.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
+                stats.lost["recording"] = recorder.failed
+                log.warning("recording %s: %d event(s) not written (%s)", recorder.path,
+                            recorder.failed, recorder.stopped)
         if any(stats.lost.values()):
             log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()
                                                      if v))

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import time
 
+_SECONDS: dict[int, str] = {}   # whole second -> its text: events come in bursts
+_SECONDS_MAX = 4096
+
 
 def rfc3339_ns(wall_ns: int) -> str:
     """UTC, RFC 3339 with nanoseconds: 2026-11-23T05:35:41.123456789Z."""
     secs, ns = divmod(wall_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    text = _SECONDS.get(secs)
+    if text is None:
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        text = _SECONDS[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{text}.{ns:09d}Z"
 
 
 def mono_to_wall_offset_ns() -> int:

@@ -1,15 +1,23 @@
-"""Make tests/data/golden.ntrec (and golden.jsonl, what the live run printed) from the
-real tracer: the built-in drop demo traced with `trace -o jsonl --record`, as root.
+"""Make tests/data/golden.ntrec (and golden.jsonl, what the live run printed at the same
+time) from the real tracer on the lab scenario `masquerade-missing`, as root:
 
-    sudo .venv/bin/python tests/data/make_golden.py
+    sudo PYTHONPATH=. .venv/bin/python tests/data/make_golden.py
 
-The recording feeds the unit tests of the recording format (truncation at every byte,
-corruption), replay, the TUI and diagnosis; keep it small (a few dozen events).
+What it does is what an operator does: `ip netns exec <node1> nodetrace trace -o jsonl
+--record FILE`, the scenario's traffic driven once every probe is attached (the failing
+connection to the external database, the Service that still works), then SIGINT.  The
+recording holds that scenario's flow, nat, drop and tcp events, the node's state
+(routes, sysctls, iptables-save, listeners) and the end record.
+
+It feeds the unit tests of the recording format (truncation at every byte offset,
+corruption, replay), the TUI and diagnosis tests: keep it small (well under 200 KB).
 Regenerate it when the format's major version changes, and say so in the commit.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
 import subprocess
 import sys
@@ -21,47 +29,56 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracer.lab.demo import CLOSED_UDP_PORT, DROPPED_TCP_PORT, DropDemo  # noqa: E402
+from tracer.lab import lifecycle, runner  # noqa: E402
+from tracer.lab.cluster import CLUSTER_CIDR, SERVICE_CIDR  # noqa: E402
 
-SPORTS = {"tcp4": 41101, "tcp6": 41102, "udp": 41103}
+SCENARIO = "masquerade-missing"
+LAB_LOCK = "/run/nodetrace-lab.test-lock"   # tests/kernel/lab_fixtures.py: one lab at a time
+SIZE_LIMIT = 200_000
+SETTLE_S = 1.5                              # the last flows report before the stop
 
 
-def poke(demo: DropDemo, *args: str) -> None:
-    demo.pod.exec(sys.executable, "-m", "tracer.lab.poke", *args, timeout=60)
+def say(text: str) -> None:
+    print(f"make_golden: {text}", file=sys.stderr, flush=True)
+
+
+def record(lab: lifecycle.Lab, tmp: Path) -> tuple[bytes, bytes]:
+    ready, rec = tmp / "ready", tmp / "golden.ntrec"
+    argv = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", "jsonl",
+            "--record", str(rec), "--ready-file", str(ready),
+            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR]
+    proc = runner.start_tracer(lab, lab.scenario.trace_node, argv, stdout=subprocess.PIPE,
+                               cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        runner.wait_for_file(ready, proc, runner.ATTACH_TIMEOUT_S)
+        runner.drive(lab, say)
+        time.sleep(SETTLE_S)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"the tracer exited {proc.returncode}")
+    return rec.read_bytes(), out
 
 
 def main() -> int:
-    demo = DropDemo(prefix="nt-t7g").up()
-    try:
-        with tempfile.TemporaryDirectory(prefix="nt-t7g-") as tmp:
-            ready = Path(tmp) / "ready"
-            rec = Path(tmp) / "golden.ntrec"
-            proc = demo.node.popen(sys.executable, "-m", "tracer.cli.main", "trace",
-                                   "-o", "jsonl", "--record", str(rec),
-                                   "--ready-file", str(ready), "--service-cidr", "10.96.0.0/12",
-                                   stdout=subprocess.PIPE, cwd=str(ROOT))
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise SystemExit("the tracer did not attach")
-                time.sleep(0.05)
-            for host in (demo.node_addr.v4, demo.node_addr.v6):
-                sport = SPORTS["tcp4" if ":" not in host else "tcp6"]
-                poke(demo, "tcp", host, str(DROPPED_TCP_PORT), "--timeout", "1.2",
-                     "--sport", str(sport))
-                poke(demo, "udp", host, str(CLOSED_UDP_PORT), "--sport", str(SPORTS["udp"]))
-            time.sleep(0.5)   # the last flow reports
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=30)
-            if proc.returncode != 0:
-                raise SystemExit(f"the tracer exited {proc.returncode}")
-            (HERE / "golden.ntrec").write_bytes(rec.read_bytes())
-            (HERE / "golden.jsonl").write_bytes(out)
-            print(f"golden.ntrec: {rec.stat().st_size} bytes, "
-                  f"{len(out.splitlines())} events", file=sys.stderr)
-    finally:
-        demo.down()
+    with open(LAB_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with lifecycle.lab_running(SCENARIO, ttl_s=300) as lab, \
+                tempfile.TemporaryDirectory(prefix="nt-golden-") as tmp:
+            data, out = record(lab, Path(tmp))
+    if len(data) > SIZE_LIMIT:
+        raise SystemExit(f"the recording is {len(data)} bytes (limit {SIZE_LIMIT})")
+    (HERE / "golden.ntrec").write_bytes(data)
+    (HERE / "golden.jsonl").write_bytes(out)
+    kinds: dict[str, int] = {}
+    for line in out.decode().splitlines():
+        kind = line.split('"kind":"', 1)[1].split('"', 1)[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    say(f"golden.ntrec: {len(data)} bytes, {len(out.splitlines())} events {kinds}")
     return 0
 
 

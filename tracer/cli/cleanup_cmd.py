@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tracer.kernel.loader import require_privileges
-from tracer.kernel.tc import sweep_stale
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("cleanup", help="remove tc filters left by dead nodetrace runs",
@@ -23,6 +20,10 @@ def register(sub: Any) -> None:
 
 
 def main(_args: argparse.Namespace) -> int:
+    # tracer.kernel only when this command runs: replay must not load it
+    from tracer.kernel.loader import require_privileges
+    from tracer.kernel.tc import sweep_stale
+
     require_privileges()
     removed = sweep_stale()
     for what in removed:

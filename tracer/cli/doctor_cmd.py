@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-from tracer.kernel.features import probe
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("doctor", help="check what this kernel and host support",
@@ -22,6 +20,8 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tracer.kernel.features import probe  # only when this command runs (replay)
+
     feats = probe()
     if args.output == "json":
         json.dump(feats.to_json(), sys.stdout, indent=2)

@@ -13,7 +13,6 @@ from tracer.cli.options import add_recording_size, writable_path
 from tracer.cli.trace_cmd import add_session_options, install_stop_signals, trace_options
 from tracer.model import Event
 from tracer.recording.writer import RecordSpec
-from tracer.session import run
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +45,15 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tracer.session import run  # imports tracer.kernel: not at registration
+
     stop = threading.Event()
     install_stop_signals(stop)
     spec = RecordSpec(args.write, max_size=args.max_size, rotate=args.rotate,
                       stop_when_full=True)
     stats = run(trace_options(args, spec), NullSink(), stop)
-    log.info("recorded %d events to %s", stats.received, args.write)
+    log.info("recording written to %s (%d events received); nodetrace replay %s",
+             args.write, stats.received, args.write)
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import importlib.util
 import ipaddress
 import logging
 import re
@@ -18,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracer.cli.options import add_output, positive_float, resolve_output
-from tracer.errors import UsageError
+from tracer.cli.options import OUTPUTS, positive_float, resolve_output
+from tracer.errors import TracerError, UsageError
 from tracer.pipeline.path import PathMarker
 from tracer.recording.reader import Header, RecordingReader
-from tracer.session import Sink
 from tracer.sinks.jsonl import JsonlSink
+from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
 from tracer.sources.replay import ReplaySource
 from tracer.timefmt import rfc3339_ns
@@ -49,8 +50,11 @@ def register(sub: Any) -> None:
                        "`nodetrace trace --record` through today's pipeline.  Reads as fast "
                        "as the output takes it unless --speed is given (like tcpdump -r).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", type=Path, metavar="FILE")
-    add_output(p)
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="a recording (docs/recording-format.md)")
+    p.add_argument("-o", "--output", choices=(*OUTPUTS, "tui"), default=None,
+                   help="output format (default: table on a terminal, else jsonl; tui: "
+                   "the interactive view, once built)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=positive_float, metavar="X",
                       help="replay at X times the recorded pace (1 = as it happened)")
@@ -90,8 +94,25 @@ def describe(path: Path, h: Header) -> str:
     return text
 
 
+TUI_ENTRY = "run_replay"   # tui/app.py: run_replay(args: argparse.Namespace) -> int
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """The TUI on a recording, once tui/app.py provides it."""
+    if importlib.util.find_spec("tui.app") is None:
+        raise TracerError("-o tui: the TUI is not built yet; use -o table or -o jsonl")
+    app = importlib.import_module("tui.app")
+    entry = getattr(app, TUI_ENTRY, None)
+    if entry is None:
+        raise TracerError(f"-o tui: tui/app.py has no {TUI_ENTRY}(); use -o table or -o jsonl")
+    status: int = entry(args)
+    return status
+
+
 def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
+    if output == "tui":
+        return run_tui(args)
     with RecordingReader(args.file) as reader:
         h = reader.header
         since = parse_time(args.since, h.started_wall_ns) if args.since else None
@@ -99,7 +120,9 @@ def main(args: argparse.Namespace) -> int:
         log.info("%s", describe(args.file, h))
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
         # the same stages as the live session after its recording tee, from the
-        # recorded facts (tracer/session.py)
+        # recorded facts (tracer/session.py).  Kubernetes enrichment (issue 6) goes
+        # here too: its index is passed as ReplaySource(metadata=index), which hands it
+        # the recorded changes in stream order.
         marker = PathMarker([ipaddress.ip_network(n, strict=False) for n in h.pod_networks],
                             [ipaddress.ip_network(n, strict=False) for n in h.service_networks])
         source = ReplaySource(reader, speed=args.speed, since_ns=since, until_ns=until)
@@ -110,11 +133,10 @@ def main(args: argparse.Namespace) -> int:
         sink.close()
         for warning in reader.warnings():
             log.warning("%s", warning)
-        stats = source.stats()
         if source.end is None and reader.truncated_at is None and reader.damaged_at is None \
                 and not stop.is_set():
             log.warning("%s has no end record: the recording did not finish", args.file)
-        lost = {k: v for k, v in stats.lost.items() if v}
+        lost = {k: v for k, v in source.stats().lost.items() if v}
         if lost:
             log.warning("the recorded session lost events: %s",
                         ", ".join(f"{k} {v}" for k, v in lost.items()))

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer.cli.options import (
     add_output,
@@ -19,9 +19,12 @@ from tracer.cli.options import (
     writable_path,
 )
 from tracer.recording.writer import RecordSpec
-from tracer.session import Sink, TraceOptions, run
 from tracer.sinks.jsonl import JsonlSink
+from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
+
+if TYPE_CHECKING:  # tracer.session pulls in tracer.kernel: only the commands that trace
+    from tracer.session import TraceOptions
 
 EXAMPLES = """examples:
   nodetrace trace                                  drops on this node and its pods
@@ -87,6 +90,8 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceOptions:
+    from tracer.session import TraceOptions
+
     return TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
                         all_netns=args.all_netns,
                         keep_not_specified="NOT_SPECIFIED" in args.include_reason,
@@ -98,6 +103,8 @@ def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceO
 
 
 def main(args: argparse.Namespace) -> int:
+    from tracer.session import run
+
     output = resolve_output(args.output)
     sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
     stop = threading.Event()

@@ -47,12 +47,22 @@ class PathMarker:
         self._dnat_endpoints: dict[tuple[str | None, int | None], int] = {}
         # tuples that came in from outside, reversed: what a reply to them looks like
         self._inbound: dict[FlowTuple, None] = {}
+        # (ip, networks) -> inside: parsing an address costs more than the rest of a
+        # flow's marks, and a node sees few distinct addresses (bounded all the same)
+        self._inside_cache: dict[tuple[str, int], bool] = {}
 
     def _inside(self, ip: str | None, nets: Sequence[Network]) -> bool:
         if ip is None:
             return False
-        addr = ipaddress.ip_address(ip)
-        return any(addr in net for net in nets if net.version == addr.version)
+        key = (ip, id(nets))
+        hit = self._inside_cache.get(key)
+        if hit is None:
+            addr = ipaddress.ip_address(ip)
+            hit = any(addr in net for net in nets if net.version == addr.version)
+            if len(self._inside_cache) >= MAX_DNAT_ENDPOINTS:
+                self._inside_cache.clear()
+            self._inside_cache[key] = hit
+        return hit
 
     def _forget_before(self, wall_ns: int) -> None:
         self._dnat_endpoints = {k: t for k, t in self._dnat_endpoints.items() if t >= wall_ns}

@@ -3,6 +3,13 @@
 Nothing here imports BCC: replay and the TUI on a recording need no privileges."""
 
 from tracer.recording.format import EVENT_TYPES, VERSION, FixUp
+from tracer.recording.metadata import (
+    ACTIONS,
+    MetadataLog,
+    MetadataRecord,
+    MetadataRecorder,
+    fan_out,
+)
 from tracer.recording.reader import (
     EndRecord,
     Header,
@@ -14,13 +21,13 @@ from tracer.recording.reader import (
 )
 from tracer.recording.writer import (
     EndInfo,
-    MetadataRecord,
     NodeState,
     RecordingWriter,
     RecordSpec,
     SessionFacts,
 )
 
-__all__ = ["EVENT_TYPES", "VERSION", "EndInfo", "EndRecord", "FixUp", "Header", "Item",
-           "MetadataRecord", "NodeState", "RecordSpec", "Recording", "RecordingReader",
-           "RecordingWriter", "SessionFacts", "SyncMarker", "load"]
+__all__ = ["ACTIONS", "EVENT_TYPES", "VERSION", "EndInfo", "EndRecord", "FixUp", "Header",
+           "Item", "MetadataLog", "MetadataRecord", "MetadataRecorder", "NodeState",
+           "RecordSpec", "Recording", "RecordingReader", "RecordingWriter", "SessionFacts",
+           "SyncMarker", "fan_out", "load"]

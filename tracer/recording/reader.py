@@ -23,6 +23,7 @@ Usage (the TUI, diagnose, replay):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 import os
 from collections import Counter
@@ -48,8 +49,10 @@ from tracer.recording.format import (
     Limits,
     Rec,
     field_types,
+    structs_of,
 )
-from tracer.recording.writer import EndInfo, MetadataRecord, NodeState
+from tracer.recording.metadata import ACTIONS, MetadataRecord
+from tracer.recording.writer import EndInfo, NodeState
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
 
@@ -97,6 +100,10 @@ class EndRecord:
 Item = Event | MetadataRecord | NodeState | SyncMarker | EndRecord
 
 
+def _no_ext(_code: int, _data: bytes) -> None:
+    return None
+
+
 class Malformed(Exception):
     """A record whose framing is intact but whose content is not what it claims."""
 
@@ -105,7 +112,11 @@ class Malformed(Exception):
 
 
 def _str_tuple(v: Any) -> tuple[str, ...]:
-    if type(v) is not list or not all(type(x) is str for x in v):
+    if type(v) is not list:
+        raise Malformed("not a list of strings")
+    if not v:
+        return ()
+    if not all(type(x) is str for x in v):
         raise Malformed("not a list of strings")
     return tuple(v)
 
@@ -148,6 +159,7 @@ class Plan:
                 picks.append(0)
                 self.patches.append((pos, getter))
         self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
+        self.unknown_warnings: list[str] = []
         self._pick = operator.itemgetter(*picks) if len(picks) > 1 else (
             lambda row: (row[picks[0]],))
         self._sigs: set[tuple[type, ...]] = set()
@@ -160,6 +172,11 @@ class Plan:
             sub = [self._getter(ft.struct, f"{name}.{n}", sft, index, cols, structs, used)
                    for n, sft in field_types(ft.struct).items()]
             cls = ft.struct
+            if all(isinstance(g, int) for g in sub):       # the common case: Endpoint
+                pick: Callable[[list[Any]], Any] = operator.itemgetter(*sub)
+                if len(sub) == 1:
+                    return lambda row: cls(pick(row))
+                return lambda row: cls(*pick(row))
             fns = [operator.itemgetter(g) if isinstance(g, int) else g for g in sub]
             return lambda row: cls(*[fn(row) for fn in fns])
         i = index.get(name)
@@ -276,7 +293,10 @@ class RecordingReader:
                 self._file, read_size=limits.read_size, max_buffer_size=limits.max_buffer,
                 max_array_len=limits.max_items, max_map_len=limits.max_items,
                 max_str_len=limits.max_str, max_bin_len=limits.max_str,
-                max_ext_len=limits.max_items, unicode_errors="replace")
+                max_ext_len=limits.max_items, unicode_errors="replace",
+                # the writer never writes ext types: a crafted one must not reach the
+                # consumers as an object they do not expect
+                ext_hook=_no_ext, timestamp=2)
             self._pos = 0
             self.header = self._read_header()
             self._plans = self._build_plans()
@@ -315,8 +335,7 @@ class RecordingReader:
         if version[0] > VERSION[0]:
             raise RecordingFormatError(
                 f"{self.path} is format {version[0]}.{version[1]}, written by a newer "
-                f"nodetrace; this one reads {VERSION[0]}.x",
-                fix="replay it with a nodetrace at least as new as the one that recorded it")
+                f"nodetrace; this one reads {VERSION[0]}.x: replay it with a newer nodetrace")
         h: dict[str, Any] = dict(rec[3])
         for fx in self.fixups:
             if fx.kind is None and version < fx.before:
@@ -411,8 +430,10 @@ class RecordingReader:
             except Malformed as exc:
                 plans.append(f"{kind} events cannot be read: {exc}")
                 continue
-            for name in plan.unknown:
-                self.skipped[f"column {kind}.{name} unknown to this nodetrace, ignored"] += 0
+            plan.unknown_warnings = [f"column {kind}.{name} unknown to this nodetrace, ignored"
+                                     for name in plan.unknown]
+            for warning in plan.unknown_warnings:
+                self.skipped[warning] += 0     # said even when no record has the kind
             plans.append(plan)
         return plans
 
@@ -459,21 +480,21 @@ class RecordingReader:
             if isinstance(plan, str):
                 self.skipped[plan] += 1
                 return None
-            if plan.unknown:
-                for name in plan.unknown:
-                    self.skipped[f"column {plan.cls.kind}.{name} unknown to "  # type: ignore[attr-defined]
-                                 "this nodetrace, ignored"] += 1
             ev: Event = plan.decode(rec)
+            for warning in plan.unknown_warnings:
+                self.skipped[warning] += 1
             return ev
         if type(t) is not int:
             raise Malformed("record type is not a number")
         if t == Rec.METADATA:
             self._extra(rec, 5, "metadata")
-            _, wall, kind, op, obj = rec[:5]
-            if type(wall) is not int or type(kind) is not str or type(op) is not str \
+            _, wall, kind, action, obj = rec[:5]
+            if type(wall) is not int or type(kind) is not str or type(action) is not str \
                     or type(obj) is not dict:
                 raise Malformed("metadata")
-            return MetadataRecord(kind=kind, op=op, object=obj, wall_ns=wall)
+            if action not in ACTIONS:
+                raise Malformed(f"metadata action {action[:40]!r}")
+            return MetadataRecord(kind, action, obj, wall)
         if t == Rec.NODE_STATE:
             self._extra(rec, 3, "node-state")
             if type(rec[1]) is not int or type(rec[2]) is not dict:
@@ -529,13 +550,12 @@ class RecordingReader:
         return out
 
 
-def _all_structs() -> set[type]:
-    from tracer.recording.format import structs_of
-
+@functools.cache
+def _all_structs() -> frozenset[type]:
     found: dict[str, type] = {}
     for cls in EVENT_TYPES.values():
         structs_of(cls, found)
-    return set(found.values())
+    return frozenset(found.values())
 
 
 @dataclass

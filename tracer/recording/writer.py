@@ -24,6 +24,7 @@ from tracer import __version__
 from tracer.errors import TracerError
 from tracer.model import Event
 from tracer.recording.format import EVENT_TYPES, MAGIC, VERSION, Rec, schema, struct_getter
+from tracer.recording.metadata import ACTIONS, MetadataRecord, json_default, object_key
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ class SessionFacts:
     pod_networks: Sequence[str] = ()      # the path marker's networks
     service_networks: Sequence[str] = ()
     node: str = field(default_factory=socket.gethostname)
-
-
-@dataclass(frozen=True)
-class MetadataRecord:
-    """A Kubernetes (or local) object as it changed: `object` is the plain JSON form
-    (what `kubectl get -o json` prints), `op` one of "added", "updated", "deleted"."""
-
-    kind: str                  # "Pod", "Service", "EndpointSlice", "Node"
-    op: str
-    object: Mapping[str, Any]
-    wall_ns: int = field(default_factory=time.time_ns)
 
 
 @dataclass(frozen=True)
@@ -171,6 +161,7 @@ class RecordingWriter:
         self._size = 0
         self._fd = -1
         self._next_sync = 0
+        self._objects: dict[tuple[str, str], bytes] = {}   # current metadata, packed
         self._open()
 
     @property
@@ -187,6 +178,9 @@ class RecordingWriter:
         self._enc.record([int(Rec.HEADER), MAGIC, list(VERSION),
                           build_header(self.facts, self.spec.argv, self._part)])
         self._flush(self._enc.take())
+        if self._objects:
+            # a later part replays on its own: it starts with the objects of the moment
+            self._flush(b"".join(self._objects.values()))
         self._next_sync = time.monotonic_ns() + SYNC_INTERVAL_NS
         if self.snapshot is not None:
             gather = self.snapshot
@@ -203,24 +197,26 @@ class RecordingWriter:
         self._size += len(data)
 
     def _emit(self, data: bytes, events: int) -> None:
-        """Write one encoded batch, rotating or stopping at --max-size first."""
+        """Write one encoded batch, rotating or stopping at --max-size first.  A
+        failure stops the recording with a message, never the session."""
         limit = self.spec.max_size
-        if limit is not None and self._size + len(data) > limit:
-            if self.spec.rotate:
-                self._rotate()
-            else:
-                self._stop_full(events)
-                return
+        self.failed += events     # until written
         try:
+            if limit is not None and self._size + len(data) > limit:
+                if not self.spec.rotate:
+                    self._stop_full()
+                    return
+                self._rotate()
             self._flush(data)
-        except OSError as exc:
-            self.failed += events
-            self.stopped = f"write failed: {exc.strerror}"
-            log.error("recording %s stopped: %s", self.spec.path, exc.strerror)
+        except (OSError, TracerError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else exc.message
+            self.stopped = self.stopped or f"write failed: {why}"
+            log.error("recording %s stopped: %s", self.spec.path, why)
             self._close_fd()
             if self.on_full is not None:
                 self.on_full()
             return
+        self.failed -= events
         self.events += events
 
     def _end_record(self, info: EndInfo, next_part: str | None = None) -> list[Any]:
@@ -243,12 +239,13 @@ class RecordingWriter:
         self._open()
         log.info("recording rotated: %s is part %d", path, self._part)
 
-    def _stop_full(self, events: int) -> None:
-        self.failed += events
+    def _stop_full(self) -> None:
         self.stopped = f"reached --max-size {self.spec.max_size} bytes"
         self._enc.record(self._end_record(EndInfo("max-size")))
-        self._flush(self._enc.take())
-        self._close_fd()
+        try:
+            self._flush(self._enc.take())
+        finally:
+            self._close_fd()
         log.warning("recording %s stopped: it reached --max-size (%d bytes); "
                     "use --rotate N to keep going", self.spec.path, self.spec.max_size)
         if self.on_full is not None:
@@ -276,8 +273,26 @@ class RecordingWriter:
             n = self._enc.events(batch)
             self._emit(self._enc.take(), n)
 
+    def on_change(self, kind: str, action: str, obj: Mapping[str, Any], at: float) -> None:
+        """The MetadataRecorder hook (tracer/recording/metadata.py)."""
+        self.write_metadata(MetadataRecord(kind, action, obj, round(at * 1e9)))
+
     def write_metadata(self, rec: MetadataRecord) -> None:
-        self._write_one([int(Rec.METADATA), rec.wall_ns, rec.kind, rec.op, dict(rec.object)])
+        if rec.action not in ACTIONS:
+            raise ValueError(f"metadata action {rec.action!r} is not one of {ACTIONS}")
+        # packed outside the lock and before it is remembered: an object that cannot be
+        # packed raises here, in the caller, and leaves the recording as it was
+        data = msgpack.packb([int(Rec.METADATA), rec.wall_ns, rec.kind, rec.action,
+                              rec.obj], default=json_default)
+        key = object_key(rec.kind, rec.obj)
+        with self._lock:
+            if self._fd >= 0:
+                self._emit(data, 0)
+            # the objects as they are now: every rotated part starts with them
+            if rec.action == "deleted":
+                self._objects.pop(key, None)
+            else:
+                self._objects[key] = data
 
     def write_node_state(self, state: NodeState) -> None:
         self._write_one([int(Rec.NODE_STATE), state.wall_ns, dict(state.items)])

@@ -9,6 +9,9 @@ from typing import TextIO
 from tracer.model import Event
 from tracer.sinks.records import event_record
 
+# one encoder: json.dumps with separators builds a new JSONEncoder per call
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
 
 class JsonlSink:
     def __init__(self, out: TextIO) -> None:
@@ -17,8 +20,7 @@ class JsonlSink:
     def write(self, batch: Sequence[Event]) -> None:
         if not batch:
             return
-        self.out.write("".join(json.dumps(event_record(ev), separators=(",", ":")) + "\n"
-                               for ev in batch))
+        self.out.write("".join([_encode(event_record(ev)) + "\n" for ev in batch]))
         self.out.flush()
 
     def close(self) -> None:

@@ -12,21 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 from tracer.kernel.loader import Module
 from tracer.model import Event, LostEvent
 from tracer.pipeline.decode import Decoder, decode_final_flow, decode_unreported_drop
 from tracer.schema import LossSlot
+from tracer.sources.stats import SourceStats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceStats:
-    received: int = 0
-    decode_errors: int = 0
-    lost: dict[str, int] = field(default_factory=dict)  # by layer
 
 
 class LiveSource:

@@ -2,9 +2,11 @@
 
 Yields the same `list[Event]` batches as tracer/sources/live.py, so everything after
 the source (path marks, enrichment, the sinks, the TUI) is shared and a recording
-replays to the same findings.  Metadata and node-state records are handed to
-`on_record` in stream order, after the events before them and before the events
-after them, so enrichment sees the objects as they were at each event.
+replays to the same findings.  Metadata changes are handed to `metadata` (the same
+MetadataRecorder interface the live providers call, tracer/recording/metadata.py) and
+node-state snapshots to `on_node_state`, in stream order: after the batch of the
+events recorded before them, before the events after them, so enrichment sees the
+objects as they were at each event.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 
 from tracer.model import Event, LostEvent
+from tracer.recording.metadata import MetadataRecord, MetadataRecorder
 from tracer.recording.reader import EndRecord, RecordingReader, SyncMarker
-from tracer.recording.writer import MetadataRecord, NodeState
-from tracer.sources.live import SourceStats
+from tracer.recording.writer import NodeState
+from tracer.sources.stats import SourceStats
 
 BATCH_MAX = 1024
 PACE_SLICE_NS = 10_000_000   # paced replay: events this close in time share a batch
@@ -25,7 +28,8 @@ PACE_SLICE_NS = 10_000_000   # paced replay: events this close in time share a b
 class ReplaySource:
     def __init__(self, reader: RecordingReader, *, speed: float | None = None,
                  since_ns: int | None = None, until_ns: int | None = None,
-                 on_record: Callable[[MetadataRecord | NodeState], None] | None = None,
+                 metadata: MetadataRecorder | None = None,
+                 on_node_state: Callable[[NodeState], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """`speed`: None replays as fast as the sinks take it; 1.0 at the recorded
         pace; 2.0 twice as fast.  `since_ns`/`until_ns`: wall-clock bounds of the
@@ -34,7 +38,9 @@ class ReplaySource:
         self.speed = speed
         self.since_ns = since_ns
         self.until_ns = until_ns
-        self.on_record = on_record
+        self.metadata = metadata
+        self.on_node_state = on_node_state
+        self.node_states: list[NodeState] = []   # every snapshot seen so far
         self.clock = clock
         self.end: EndRecord | None = None
         self._stats = SourceStats()
@@ -62,8 +68,13 @@ class ReplaySource:
                 if batch:
                     yield batch
                     batch = []
-                if self.on_record is not None:
-                    self.on_record(item)
+                if isinstance(item, MetadataRecord):
+                    if self.metadata is not None:
+                        item.deliver(self.metadata)
+                else:
+                    self.node_states.append(item)
+                    if self.on_node_state is not None:
+                        self.on_node_state(item)
                 continue
             if isinstance(item, SyncMarker):
                 continue

@@ -1,0 +1,221 @@
+"""What recording costs and how fast recordings read back (issue 7).
+
+1. Writing overhead: the live session's user-space work at 100 k events/s (raw
+   ring-buffer records decoded by the real Decoder, path marks, `-o jsonl` to
+   /dev/null), paced in 10 ms batches as the live source drains, with and without the
+   RecordingWriter tee.  Reported as the CPU the writer adds, in % of one core and as
+   a ratio against the unrecorded session; runs alternate and pair, so drift cancels.
+2. `nodetrace replay FILE --fast -o jsonl` (the real CLI entry, in-process, stdout to
+   /dev/null): events per second, wall and CPU.
+3. Decode-only: the reader yielding model events (framing, limits, validation, the
+   dataclasses); and msgpack framing alone with the reader's caps, for reference.
+4. File size per event, for the golden recording's mix of kinds.
+
+No root needed (nothing attaches).  Process CPU time is the measure: other work on
+the machine slows the wall clock, not this process's CPU seconds.
+
+    PYTHONPATH=. .venv/bin/python bench/recording_throughput.py [--runs 5] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import ipaddress
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+
+from tracer import schema
+from tracer.cli import main as cli
+from tracer.model import Event
+from tracer.pipeline.decode import DecodeContext, Decoder
+from tracer.pipeline.path import PathMarker
+from tracer.recording import RecordingReader, load
+from tracer.recording.format import LIMITS
+from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
+from tracer.sinks.jsonl import JsonlSink
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "data" / "golden.ntrec"
+RATE = 100_000
+BATCH_S = 0.01
+FACTS = SessionFacts(kernel_release="bench", attached=[], unavailable={}, drop_reasons={},
+                     mono_to_wall_ns=0, pod_networks=["10.42.0.0/24"],
+                     service_networks=["10.43.0.0/16"], node="bench")
+
+
+def _pack(ws: schema.WireStruct, values: dict[str, object]) -> bytes:
+    full: dict[str, object] = {f.name: (b"" if f.fmt.endswith("s") else 0) for f in ws.fields}
+    full.update(values)
+    return ws.struct.pack(*(full[n] for n in ws.names))
+
+
+def _tuple(prefix: str, src: str, dst: str, sport: int, dport: int) -> dict[str, object]:
+    return {f"{prefix}.saddr": socket.inet_pton(socket.AF_INET, src),
+            f"{prefix}.daddr": socket.inet_pton(socket.AF_INET, dst),
+            f"{prefix}.sport": sport, f"{prefix}.dport": dport, f"{prefix}.family": 4,
+            f"{prefix}.proto": 6, f"{prefix}.tcp_flags": 2}
+
+
+def raw_batch(n: int) -> list[bytes]:
+    """Ring-buffer records as the kernel writes them: 3 flows to 1 drop."""
+    out = []
+    for i in range(n):
+        sport = 30000 + i % 20000
+        if i % 4 == 3:
+            out.append(_pack(schema.DROP, {
+                "hdr.ts_ns": 10**9 + i, "hdr.netns_ino": 7, "hdr.kind": 1,
+                "hdr.len": schema.DROP.size, "location": 0xFFFF0000, "reason_raw": 12,
+                "ifindex": 3, "skb_len": 60, "l3_proto": 0x800, "ifname": b"eth0", "count": 1,
+                **_tuple("tuple", "10.42.0.5", "192.168.2.10", sport, 5432)}))
+        else:
+            out.append(_pack(schema.FLOW, {
+                "hdr.ts_ns": 10**9 + i, "hdr.netns_ino": 7,
+                "hdr.kind": int(schema.EvKind.FLOW), "hdr.len": schema.FLOW.size,
+                "first_ns": 10**9, "last_ns": 10**9 + i, "packets": 2, "bytes": 120,
+                "ifindex": 4, "direction": 1, "report": 2, "tcp_flags_seen": 0x02,
+                **_tuple("tuple", "10.42.0.5", "192.168.2.10", sport, 5432)}))
+    return out
+
+
+def session_cpu(seconds: float, record: Path | None) -> tuple[float, int]:
+    """CPU seconds of `seconds` of a paced session at RATE events/s."""
+    ctx = DecodeContext(drop_reasons={12: "NETFILTER_DROP"}, resolve_location=hex,
+                        mono_to_wall_ns=time.time_ns() - time.monotonic_ns(),
+                        ifname_of=lambda i: "eth0", role_of=lambda i: "uplink")
+    decoder = Decoder(ctx)
+    marker = PathMarker([ipaddress.ip_network("10.42.0.0/24")],
+                        [ipaddress.ip_network("10.43.0.0/16")])
+    per_batch = int(RATE * BATCH_S)
+    raws = raw_batch(per_batch)
+    with open(os.devnull, "w") as null:
+        sink = JsonlSink(null)
+        writer = RecordingWriter(RecordSpec(record), FACTS) if record else None
+        batches = int(seconds / BATCH_S)
+        t_cpu = time.process_time()
+        due = time.monotonic()
+        for _ in range(batches):
+            events = decoder.decode_all(raws)
+            if writer is not None:
+                writer.write(events)
+            sink.write(marker.process(events))
+            due += BATCH_S
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        if writer is not None:
+            writer.finish(EndInfo("stopped"))
+        return time.process_time() - t_cpu, batches * per_batch
+
+
+def synthetic_recording(path: Path, events: int) -> int:
+    """The golden recording's events, repeated (fresh times) up to `events`."""
+    base = [e for e in load(GOLDEN).events]
+    w = RecordingWriter(RecordSpec(path), FACTS)
+    t0 = time.time_ns()
+    batch: list[Event] = []
+    for i in range(events):
+        ev = base[i % len(base)]
+        batch.append(dataclasses.replace(ev, wall_ns=t0 + i * 1000))
+        if len(batch) == 1000:
+            w.write(batch)
+            batch = []
+    w.write(batch)
+    w.finish(EndInfo("stopped"))
+    return path.stat().st_size
+
+
+@contextlib.contextmanager
+def stdout_to_devnull() -> Iterator[None]:
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    sys.stdout.flush()
+    os.dup2(null, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(null)
+        os.close(saved)
+
+
+def replay_rate(path: Path, events: int) -> tuple[float, float]:
+    with stdout_to_devnull():
+        t_wall, t_cpu = time.perf_counter(), time.process_time()
+        assert cli.main(["replay", str(path), "--fast", "-o", "jsonl"]) == 0
+        wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
+    return events / wall, events / cpu
+
+
+def decode_rate(path: Path) -> tuple[float, float]:
+    t = time.process_time()
+    with RecordingReader(path) as r:
+        n = sum(1 for _ in r)
+    model = n / (time.process_time() - t)
+    t = time.process_time()
+    with open(path, "rb") as f:
+        unpacker = msgpack.Unpacker(f, read_size=LIMITS.read_size,
+                                    max_buffer_size=LIMITS.max_buffer,
+                                    max_array_len=LIMITS.max_items,
+                                    max_map_len=LIMITS.max_items, max_str_len=LIMITS.max_str,
+                                    max_bin_len=LIMITS.max_str)
+        n = sum(1 for _ in unpacker)
+    framing = n / (time.process_time() - t)
+    return model, framing
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--events", type=int, default=300_000)
+    args = ap.parse_args()
+    threading.current_thread().name = "bench"
+    with tempfile.TemporaryDirectory(prefix="nt-bench-rec-") as tmp:
+        rec = Path(tmp) / "s.ntrec"
+        added, ratios, base_us, write_us = [], [], [], []
+        for _ in range(args.runs):
+            base_cpu, n = session_cpu(args.seconds, None)
+            rec_cpu, _ = session_cpu(args.seconds, rec)
+            per_event = (rec_cpu - base_cpu) / n
+            base_us.append(base_cpu / n * 1e6)
+            write_us.append(per_event * 1e6)
+            added.append(per_event * RATE * 100)     # % of one core at RATE events/s
+            ratios.append(rec_cpu / base_cpu)
+        print(f"writing: {statistics.median(write_us):.2f} us per event = "
+              f"+{statistics.median(added):.1f} % of a core at {RATE // 1000} k events/s "
+              f"(runs: {', '.join(f'{a:.1f}' for a in added)}); the session's CPU x"
+              f"{statistics.median(ratios):.3f} with the recording (unrecorded session: "
+              f"{statistics.median(base_us):.1f} us per event: decode, path marks, jsonl)")
+
+        big = Path(tmp) / "big.ntrec"
+        size = synthetic_recording(big, args.events)
+        print(f"file size: {size / args.events:.0f} bytes per event "
+              f"(the golden recording's mix of kinds, {args.events} events)")
+        golden = load(GOLDEN)
+        print(f"golden recording: {GOLDEN.stat().st_size} bytes for {len(golden.events)} "
+              "events, header and node state included")
+        walls, cpus = zip(*(replay_rate(big, args.events) for _ in range(args.runs)),
+                          strict=True)
+        print(f"replay --fast -o jsonl: {statistics.median(walls) / 1000:.0f} k events/s "
+              f"wall, {statistics.median(cpus) / 1000:.0f} k events per CPU second")
+        models, framings = zip(*(decode_rate(big) for _ in range(args.runs)), strict=True)
+        print(f"decode-only: {statistics.median(models) / 1000:.0f} k records/s to model "
+              f"events; msgpack framing with the reader's caps "
+              f"{statistics.median(framings) / 1000:.0f} k records/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

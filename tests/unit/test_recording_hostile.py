@@ -1,0 +1,180 @@
+"""Recordings are hostile input (shared/RELIABILITY.md rule 6): a cut at every byte of the
+golden recording, random corruption, crafted lengths — never a traceback, bounded
+memory, every whole record before the damage recovered."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from pathlib import Path
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.recording_support import GOLDEN
+from tracer.errors import RecordingFormatError
+from tracer.recording import RecordingReader
+from tracer.recording.format import MAGIC, VERSION, Rec
+
+DATA = GOLDEN.read_bytes()
+MEMORY_CAP = 48 << 20      # format.Limits: one 16 MiB buffer, and what it decodes to
+
+
+def _boundaries(data: bytes) -> list[int]:
+    """The offset after each whole record, by msgpack alone (not by the reader)."""
+    unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
+    unpacker.feed(data)
+    ends = []
+    for _ in unpacker:
+        ends.append(unpacker.tell())
+    assert ends[-1] == len(data)
+    return ends
+
+
+ENDS = _boundaries(DATA)
+
+
+def _read_all(path: Path) -> tuple[int, list[str], RecordingReader]:
+    with RecordingReader(path) as r:
+        n = sum(1 for _ in r)
+    return n, r.warnings(), r
+
+
+def test_a_cut_at_every_byte_offset_keeps_exactly_the_whole_records_before_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "cut.ntrec"
+    path.write_bytes(DATA)
+    full_items, _, _ = _read_all(path)
+    header_end = ENDS[0]
+    checked = 0
+    # from the end down: one file, shortened one byte at a time
+    for cut in range(len(DATA), -1, -1):
+        os.truncate(path, cut)
+        if cut < header_end:
+            with pytest.raises(RecordingFormatError):
+                _read_all(path)
+            continue
+        items, warnings, reader = _read_all(path)
+        whole = sum(1 for e in ENDS if e <= cut)          # header included
+        assert reader.records == whole, cut
+        assert items == full_items - (len(ENDS) - whole), cut
+        last_whole = max(e for e in ENDS if e <= cut)
+        if cut == last_whole:
+            assert reader.truncated_at is None and reader.damaged_at is None, cut
+            assert warnings == []
+        else:
+            assert reader.truncated_at == last_whole, cut
+            assert warnings == [f"{path}: truncated at offset {last_whole} (of {cut} bytes); "
+                                "every whole record before it was read"], cut
+        checked += 1
+    assert checked == len(DATA) - header_end + 1
+
+
+@settings(max_examples=3000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_random_corruption_never_raises_anything_but_a_format_error(
+        tmp_path: Path, data: st.DataObject) -> None:
+    buf = bytearray(DATA)
+    for _ in range(data.draw(st.integers(1, 8), label="edits")):
+        op = data.draw(st.sampled_from(["flip", "set", "insert", "delete", "cut"]))
+        i = data.draw(st.integers(0, len(buf) - 1), label="offset")
+        if op == "flip":
+            buf[i] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "set":
+            buf[i] = data.draw(st.sampled_from([0xc1, 0xdb, 0xdd, 0xdf, 0xc6, 0xff, 0x00,
+                                                0x9f, 0xde, 0xc7, 0xd8]))
+        elif op == "insert":
+            buf[i:i] = data.draw(st.binary(min_size=1, max_size=9))
+        elif op == "delete":
+            del buf[i:i + data.draw(st.integers(1, 64))]
+        else:
+            del buf[i:]
+        if not buf:
+            buf = bytearray(b"\x00")
+    path = tmp_path / "bad.ntrec"
+    path.write_bytes(bytes(buf))
+    tracemalloc.start()
+    try:
+        with RecordingReader(path) as r:
+            for _ in r:
+                pass
+            warnings = r.warnings()
+    except RecordingFormatError as exc:
+        assert "\n" not in exc.message
+        return
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < MEMORY_CAP, peak
+    # every whole record before the first changed byte is read, exactly as before
+    first_diff = next((i for i, (a, b) in enumerate(zip(DATA, buf, strict=False)) if a != b),
+                      min(len(DATA), len(buf)))
+    assert r.records >= sum(1 for e in ENDS if e <= first_diff)
+    if r.damaged_at is not None or r.truncated_at is not None:
+        assert any("offset" in w for w in warnings)
+
+
+def _header() -> bytes:
+    h = msgpack.packb([int(Rec.HEADER), MAGIC, list(VERSION),
+                       {"schema": {"events": [], "structs": []}}])
+    assert isinstance(h, bytes)
+    return h
+
+
+@pytest.mark.parametrize("crafted", [
+    b"\xdb\xff\xff\xff\xff" + b"x" * 100,         # str32 of 4 GiB
+    b"\xc6\x7f\xff\xff\xff" + b"x" * 100,         # bin32 of 2 GiB
+    b"\xdd\xff\xff\xff\xff" + b"\x00" * 100,      # array32 of 4 G items
+    b"\xdf\xff\xff\xff\xff" + b"\x00" * 100,      # map32 of 4 G pairs
+    b"\xc9\xff\xff\xff\xff\x01" + b"x" * 100,     # ext32 of 4 GiB
+    b"\x91" * 5000 + b"\x00",                     # nesting deeper than any record
+    b"\xdd\x00\x00\x07\xff" * 200,                # 2047-item arrays nested 200 deep
+], ids=["str32", "bin32", "array32", "map32", "ext32", "deep", "wide-deep"])
+def test_crafted_lengths_cannot_exhaust_memory(tmp_path: Path, crafted: bytes) -> None:
+    good = msgpack.packb([int(Rec.SYNC), 1, 2, 3])
+    assert isinstance(good, bytes)
+    path = tmp_path / "crafted.ntrec"
+    path.write_bytes(_header() + good + crafted)
+    tracemalloc.start()
+    try:
+        with RecordingReader(path) as r:
+            items = list(r)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(items) == 1                       # the record before the damage
+    assert r.damaged_at == len(_header()) + len(good) or r.truncated_at is not None
+    assert r.warnings()
+    assert peak < MEMORY_CAP, peak
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "not a nodetrace recording"),
+    (b"GIF89a" + b"\x00" * 64, "not a nodetrace recording"),
+    (msgpack.packb([0, "nodetrace-recordinG", [1, 0], {}]), "not a nodetrace recording"),
+    (msgpack.packb([0, MAGIC, [VERSION[0] + 1, 0], {}]), "written by a newer nodetrace"),
+    (msgpack.packb([0, MAGIC, "1.0", {}]), "version is damaged"),
+    (msgpack.packb([0, MAGIC, [1, 0], {"schema": 5}]), "no event schema"),
+    (msgpack.packb([0, MAGIC, [1, 0], {"argv": 5, "schema": {}}]), "header damaged"),
+])
+def test_a_bad_header_is_one_clear_error(tmp_path: Path, content: bytes,
+                                         message: str) -> None:
+    path = tmp_path / "x.ntrec"
+    path.write_bytes(content)
+    with pytest.raises(RecordingFormatError, match=message) as exc:
+        RecordingReader(path)
+    assert "\n" not in exc.value.message
+
+
+def test_crafted_ext_types_never_reach_the_consumers(tmp_path: Path) -> None:
+    rec = msgpack.packb([int(Rec.METADATA), 1, "Pod", "added",
+                         {"a": msgpack.ExtType(5, b"xx"), "t": msgpack.Timestamp(1, 2)}])
+    assert isinstance(rec, bytes)
+    path = tmp_path / "ext.ntrec"
+    path.write_bytes(_header() + rec)
+    with RecordingReader(path) as r:
+        (change,) = list(r)
+    assert change.obj == {"a": None, "t": 1_000_000_002}

@@ -1,0 +1,169 @@
+"""`nodetrace replay` on the committed golden recording: the live run's lines again, with
+no privileges, no BCC, no network; damaged files and bad flags give one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.unit.recording_support import GOLDEN, GOLDEN_JSONL
+from tracer.recording import load
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Installed as sitecustomize in the replay's interpreter: importing BCC (or anything
+# that talks to the kernel or the cluster) fails, and so does opening a connection.
+SANDBOX = '''
+import importlib.abc, socket, sys
+BLOCKED = ("bcc", "pyroute2", "kubernetes", "tracer.kernel", "tracer.sources.live",
+           "tracer.session")
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError(f"sandbox: {name} may not be imported by replay")
+        return None
+sys.meta_path.insert(0, Block())
+def no_network(*_a, **_k):
+    raise OSError("sandbox: no network")
+socket.socket.connect = no_network
+socket.socket.sendto = no_network
+socket.create_connection = no_network
+'''
+
+
+def replay(*args: str, sandbox: Path | None = None, unprivileged: bool = True,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(sandbox or ""), str(ROOT)) if p)
+    cmd = [sys.executable, "-m", "tracer.cli.main", "replay", *args]
+    if unprivileged and os.geteuid() == 0 and shutil.which("setpriv"):
+        # uid 0 with every capability dropped: as unprivileged as a laptop user
+        cmd = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=ROOT)
+
+
+@pytest.fixture(name="sandbox")
+def sandbox_fixture(tmp_path: Path) -> Path:
+    d = tmp_path / "sandbox"
+    d.mkdir()
+    (d / "sitecustomize.py").write_text(SANDBOX)
+    return d
+
+
+def test_the_sandbox_blocks_bcc(sandbox: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{sandbox}{os.pathsep}{ROOT}"}
+    proc = subprocess.run([sys.executable, "-c", "import bcc"], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode != 0 and "sandbox: bcc" in proc.stderr
+
+
+def test_replay_prints_the_lines_the_live_run_printed(sandbox: Path) -> None:
+    proc = replay(str(GOLDEN), "-o", "jsonl", "--fast", sandbox=sandbox)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == GOLDEN_JSONL.read_text()
+    assert "Traceback" not in proc.stderr and "warning" not in proc.stderr.lower()
+    # the derived findings come back from today's code: they are not in the file
+    marks = [json.loads(line).get("marks", []) for line in proc.stdout.splitlines()]
+    assert any("untranslated-pod-source" in m for m in marks)
+
+
+def test_replay_as_a_table(sandbox: Path) -> None:
+    proc = replay(str(GOLDEN), "-o", "table", sandbox=sandbox)
+    assert proc.returncode == 0, proc.stderr
+    assert "192.168.2.10" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_a_truncated_recording_replays_to_its_last_whole_record(tmp_path: Path,
+                                                                 sandbox: Path) -> None:
+    data = GOLDEN.read_bytes()
+    cut = tmp_path / "cut.ntrec"
+    # half-way through the events (the header and the node state come first)
+    cut.write_bytes(data[:(len(data) + 12_500) // 2])
+    proc = replay(str(cut), "-o", "jsonl", sandbox=sandbox)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert 0 < len(lines) < len(GOLDEN_JSONL.read_text().splitlines())
+    # the whole records before the cut, each as the live run printed it (marks aside:
+    # the path marker sees the same events in the same order, so they agree too)
+    assert lines == GOLDEN_JSONL.read_text().splitlines()[:len(lines)]
+    assert proc.stderr.count("truncated at offset") == 1
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"PK\x03\x04 not a recording", "is not a nodetrace recording (wrong magic)"),
+    (b"\x94\x00\xb3nodetrace-recording\x92\x07\x00\x80", "written by a newer nodetrace"),
+    (b"", "is not a nodetrace recording"),
+])
+def test_a_bad_file_is_one_line_and_exit_1(tmp_path: Path, content: bytes,
+                                           message: str) -> None:
+    path = tmp_path / "bad.ntrec"
+    path.write_bytes(content)
+    proc = replay(str(path))
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if "error" in ln]) == 1
+    assert proc.stdout == ""
+
+
+def test_a_missing_file_or_a_directory_is_exit_1(tmp_path: Path) -> None:
+    for path in (tmp_path / "nope.ntrec", tmp_path):
+        proc = replay(str(path))
+        assert proc.returncode == 1, proc.stderr
+        assert "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_since_and_until_select_a_window() -> None:
+    rec = load(GOLDEN)
+    start = rec.header.started_wall_ns
+    inside = [e for e in rec.events if start + 2 * 10**9 <= e.wall_ns <= start + 3 * 10**9]
+    proc = replay(str(GOLDEN), "-o", "jsonl", "--since", "2s", "--until", "3s",
+                  unprivileged=False)
+    assert proc.returncode == 0, proc.stderr
+    assert 0 < len(proc.stdout.splitlines()) == len(inside) < len(rec.events)
+    first = min(e.wall_ns for e in inside)
+    secs, ns = divmod(first, 10**9)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
+    proc = replay(str(GOLDEN), "-o", "jsonl", "--since", stamp, unprivileged=False)
+    assert len(proc.stdout.splitlines()) == sum(1 for e in rec.events if e.wall_ns >= first)
+
+
+def test_speed_replays_at_the_recorded_pace_scaled() -> None:
+    rec = load(GOLDEN)
+    walls = [e.wall_ns for e in rec.events]
+    span_s = (max(walls) - walls[0]) / 1e9
+    t0 = time.monotonic()
+    proc = replay(str(GOLDEN), "-o", "jsonl", "--speed", "8", unprivileged=False)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == len(rec.events)
+    assert elapsed >= span_s / 8 * 0.9
+
+
+@pytest.mark.parametrize("argv", [
+    ["--speed", "2", "--fast"],
+    ["--speed", "0"],
+    ["--since", "yesterday"],
+    ["-o", "yaml"],
+])
+def test_bad_flags_are_usage_errors(argv: list[str]) -> None:
+    proc = replay(str(GOLDEN), *argv, unprivileged=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_tui_output_is_accepted_and_says_it_is_not_built_yet() -> None:
+    if (ROOT / "tui" / "app.py").exists():
+        pytest.skip("the TUI exists: its own tests cover -o tui")
+    proc = replay(str(GOLDEN), "-o", "tui", unprivileged=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("nodetrace: error: -o tui: the TUI is not built yet; "
+                                   "use -o table or -o jsonl")

@@ -1,0 +1,13 @@
+"""What every output takes: batches of events, then close."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from tracer.model import Event
+
+
+class Sink(Protocol):
+    def write(self, batch: Sequence[Event]) -> None: ...
+    def close(self) -> None: ...
