@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from tracer.model import Event
+from tracer.pipeline.enrich import names_of
+from tracer.sinks.names import add_names
 from tracer.sinks.records import event_record
 
 
@@ -17,8 +19,9 @@ class JsonlSink:
     def write(self, batch: Sequence[Event]) -> None:
         if not batch:
             return
-        self.out.write("".join(json.dumps(event_record(ev), separators=(",", ":")) + "\n"
-                               for ev in batch))
+        self.out.write("".join(
+            json.dumps(add_names(event_record(ev), ev, names), separators=(",", ":")) + "\n"
+            for ev, names in zip(batch, names_of(batch), strict=True)))
         self.out.flush()
 
     def close(self) -> None:
