@@ -215,6 +215,10 @@ class MetadataIndex:
         return out
 
 
+POD_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.hostNetwork",
+              "status.phase", "status.podIP")
+
+
 def pod_field(pod: Obj, path: str) -> str:
     """The value of a field-selector path on a slim pod."""
     m, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}

@@ -131,6 +131,8 @@ class KubeProvider:
         self.index = index
         self.cfg = cfg
         self.api = api_client if api_client is not None else _load_client(cfg)
+        # urllib3 warns on every retry: the provider says once that the API is down
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         self.watch_timeout_s = watch_timeout_s
         self.backoff_max_s = backoff_max_s
         self.health = _Health()
