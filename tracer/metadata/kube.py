@@ -118,6 +118,9 @@ class _Health:
 
 
 def _brief(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)   # urllib3: the connection error inside
+    if isinstance(reason, BaseException):
+        exc = reason
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:200]
 
@@ -194,7 +197,6 @@ class KubeProvider:
                     self.health.ok()
                     delay = BACKOFF_MIN_S
                 rv = self._watch(res, rv)
-                self.health.ok()
                 delay = BACKOFF_MIN_S
             except _Gone:
                 self.stats["gone"] += 1
@@ -241,6 +243,7 @@ class KubeProvider:
                            timeout_seconds=timeout, _preload_content=False,
                            _request_timeout=(CONNECT_TIMEOUT_S, timeout + 30))
         self.stats["watches"] += 1
+        self.health.ok()   # the server answered (a watch that merely ends says nothing)
         with self._resp_lock:
             self._responses.add(resp)
         try:
