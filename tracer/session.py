@@ -159,7 +159,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             for i in added:
                 log.info("tc attached to %s (%s)", i.name, i.role)
             for i in removed:
-                log.info("tc detached from %s (gone)", i.name)
+                log.info("tc detached from %s (%s)", i.name,
+                         "gone" if selected is None else "gone or no longer selected")
 
         decoder = Decoder(DecodeContext(drop_reasons=facts.drop_reasons,
                                         resolve_location=Ksyms().preload().resolve,
@@ -179,8 +180,9 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                  f"netns {node_ino} and its pod namespaces")
         if selected is not None:
             where = f"pods of node {meta.index.local_node or '?'} ({selected.selection.describe()})"
-        where += f"; names from {', '.join(meta.sources) or 'nothing'}"
-        log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
+        names = ", ".join(meta.sources) or "nothing"
+        log.info("tracing %s (%s); names from %s; Ctrl-C to stop", where, "; ".join(attached),
+                 names)
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
         recorder = None
