@@ -47,12 +47,15 @@ class LocalPodInfo:
 @dataclass
 class Resolver:
     exact: dict[tuple[str, int], EndpointName] = field(default_factory=dict)
-    by_ip: dict[str, EndpointName] = field(default_factory=dict)
+    by_ip: dict[str, EndpointName] = field(default_factory=dict)     # pods, Services
+    nodes_by_ip: dict[str, EndpointName] = field(default_factory=dict)  # node addresses
     pods_by_uid: dict[str, PodName] = field(default_factory=dict)
     host_pods: dict[str, EndpointName] = field(default_factory=dict)   # uid -> name
     cidrs: list[tuple[Network, str]] = field(default_factory=list)
     node_addresses: dict[str, str] = field(default_factory=dict)       # address -> node
     services_by_ip_port: dict[tuple[str, int], ServiceName] = field(default_factory=dict)
+    node_ports: dict[int, ServiceName] = field(default_factory=dict)   # on every node address
+    _node_port_names: dict[tuple[str, int], EndpointName] = field(default_factory=dict)
     _misses: dict[str, EndpointName] = field(default_factory=dict)
 
     def resolve(self, ip: str | None, port: int | None) -> EndpointName | None:
@@ -65,9 +68,25 @@ class Resolver:
         hit = self.by_ip.get(ip)
         if hit is not None:
             return hit
+        hit = self.nodes_by_ip.get(ip)
+        if hit is not None:
+            if port and port in self.node_ports:
+                return self._node_port(ip, port, hit.node)
+            return hit
         hit = self._misses.get(ip)
         if hit is None:
             hit = self._classify(ip)
+        return hit
+
+    def _node_port(self, ip: str, port: int, node: str | None) -> EndpointName:
+        """NodePorts: one entry per Service port, named per node address on first use
+        (5 k Services x 100 nodes would otherwise be half a million entries)."""
+        hit = self._node_port_names.get((ip, port))
+        if hit is None:
+            if len(self._node_port_names) >= MAX_MISSES:
+                self._node_port_names.clear()
+            hit = self._node_port_names[(ip, port)] = EndpointName(
+                SCOPE_SERVICE, service=self.node_ports[port], node=node)
         return hit
 
     def _classify(self, ip: str) -> EndpointName:
@@ -128,7 +147,7 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
         name = node["metadata"]["name"]
         for addr in node_addresses(node):
             r.node_addresses[addr] = name
-            r.by_ip[addr] = EndpointName(SCOPE_NODE, node=name)
+            r.nodes_by_ip[addr] = EndpointName(SCOPE_NODE, node=name)
         for cidr in (node.get("spec") or {}).get("podCIDRs") or []:
             try:
                 r.cidrs.append((ipaddress.ip_network(cidr, strict=False), name))
@@ -158,7 +177,6 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
         for ip in lp.ips:
             r.by_ip.setdefault(ip, name)
     svc_ports: dict[tuple[str, str], dict[str | None, ServiceName]] = {}
-    all_node_addrs = list(r.node_addresses.items())
     for svc in services:
         m = svc["metadata"]
         ns, sname = m.get("namespace") or "default", m["name"]
@@ -176,10 +194,8 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
         for p in ports:
             if not p.get("nodePort"):
                 continue
-            sn = ServiceName(ns, sname, p.get("port"), p.get("name") or None, p["nodePort"])
-            for addr, node_name in all_node_addrs:
-                r.exact[(addr, p["nodePort"])] = EndpointName(SCOPE_SERVICE, service=sn,
-                                                             node=node_name)
+            r.node_ports[p["nodePort"]] = ServiceName(ns, sname, p.get("port"),
+                                                      p.get("name") or None, p["nodePort"])
     backs: dict[tuple[str, int], list[ServiceName]] = {}
     for sl in slices:
         m = sl["metadata"]
@@ -200,7 +216,7 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
                     if sn not in lst:
                         lst.append(sn)
     for (ip, port), svcs in backs.items():
-        base = r.by_ip.get(ip)
+        base = r.by_ip.get(ip) or r.nodes_by_ip.get(ip)
         if base is None or base.scope == SCOPE_NODE:
             # a hostNetwork endpoint: the address is the node's; the pod comes from
             # the socket's owner below, not from the address

@@ -74,6 +74,7 @@ class Metadata:
             log.info("no Kubernetes API configured: names from the node itself (pods "
                      "by cgroup and network namespace)")
         self.index.local_node = self.opts.node or self.detect_node()
+        self.index.start_builder()
         if self.opts.use_local:
             self.local = LocalProvider(self.index, self.node_netns).start()
             self.sources.append("local")
@@ -96,6 +97,7 @@ class Metadata:
         return "kubernetes" in self.sources or "file" in self.sources
 
     def close(self) -> None:
+        self.index.close()
         if self.kube is not None:
             self.kube.stop()
         if self.local is not None:

@@ -77,13 +77,21 @@ class Enricher:
     def process(self, batch: Sequence[Event]) -> NamedBatch:
         r = self.index.resolver()
         resolve = r.resolve
+        # the hot path, inlined: an exact (ip, port) hit or a pod/Service address hit is
+        # the common case; everything else (node addresses, NodePorts, unknown
+        # addresses) goes through resolve()
+        # (keys may hold None: an endpoint the decoder could not parse; a miss either way)
+        exact: Callable[[Any], EndpointName | None] = r.exact.get
+        by_ip: Callable[[Any], EndpointName | None] = r.by_ip.get
         names: list[Names | None] = []
         append = names.append
         for ev in batch:
             t = type(ev)
             if t is FlowEvent or t is DropEvent or t is RouteEvent or t is IcmpEvent:
                 src, dst = ev.src, ev.dst  # type: ignore[union-attr]
-                append((resolve(src.ip, src.port), resolve(dst.ip, dst.port)))
+                sip, dip = src.ip, dst.ip
+                append((exact((sip, src.port)) or by_ip(sip) or resolve(sip, src.port),
+                        exact((dip, dst.port)) or by_ip(dip) or resolve(dip, dst.port)))
             elif t is NatEvent:
                 assert isinstance(ev, NatEvent)
                 append((resolve(ev.orig_src.ip, ev.orig_src.port),
