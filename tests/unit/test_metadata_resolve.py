@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,11 @@ from tracer.metadata.file import FileProvider
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.names import EndpointName
 from tracer.metadata.resolver import Listener
+from tracer.metadata.setup import Metadata, MetadataOptions
 from tracer.model import Endpoint, FlowEvent, NatEvent, PodRef, Process, SockEvent, TcpEvent
 from tracer.pipeline.enrich import Enricher, NamedBatch, PodFilter
+from tracer.scope import own_netns_inode
+from tracer.selection import PodSelection, Selection
 from tracer.selectors import LabelSelector
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.table import TableSink
@@ -267,3 +272,40 @@ def test_bad_selection_is_one_line_and_exit_2(args: list[str]) -> None:
     assert done.stderr.startswith("nodetrace: error: ") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert done.stdout == ""
+
+
+def test_builder_thread_serves_changes_off_the_event_path() -> None:
+    idx = MetadataIndex(rebuild_interval_s=0.05).start_builder()
+    try:
+        first = idx.resolver()
+        pod = next(o for o in cluster_objects(build_cluster()) if o["kind"] == "Pod")
+        idx.apply("Pod", "added", pod)
+        deadline = time.monotonic() + 5
+        while idx.resolver() is first:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert resolve(idx, pod["status"]["podIP"]).pod is not None
+    finally:
+        idx.close()
+
+
+def test_selection_that_matches_nothing_says_so(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    dump = tmp_path / "objects.json"
+    dump.write_text(json.dumps(as_list(cluster_objects(build_cluster()))))
+    opts = MetadataOptions(files=(dump,), use_api=False, use_local=False, node="node1")
+    with Metadata(opts, own_netns_inode()) as meta:
+        none = PodSelection(Selection(labels=LabelSelector.parse("app=nothing")), meta)
+        with caplog.at_level(logging.INFO):
+            none.refresh(force=True)
+            none.refresh(force=True)
+        said = [r for r in caplog.records if "matches" in r.getMessage()]
+        assert len(said) == 1 and "no pod on node node1 matches" in said[0].getMessage()
+        assert not none.uids
+        web = PodSelection(Selection(labels=LabelSelector.parse("app in (web, client)"),
+                                     namespace=None), meta)
+        web.refresh(force=True)
+        assert sorted(p.name for p in web.pods.values()) == ["client", "web-a"]  # node1 only
+        api = PodSelection(Selection(labels=LabelSelector.parse("app=api")), meta)
+        api.refresh(force=True)
+        assert not api.pods   # on node2
