@@ -69,9 +69,11 @@ class PodSelection:
         self._said_empty = False
         self.uids: frozenset[str] = frozenset()
         self.inodes: frozenset[int] = frozenset()
+        self.ifindexes: frozenset[int] = frozenset()
 
-    def current(self) -> tuple[frozenset[str], frozenset[int]]:
-        return self.uids, self.inodes
+    def current(self) -> tuple[frozenset[str], frozenset[int], frozenset[int]]:
+        """(pod uids, their namespace inodes, their veths' ifindexes)"""
+        return self.uids, self.inodes, self.ifindexes
 
     def refresh(self, force: bool = False) -> bool:
         """Re-reads the selection when the index changed or a selected pod is not yet
@@ -107,6 +109,7 @@ class PodSelection:
         self.uids = frozenset(pods)
         self.inodes = frozenset(p.netns for p in pods.values()
                                 if p.netns is not None and not p.host_network)
+        self.ifindexes = frozenset(v.ifindex for p in pods.values() for v in p.veths)
         return True
 
     def _report(self, pods: dict[str, Selected]) -> None:

@@ -21,6 +21,7 @@ from tracer.lab.cluster import build_cluster
 from tracer.lab.objects import as_list, cluster_objects
 from tracer.metadata.file import FileProvider
 from tracer.metadata.index import MetadataIndex
+from tracer.metadata.local import LocalPod, _fib_local_addresses, _ipv6_addresses
 from tracer.metadata.names import EndpointName
 from tracer.metadata.resolver import Listener
 from tracer.metadata.setup import Metadata, MetadataOptions
@@ -199,7 +200,7 @@ def test_pod_filter_keeps_selected_pods_and_loss(index: MetadataIndex) -> None:
         "app=web"), namespace="default")]
     batch = Enricher(index).process([flow(("10.42.0.10", 41000), ("10.42.0.11", 8080)),
                                      flow(("10.42.0.10", 41000), ("10.42.1.11", 8080))])
-    kept = PodFilter(lambda: (frozenset(web), frozenset())).process(batch)
+    kept = PodFilter(lambda: (frozenset(web), frozenset(), frozenset())).process(batch)
     assert [e.dst.ip for e in kept] == ["10.42.0.11"]  # type: ignore[union-attr]
 
 
@@ -263,7 +264,7 @@ def test_metadata_file_errors_are_usage_errors(tmp_path: Path, content: str) -> 
 @pytest.mark.parametrize("args", [
     ["-l", "app in (web"], ["-l", "app=web,"], ["--selector=-bad=1"], ["-l", "a=b=c"],
     ["--field-selector", "spec.foo=1"], ["-n", "x", "-A"],
-    ["--metadata", "/nonexistent/objects.json"],
+    ["--metadata", "/nonexistent/objects.json"], ["-l", "app=web", "--no-api"],
 ])
 def test_bad_selection_is_one_line_and_exit_2(args: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "tracer.cli.main", "trace", *args],
@@ -309,3 +310,44 @@ def test_selection_that_matches_nothing_says_so(tmp_path: Path,
         api = PodSelection(Selection(labels=LabelSelector.parse("app=api")), meta)
         api.refresh(force=True)
         assert not api.pods   # on node2
+
+
+def test_local_only_names_pods_by_uid_and_sockets() -> None:
+    """No API, no file: what the node knows (tracer/metadata/local.py)."""
+    idx = MetadataIndex(rebuild_interval_s=0)
+    idx.local_addresses = frozenset({"192.168.5.5", "127.0.0.1"})
+    idx.set_local_pods([
+        LocalPod("u-host", 1, "/proc/1/ns/net", True),
+        LocalPod("u-pod", 2, "/proc/2/ns/net", False, ips=["10.1.0.7"],
+                 namespace="shop", name="cart-1"),
+    ])
+    idx.set_listeners([Listener("0.0.0.0", 9100, "u-host")])
+    host = resolve(idx, "192.168.5.5", 9100)
+    assert host.pod is not None and (host.pod.uid, host.pod.name, host.pod.host_network) \
+        == ("u-host", None, True)
+    assert resolve(idx, "192.168.5.5", 22).scope == "node"
+    cart = resolve(idx, "10.1.0.7", 80)
+    assert cart.pod is not None and str(cart.pod) == "shop/cart-1"
+    # the API's names win over the node's for the same uid
+    pod = next(o for o in cluster_objects(build_cluster()) if o["kind"] == "Pod")
+    pod["metadata"]["uid"] = "u-pod"
+    idx.apply("Pod", "added", pod)
+    n = resolve(idx, pod["status"]["podIP"])
+    assert n.pod is not None and n.pod.uid == "u-pod" and n.pod.name == pod["metadata"]["name"]
+
+
+def test_fib_trie_and_if_inet6_addresses() -> None:
+    trie = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.42.0.0/24 2 0 2
+        |-- 10.42.0.10
+           /32 host LOCAL
+     |-- 127.0.0.1
+        /32 host LOCAL
+"""
+    assert _fib_local_addresses(trie) == ["10.42.0.10"]
+    inet6 = ("fd000000000000000000000000000007 02 40 00 80 eth0\n"
+             "fe800000000000000000000000000001 02 40 20 80 eth0\n")
+    assert _ipv6_addresses(inet6) == ["fd00::7"]

@@ -21,6 +21,7 @@ from tracer.cli.options import (
 )
 from tracer.errors import UsageError
 from tracer.metadata.index import POD_FIELDS
+from tracer.metadata.kube import KubeConfig, configured
 from tracer.metadata.setup import MetadataOptions
 from tracer.recording.writer import RecordSpec
 from tracer.selection import Selection
@@ -144,7 +145,12 @@ def metadata_options(args: argparse.Namespace) -> MetadataOptions:
 
 
 def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceOptions:
-    return TraceOptions(metadata=metadata_options(args), selection=selection_of(args),
+    meta, selection = metadata_options(args), selection_of(args)
+    if selection is not None and not meta.files and not (
+            meta.use_api and configured(KubeConfig(meta.kubeconfig, meta.context))):
+        raise UsageError("selecting pods (-l, -n, --pod, --field-selector) needs "
+                         "Kubernetes metadata: a kubeconfig (--kubeconfig) or --metadata FILE")
+    return TraceOptions(metadata=meta, selection=selection,
                         duration_s=args.duration, ready_file=args.ready_file,
                         all_netns=args.all_netns, keep_not_specified=args.include_unspecified,
                         stop_after=args.stop_after, tc_mode=args.tc_mode,

@@ -41,6 +41,7 @@ class MetadataIndex:
         self.rebuild_interval_s = rebuild_interval_s
         self.clock = clock
         self.local_node: str | None = None
+        self.local_addresses: frozenset[str] = frozenset()  # this node's, as it sees them
         self._lock = threading.Lock()
         self._live: dict[str, dict[Key, Obj]] = {k: {} for k in KINDS}
         self._source: dict[tuple[str, Key], str] = {}
@@ -238,7 +239,7 @@ class MetadataIndex:
         gc.disable()
         try:
             self._resolver = build(pods, svcs, slices, nodes, listeners, self.local_node,
-                                   local)
+                                   local, self.local_addresses)
         finally:
             if gc_was:
                 gc.enable()

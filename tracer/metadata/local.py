@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
@@ -68,8 +69,7 @@ def _ipv6_addresses(text: str) -> list[str]:
     for line in text.splitlines():
         cols = line.split()
         if len(cols) >= 6 and cols[3] == "00" and cols[5] != "lo":
-            h = cols[0]
-            out.append(":".join(h[i:i + 4] for i in range(0, 32, 4)))
+            out.append(str(ipaddress.IPv6Address(bytes.fromhex(cols[0]))))
     return out
 
 

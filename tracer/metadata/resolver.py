@@ -138,7 +138,8 @@ def _service_ips(svc: Obj) -> list[str]:
 
 def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
           nodes: Iterable[Obj], listeners: Iterable[Listener] = (),
-          local_node: str | None = None, local_pods: Iterable[LocalPodInfo] = ()) -> Resolver:
+          local_node: str | None = None, local_pods: Iterable[LocalPodInfo] = (),
+          local_addresses: Iterable[str] = ()) -> Resolver:
     """Objects in order of precedence, lowest first (deleted ones in their grace period,
     then live ones): a later object claiming the same address wins."""
     r = Resolver()
@@ -153,6 +154,10 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
                 r.cidrs.append((ipaddress.ip_network(cidr, strict=False), name))
             except ValueError:
                 continue
+    for addr in local_addresses:   # with no Node objects (no API): still this node's
+        if addr not in r.nodes_by_ip and not addr.startswith("127.") and addr != "::1":
+            r.node_addresses[addr] = local_node or ""
+            r.nodes_by_ip[addr] = EndpointName(SCOPE_NODE, node=local_node)
     for pod in pods:
         pn = _pod_name(pod)
         if pn.uid:
@@ -230,7 +235,7 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
 
 def _add_listeners(r: Resolver, listeners: Iterable[Listener], local_node: str | None) -> None:
     """hostNetwork pods of this node by the sockets their processes hold."""
-    local_addrs = [a for a, n in r.node_addresses.items() if n == local_node]
+    local_addrs = [a for a, n in r.node_addresses.items() if n == (local_node or "")]
     for ln in listeners:
         pod = r.host_pods.get(ln.pod_uid)
         if pod is None:

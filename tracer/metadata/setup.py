@@ -74,6 +74,7 @@ class Metadata:
             log.info("no Kubernetes API configured: names from the node itself (pods "
                      "by cgroup and network namespace)")
         self.index.local_node = self.opts.node or self.detect_node()
+        self.index.local_addresses = frozenset(self.local_addresses)
         self.index.start_builder()
         if self.opts.use_local:
             self.local = LocalProvider(self.index, self.node_netns).start()

@@ -35,6 +35,7 @@ from tracer.model import (
 )
 
 Names = tuple[Any, ...]   # EndpointName | PodName | None, per NAMED_FIELDS entry
+Selected = tuple[frozenset[str], frozenset[int], frozenset[int]]
 
 # event type -> what each position of its names tuple names.  "@pod": the process's
 # pod (PodRef) by name; "@holder": the pod of a port's holder (sock EADDRINUSE).
@@ -125,15 +126,16 @@ class PodFilter:
     """`-l`/`-n`/`--pod`: keeps the events of the selected pods (by namespace inode,
     resolved endpoint or process pod) and loss records; drops the rest."""
 
-    def __init__(self, selected: Callable[[], tuple[frozenset[str], frozenset[int]]]) -> None:
-        self.selected = selected   # () -> (pod uids, their namespace inodes)
+    def __init__(self, selected: Callable[[], Selected]) -> None:
+        self.selected = selected   # () -> (pod uids, their namespace inodes, veth ifindexes)
 
     def process(self, batch: NamedBatch) -> NamedBatch:
-        uids, inodes = self.selected()
+        uids, inodes, ifindexes = self.selected()
         events: list[Event] = []
         names: list[Names | None] = []
         for ev, n in batch.named():
-            if self._keep(ev, n, uids, inodes):
+            if (type(ev) is FlowEvent and ev.ifindex in ifindexes) \
+                    or self._keep(ev, n, uids, inodes):
                 events.append(ev)
                 names.append(n)
         return NamedBatch(events, names)
