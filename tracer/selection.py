@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 RESCAN_S = 0.25       # a selected pod not found on the node yet: look again this often
 FULL_RESYNC_S = 2.0
+EAGER_S = 10.0        # ... for this long after it was selected (then every FULL_RESYNC_S:
+                      # a pod with no veth, e.g. another CNI's interface, must not cost a
+                      # /proc walk four times a second forever)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class PodSelection:
         self.uids: frozenset[str] = frozenset()
         self.inodes: frozenset[int] = frozenset()
         self.ifindexes: frozenset[int] = frozenset()
+        self._first_seen: dict[str, float] = {}
+        self._said_no_node = False
 
     def current(self) -> tuple[frozenset[str], frozenset[int], frozenset[int]]:
         """(pod uids, their namespace inodes, their veths' ifindexes)"""
@@ -80,7 +85,9 @@ class PodSelection:
         on the node.  Returns whether the set of veths may have changed."""
         now = time.monotonic()
         gen = self.meta.index.generation
-        incomplete = any(not p.host_network and not p.veths for p in self.pods.values())
+        incomplete = any(not p.host_network and not p.veths
+                         and now - self._first_seen.get(uid, now) < EAGER_S
+                         for uid, p in self.pods.items())
         if not (force or gen != self._generation or now - self._synced >= FULL_RESYNC_S
                 or (incomplete and now - self._scanned >= RESCAN_S)):
             return False
@@ -90,10 +97,22 @@ class PodSelection:
             labels=sel.labels, fields=sel.fields, namespace=sel.namespace, name=sel.pod,
             node=self.meta.index.local_node)
         wanted = {p["metadata"]["uid"]: p for p in matching if p["metadata"].get("uid")}
-        if (any(uid not in self._local for uid in wanted) and now - self._scanned >= RESCAN_S) \
-                or now - self._scanned >= FULL_RESYNC_S:
+        for uid in wanted:
+            self._first_seen.setdefault(uid, now)
+        for uid in [u for u in self._first_seen if u not in wanted]:
+            del self._first_seen[uid]
+        eager = any(uid not in self._local and now - self._first_seen[uid] < EAGER_S
+                    for uid in wanted)
+        if (eager and now - self._scanned >= RESCAN_S) or now - self._scanned >= FULL_RESYNC_S:
             self._local = {lp.uid: lp for lp in scan_pods(self.meta.node_netns)}
             self._scanned = now
+        if self.meta.index.local_node is None:
+            # this node's name is unknown: the pods found on it are the candidates
+            if not self._said_no_node:
+                log.warning("this node's name is unknown (no Node holds its addresses or "
+                            "hostname; --node NAME): selecting among the pods found here")
+                self._said_no_node = True
+            wanted = {u: p for u, p in wanted.items() if u in self._local}
         local = [self._local[u] for u in wanted if u in self._local]
         veths = pod_veths(local)
         pods: dict[str, Selected] = {}

@@ -17,8 +17,8 @@ def _meta(obj: Obj, labels: bool = False) -> Obj:
     out: Obj = {"name": m.get("name", ""), "uid": m.get("uid", "")}
     if m.get("namespace"):
         out["namespace"] = m["namespace"]
-    if m.get("resourceVersion"):
-        out["resourceVersion"] = m["resourceVersion"]
+    # no resourceVersion: an object whose slim copy is unchanged (a Node heartbeat, a
+    # Pod's conditions) must not count as a change
     if labels and m.get("labels"):
         out["labels"] = dict(m["labels"])
     return out
