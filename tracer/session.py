@@ -174,7 +174,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                             losses=lambda: {"conntrack": conntrack.overflows},
                             refresh=refresh, refresh_interval_s=(
                                 SELECTION_REFRESH_S if selected is not None else FULL_REFRESH_S))
-        enrich = Enricher(meta.index)
+        enrich = Enricher(meta.index, node_ino)
         pod_filter = PodFilter(selected.current) if selected is not None else None
         where = ("every network namespace" if opts.all_netns else
                  f"netns {node_ino} and its pod namespaces")

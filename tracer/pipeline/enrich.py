@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tracer.metadata.index import MetadataIndex
-from tracer.metadata.names import SCOPE_NODE, EndpointName, PodName
+from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
 from tracer.metadata.resolver import Resolver
 from tracer.model import (
     DropEvent,
@@ -72,8 +72,31 @@ def _process_pod(r: Resolver, ref: PodRef | None) -> PodName | None:
 
 
 class Enricher:
-    def __init__(self, index: MetadataIndex) -> None:
+    def __init__(self, index: MetadataIndex, node_netns: int = 0) -> None:
         self.index = index
+        self.node_netns = node_netns   # a process there without a pod netns: hostNetwork
+
+    def _pod_of(self, r: Resolver, netns: int, ref: PodRef) -> PodName:
+        """The process's pod by uid; one the index does not know (yet: the local scan
+        runs every 2 s, a crash-looping container lives for less) by its uid alone."""
+        return r.pods_by_uid.get(ref.uid) or PodName(
+            None, None, ref.uid, bool(self.node_netns) and netns == self.node_netns,
+            self.index.local_node)
+
+    def _process_pod(self, r: Resolver, ev: TcpEvent | SockEvent) -> PodName | None:
+        return self._pod_of(r, ev.netns, ev.pod) if ev.pod is not None else None
+
+    def _own_end(self, r: Resolver, netns: int, ref: PodRef | None,
+                 found: EndpointName | None) -> EndpointName | None:
+        """A socket's own end is its process's pod: by cgroup, which is the only way to
+        name a hostNetwork pod's end (its address is the node's)."""
+        if ref is None or (found is not None and found.pod is not None
+                           and found.pod.uid == ref.uid):
+            return found
+        pod = self._pod_of(r, netns, ref)
+        return EndpointName(SCOPE_POD, pod=pod, node=pod.node,
+                            service=found.service if found is not None else None,
+                            services=found.services if found is not None else ())
 
     def process(self, batch: Sequence[Event]) -> NamedBatch:
         r = self.index.resolver()
@@ -101,22 +124,15 @@ class Enricher:
                         resolve(ev.reply_dst.ip, ev.reply_dst.port)))
             elif t is TcpEvent:
                 assert isinstance(ev, TcpEvent)
-                own = resolve(ev.src.ip, ev.src.port)
-                host = r.host_pod(ev.pod.uid) if ev.pod is not None else None
-                if host is not None and (own is None or own.scope == SCOPE_NODE
-                                         or own.pod is None):
-                    own = host  # a hostNetwork pod's end: by its cgroup
-                append((own, resolve(ev.dst.ip, ev.dst.port), _process_pod(r, ev.pod)))
+                own = self._own_end(r, ev.netns, ev.pod, resolve(ev.src.ip, ev.src.port))
+                append((own, resolve(ev.dst.ip, ev.dst.port), self._process_pod(r, ev)))
             elif t is SockEvent:
                 assert isinstance(ev, SockEvent)
                 addr = resolve(ev.addr.ip, ev.addr.port)
-                if ev.op != "connect" and ev.pod is not None:
-                    host = r.host_pod(ev.pod.uid)
-                    if host is not None and (addr is None or addr.scope == SCOPE_NODE
-                                             or addr.pod is None or addr.pod.host_network):
-                        addr = host  # bind/listen: the address is the process's own
+                if ev.op != "connect":   # bind/listen: the address is the process's own
+                    addr = self._own_end(r, ev.netns, ev.pod, addr)
                 holder = ev.holder.pod if ev.holder is not None else None
-                append((addr, _process_pod(r, ev.pod), _process_pod(r, holder)))
+                append((addr, self._process_pod(r, ev), _process_pod(r, holder)))
             else:
                 append(None)
         return NamedBatch(batch, names)
