@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, poke, tracing
+from tests.kernel.tracing import TraceRun, poke, raw, tracing
 from tracer.lab import cgroups
 from tracer.lab.netns import Netns, veth
 
@@ -38,11 +38,6 @@ SERVICE_VIP, SERVICE_PORT = "10.96.0.30", 80  # kube-proxy's REJECT: no endpoint
 CLOSED_PORT = 9
 BLACKHOLE_PORT = 9999                  # dropped on the node: SYNs go unanswered
 HOST_PORT = 9100
-
-
-def raw(endpoint: dict[str, object]) -> dict[str, object]:
-    """The kernel's fields of an endpoint, without the Kubernetes names beside them."""
-    return {"ip": endpoint["ip"], "port": endpoint["port"]}
 
 
 @dataclass

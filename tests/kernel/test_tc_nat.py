@@ -30,18 +30,13 @@ from tests.kernel.nat_topology import (
     NatNode,
 )
 from tests.kernel.servers import send_and_check, start_server
-from tests.kernel.tracing import poke, start_trace, tracing
+from tests.kernel.tracing import poke, raw, start_trace, tracing
 from tracer.kernel.libbpf import prog_test_run
 from tracer.kernel.loader import BuildSpec, Module
 
 pytestmark = pytest.mark.kernel
 
 TC_ACT_UNSPEC = -1
-
-
-def raw(endpoint: dict[str, object]) -> dict[str, object]:
-    """The kernel's fields of an endpoint, without the Kubernetes names beside them."""
-    return {"ip": endpoint["ip"], "port": endpoint["port"]}
 
 
 # --- observe only --------------------------------------------------------------------
