@@ -12,22 +12,27 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer.conntrack import ConntrackEvents
-from tracer.interfaces import bridge_ports, discover, pod_networks
+from tracer.errors import UsageError
+from tracer.interfaces import Iface, bridge_ports, discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
+from tracer.metadata.setup import Metadata, MetadataOptions
 from tracer.pipeline.decode import DecodeContext, Decoder
+from tracer.pipeline.enrich import Enricher, PodFilter
 from tracer.pipeline.local import LocalEnricher
 from tracer.pipeline.path import PathMarker
 from tracer.podmap import PodMap
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
+from tracer.selection import PodSelection, Selection
 from tracer.sinks.sink import Sink
 from tracer.sources.live import LiveSource
 from tracer.sources.stats import SourceStats
@@ -50,7 +55,12 @@ class TraceOptions:
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
     record: RecordSpec | None = None   # also write the session to a recording
+    metadata: MetadataOptions = field(default_factory=MetadataOptions)  # issue 6: names
+    selection: Selection | None = None  # -l/-n/--pod: only these pods of this node
 
+
+FULL_REFRESH_S = 2.0        # scope, interfaces, sysctls
+SELECTION_REFRESH_S = 0.25  # -l: a new matching pod is attached within a second
 
 # issue 5: failures that are not drops (built where the kernel has their hooks)
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
@@ -80,7 +90,18 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()
+        # issue 6: names from the API, files and the node; -l selects pods
+        meta = stack.enter_context(Metadata(opts.metadata, node_ino, local_addresses()))
+        selected = PodSelection(opts.selection, meta) if opts.selection else None
+        if selected is not None:
+            if not meta.knows_labels:
+                raise UsageError("selecting pods (-l, -n, --pod) needs Kubernetes metadata: "
+                                 "a reachable API (--kubeconfig, --context) or --metadata FILE")
+            selected.refresh(force=True)
         scope_fn = None if opts.all_netns else node_namespaces
+        if selected is not None:
+            def scope_fn() -> set[int]:
+                return {node_ino, *selected.inodes}
         module.set_scope(scope_fn() if scope_fn else None, node_ino)
         module.set_bridge_ports(bridge_ports())
         attached = module.attach_all()
@@ -92,7 +113,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         progs = module.tc_programs()
         tc = stack.enter_context(TcAttacher({d: p.fd for d, p in progs.items()},
                                             mode=opts.tc_mode))
-        tc.sync(discover())
+        tc.sync(discover() if selected is None else selected.ifaces())
         ifaces = [a.iface for a in tc.attached.values()]
         attached.append(f"tc/{tc.mode}: " + (", ".join(f"{i.name}({i.role})" for i in ifaces)
                                              or "no interfaces yet"))
@@ -104,16 +125,32 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         sysctls.refresh(local_addresses())
         enricher = LocalEnricher(node_ino, PodMap(), sysctls)
 
+        last_full = time.monotonic()
+
         def refresh() -> None:
+            nonlocal last_full
+            now = time.monotonic()
+            if selected is not None:
+                # pods come and go: follow the selection within a second
+                changed = selected.refresh()
+                if now - last_full < FULL_REFRESH_S:
+                    if changed:
+                        module.set_scope({node_ino, *selected.inodes}, node_ino)
+                        _log_tc(*tc.sync(selected.ifaces()))
+                    return
+            last_full = now
             if scope_fn is not None:
                 module.set_scope(scope_fn(), node_ino)
             module.set_bridge_ports(bridge_ports())
             sysctls.refresh(local_addresses())
-            added, removed = tc.sync(discover())
+            _log_tc(*tc.sync(discover() if selected is None else selected.ifaces()))
+
+        def _log_tc(added: list[Iface], removed: list[Iface]) -> None:
             for i in added:
                 log.info("tc attached to %s (%s)", i.name, i.role)
             for i in removed:
-                log.info("tc detached from %s (gone)", i.name)
+                log.info("tc detached from %s (%s)", i.name,
+                         "gone" if selected is None else "gone or no longer selected")
 
         decoder = Decoder(DecodeContext(drop_reasons=facts.drop_reasons,
                                         resolve_location=Ksyms().preload().resolve,
@@ -125,10 +162,17 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs])
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             losses=lambda: {"conntrack": conntrack.overflows},
-                            refresh=refresh)
+                            refresh=refresh, refresh_interval_s=(
+                                SELECTION_REFRESH_S if selected is not None else FULL_REFRESH_S))
+        enrich = Enricher(meta.index, node_ino)
+        pod_filter = PodFilter(selected.current) if selected is not None else None
         where = ("every network namespace" if opts.all_netns else
                  f"netns {node_ino} and its pod namespaces")
-        log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
+        if selected is not None:
+            where = f"pods of node {meta.index.local_node or '?'} ({selected.selection.describe()})"
+        names = ", ".join(meta.sources) or "nothing"
+        log.info("tracing %s (%s); names from %s; Ctrl-C to stop", where, "; ".join(attached),
+                 names)
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
         # Metadata providers (issue 6) feed the recording through the MetadataRecorder
@@ -160,9 +204,11 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
                 # re-runs them with the code of the day on the recorded metadata
                 recorder.write(batch)
-            batch = marker.process(batch)
-            sink.write(batch)
-            seen += len(batch)
+            named = enrich.process(marker.process(batch))
+            if pod_filter is not None:
+                named = pod_filter.process(named)
+            sink.write(named)
+            seen += len(named)
             if opts.stop_after is not None and seen >= opts.stop_after:
                 stop.set()
         sink.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, poke, tracing
+from tests.kernel.tracing import TraceRun, poke, raw, tracing
 from tracer.lab import cgroups
 from tracer.lab.netns import Netns, veth
 
@@ -181,8 +181,8 @@ def test_reject_is_an_icmp_port_unreachable_for_the_service_vip(traced: TraceRun
     assert hits, f"no icmp event for {SERVICE_VIP}: {traced.events}"
     e = hits[0]
     assert e["icmp"] == {"type": 3, "code": 3} and e["meaning"] == "port-unreachable"
-    assert e["src"] == {"ip": POD_IP, "port": 42002}
-    assert e["dst"] == {"ip": SERVICE_VIP, "port": SERVICE_PORT}
+    assert raw(e["src"]) == {"ip": POD_IP, "port": 42002}
+    assert raw(e["dst"]) == {"ip": SERVICE_VIP, "port": SERVICE_PORT}
     assert e["proto"] == "tcp" and e["ifname"] == "veth-pod"
     assert e["netns"] == node.node.inode()
     # and the no-route SYN got its net-unreachable
@@ -194,8 +194,8 @@ def test_connect_to_a_closed_port_is_refused(traced: TraceRun, node: Node) -> No
     assert len(hits) == 1, traced.events
     e = hits[0]
     assert e["error"] == "ECONNREFUSED"
-    assert e["src"] == {"ip": POD_IP, "port": 42003}
-    assert e["dst"] == {"ip": NODE_POD_IP, "port": CLOSED_PORT}
+    assert raw(e["src"]) == {"ip": POD_IP, "port": 42003}
+    assert raw(e["dst"]) == {"ip": NODE_POD_IP, "port": CLOSED_PORT}
     assert e["syn_retransmits"] == 0
     assert 0 < e["duration_ns"] < 1_000_000_000
     assert e["process"]["comm"].startswith("python")
@@ -295,7 +295,7 @@ def test_hostport_conflict_names_both_pods(node: Node, tmp_path: Path, driver: s
         hits = of(run, "sock", op="bind", error="EADDRINUSE")
         assert len(hits) == 1, run.events
         e = hits[0]
-        assert e["src"] == {"ip": "0.0.0.0", "port": HOST_PORT}
+        assert raw(e["src"]) == {"ip": "0.0.0.0", "port": HOST_PORT}
         assert e["process"]["pid"] == loser.pid or e["process"]["comm"].startswith("python")
         assert e["pod"] is not None, (e["process"], os.stat(loser_cg).st_ino)
         assert e["pod"]["uid"] == loser_uid

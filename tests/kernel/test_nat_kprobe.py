@@ -16,7 +16,7 @@ import pytest
 
 from tests.kernel.nat_topology import BACKEND_PORT, EXT_IP, NODE_IP, POD_IP, VIP, VIP_PORT, NatNode
 from tests.kernel.servers import send_and_check, start_server
-from tests.kernel.tracing import tracing
+from tests.kernel.tracing import raw, tracing
 from tracer.kernel.features import ensure_tracefs, kprobes_available
 
 pytestmark = [
@@ -48,7 +48,7 @@ def test_kprobe_nat_reports_dnat_and_masquerade_and_agrees_with_conntrack(
     assert sent == received
     assert "kprobe/nf_nat_manip_pkt" in run.stderr
     nat: list[dict[str, Any]] = [e for e in run.events if e["kind"] == "nat"
-                                 and e["orig"]["dst"] == {"ip": VIP, "port": VIP_PORT}]
+                                 and raw(e["orig"]["dst"]) == {"ip": VIP, "port": VIP_PORT}]
     kprobe = [e for e in nat if e["origin"] == "kprobe"]
     conntrack = [e for e in nat if e["origin"] == "conntrack"]
     assert {e["manip"] for e in kprobe} >= {"dst", "src"}, kprobe
@@ -56,7 +56,7 @@ def test_kprobe_nat_reports_dnat_and_masquerade_and_agrees_with_conntrack(
         assert e["orig"]["src"]["ip"] == POD_IP
         # DNAT is decided first (PREROUTING/OUTPUT), so from then on the reply is
         # expected from the endpoint...
-        assert e["reply"]["src"] == {"ip": EXT_IP, "port": BACKEND_PORT}
+        assert raw(e["reply"]["src"]) == {"ip": EXT_IP, "port": BACKEND_PORT}
     for e in [*conntrack, *(k for k in kprobe if k["manip"] == "src")]:
         # ...and once MASQUERADE is decided (POSTROUTING), to the node's address
         assert e["reply"]["dst"]["ip"] == NODE_IP

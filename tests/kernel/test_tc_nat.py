@@ -30,7 +30,7 @@ from tests.kernel.nat_topology import (
     NatNode,
 )
 from tests.kernel.servers import send_and_check, start_server
-from tests.kernel.tracing import poke, start_trace, tracing
+from tests.kernel.tracing import poke, raw, start_trace, tracing
 from tracer.kernel.libbpf import prog_test_run
 from tracer.kernel.loader import BuildSpec, Module
 
@@ -154,7 +154,7 @@ def test_service_dnat_and_masquerade_are_observed_and_data_is_intact(
     assert nat, f"no nat event for the ClusterIP: {_find(ev, 'nat')}"
     first = nat[0]
     assert first["ct_event"] == "new"
-    assert first["reply"]["src"] == {"ip": EXT_IP, "port": BACKEND_PORT}   # the endpoint
+    assert raw(first["reply"]["src"]) == {"ip": EXT_IP, "port": BACKEND_PORT}   # the endpoint
     assert first["reply"]["dst"]["ip"] == NODE_IP                          # masqueraded
     assert set(first["translation"]) == {"dnat", "snat"}
     assert any(e["replied"] for e in nat), "the backend's reply was seen"
@@ -182,7 +182,7 @@ def test_nodeport_dnat_to_the_local_pod_is_observed(masq_node: NatNode, tmp_path
     assert sent == received
     nat = _find(run.events, "nat", orig__src__ip=EXT_IP, orig__dst__ip=NODE_IP,
                 orig__dst__port=NODE_PORT)
-    assert nat and nat[0]["reply"]["src"] == {"ip": POD_IP, "port": POD_PORT}
+    assert nat and raw(nat[0]["reply"]["src"]) == {"ip": POD_IP, "port": POD_PORT}
     assert nat[0]["translation"] == ["dnat"]
     assert _find(run.events, "flow", ifname="eth0", direction="ingress", dst__ip=NODE_IP,
                  dst__port=NODE_PORT, role="uplink")

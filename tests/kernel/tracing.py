@@ -81,6 +81,11 @@ def start_trace(ns: Netns | None, tmp: Path, *extra: str) -> TraceRun:
     return run
 
 
+def raw(endpoint: dict[str, object]) -> dict[str, object]:
+    """The kernel's fields of an endpoint, without the Kubernetes names beside them."""
+    return {"ip": endpoint["ip"], "port": endpoint["port"]}
+
+
 def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
          timeout_s: float = 1.0, count: int = 1, vary_sport: bool = False) -> str:
     return ns.exec(sys.executable, "-m", "tracer.lab.poke", proto, host, str(port),

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracer.cli.options import (
@@ -18,7 +19,13 @@ from tracer.cli.options import (
     resolve_output,
     writable_path,
 )
+from tracer.errors import UsageError
+from tracer.metadata.index import POD_FIELDS
+from tracer.metadata.kube import KubeConfig, configured
+from tracer.metadata.setup import MetadataOptions
 from tracer.recording.writer import RecordSpec
+from tracer.selection import Selection
+from tracer.selectors import FieldSelector, LabelSelector
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
@@ -30,6 +37,8 @@ EXAMPLES = """examples:
   nodetrace trace                                  drops on this node and its pods
   nodetrace trace -o jsonl --duration 30 > d.jsonl 30 s of drops as JSON lines
   ip netns exec NS nodetrace trace                 trace the node namespace NS
+  nodetrace trace -l app=web -n shop               only the web pods of this node
+  nodetrace trace --metadata objects.json          names from `kubectl get -o json`
 """
 
 
@@ -76,9 +85,38 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
                    f"losing traffic (repeatable; one of: {', '.join(FILTERED_REASONS)})")
     p.add_argument("--include-unspecified", action="append_const", const="NOT_SPECIFIED",
                    dest="include_reason", help="the same as --include-reason NOT_SPECIFIED")
+    add_metadata_options(p)
 
 
 FILTERED_REASONS = ("NOT_SPECIFIED", "QUEUE_PURGE")
+
+
+def add_metadata_options(p: argparse.ArgumentParser) -> None:
+    """Kubernetes names (issue 6) and pod selection, kubectl style."""
+    g = p.add_argument_group("Kubernetes")
+    g.add_argument("--kubeconfig", metavar="FILE",
+                   help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the "
+                   "in-cluster service account)")
+    g.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
+    g.add_argument("--metadata", action="append", default=[], type=Path, metavar="FILE",
+                   help="objects from `kubectl get pods,svc,endpointslices,nodes -A -o json` "
+                   "(repeatable; offline names, with or without an API)")
+    g.add_argument("--no-api", action="store_true",
+                   help="do not contact the Kubernetes API (files and the node only)")
+    g.add_argument("-l", "--selector", metavar="SELECTOR",
+                   help="trace only pods of this node matching the label selector "
+                   "(kubectl syntax: k=v, k!=v, k in (a,b), k notin (a), k, !k)")
+    g.add_argument("--field-selector", metavar="SELECTOR",
+                   help="and matching these fields (metadata.name, metadata.namespace, "
+                   "spec.nodeName, spec.hostNetwork, status.phase, status.podIP)")
+    g.add_argument("--pod", metavar="NAME", help="trace only this pod (of this node)")
+    g.add_argument("-n", "--namespace", metavar="NS",
+                   help="namespace of the selected pods (default: default)")
+    g.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="select pods in every namespace")
+    g.add_argument("--node", metavar="NAME",
+                   help="this node's name (default: the Node holding one of its addresses, "
+                   "else the hostname)")
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -89,10 +127,42 @@ def install_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def selection_of(args: argparse.Namespace) -> Selection | None:
+    """-l/--field-selector/--pod/-n/-A; None when no pod is selected.  A selector the
+    API server would reject is a usage error (exit 2), before anything is loaded."""
+    if args.namespace and args.all_namespaces:
+        raise UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
+    if not (args.selector is not None or args.field_selector or args.pod or args.namespace):
+        return None
+    fields = FieldSelector.parse(args.field_selector) if args.field_selector else None
+    if fields is not None:
+        unknown = fields.fields - set(POD_FIELDS)
+        if unknown:
+            raise UsageError(f"--field-selector: field label not supported: "
+                             f"{', '.join(sorted(unknown))} (supported: {', '.join(POD_FIELDS)})")
+    return Selection(labels=LabelSelector.parse(args.selector) if args.selector is not None
+                     else None, fields=fields, pod=args.pod,
+                     namespace=None if args.all_namespaces else (args.namespace or "default"))
+
+
+def metadata_options(args: argparse.Namespace) -> MetadataOptions:
+    for path in args.metadata:
+        if not path.is_file():
+            raise UsageError(f"--metadata {path}: no such file")
+    return MetadataOptions(kubeconfig=args.kubeconfig, context=args.context,
+                           files=tuple(args.metadata), use_api=not args.no_api, node=args.node)
+
+
 def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceOptions:
     from tracer.session import TraceOptions
 
-    return TraceOptions(duration_s=args.duration, ready_file=args.ready_file,
+    meta, selection = metadata_options(args), selection_of(args)
+    if selection is not None and not meta.files and not (
+            meta.use_api and configured(KubeConfig(meta.kubeconfig, meta.context))):
+        raise UsageError("selecting pods (-l, -n, --pod, --field-selector) needs "
+                         "Kubernetes metadata: a kubeconfig (--kubeconfig) or --metadata FILE")
+    return TraceOptions(metadata=meta, selection=selection,
+                        duration_s=args.duration, ready_file=args.ready_file,
                         all_netns=args.all_netns,
                         keep_not_specified="NOT_SPECIFIED" in args.include_reason,
                         keep_queue_purge="QUEUE_PURGE" in args.include_reason,

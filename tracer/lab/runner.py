@@ -19,10 +19,13 @@ from tracer.lab.lifecycle import Lab, probes_of
 ATTACH_TIMEOUT_S = 180.0   # BCC compiles the programs first: tens of seconds on a slow VM
 
 
-def tracer_argv(output: str, duration_s: float, ready_file: Path) -> list[str]:
-    return [sys.executable, "-m", "tracer.cli.main", "trace", "-o", output,
+def tracer_argv(output: str, duration_s: float, ready_file: Path,
+                kubeconfig: str | None = None) -> list[str]:
+    argv = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", output,
             "--duration", str(duration_s), "--ready-file", str(ready_file),
             "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR]
+    # the node's API stand-in: every endpoint by its Kubernetes name
+    return [*argv, "--kubeconfig", kubeconfig] if kubeconfig else argv
 
 
 def start_tracer(lab: Lab, node: str, argv: list[str], **kwargs: object) -> \
@@ -76,7 +79,8 @@ def run(lab: Lab, *, output: str, duration_s: float, say: Callable[[str], None])
     node = lab.scenario.trace_node
     with tempfile.TemporaryDirectory(prefix="nodetrace-lab-run-") as tmp:
         ready = Path(tmp) / "ready"
-        tracer = start_tracer(lab, node, tracer_argv(output, duration_s, ready))
+        tracer = start_tracer(lab, node, tracer_argv(output, duration_s, ready,
+                                                         lab.node(node).kubeconfig))
         try:
             say(f"tracing {node} ({lab.node(node).netns}); waiting for the tracer to attach")
             wait_for_file(ready, tracer, ATTACH_TIMEOUT_S)

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from tracer.model import Event
+from tracer.pipeline.enrich import names_of
+from tracer.sinks.names import add_names
+from tracer.sinks.output import OutputStream
 from tracer.sinks.records import event_record
 
 # one encoder: json.dumps with separators builds a new JSONEncoder per call
@@ -15,12 +18,14 @@ _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 class JsonlSink:
     def __init__(self, out: TextIO) -> None:
-        self.out = out
+        self.out = OutputStream(out)
 
     def write(self, batch: Sequence[Event]) -> None:
         if not batch:
             return
-        self.out.write("".join([_encode(event_record(ev)) + "\n" for ev in batch]))
+        self.out.write("".join(
+            _encode(add_names(event_record(ev), ev, names)) + "\n"
+            for ev, names in zip(batch, names_of(batch), strict=True)))
         self.out.flush()
 
     def close(self) -> None:

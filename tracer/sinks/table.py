@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from tracer.metadata.names import PodName
 from tracer.model import (
     DropEvent,
     Endpoint,
@@ -30,6 +31,9 @@ from tracer.model import (
     proto_name,
     tcp_flag_names,
 )
+from tracer.pipeline.enrich import NAMED_FIELDS, Names, names_of
+from tracer.sinks.names import endpoint_label, pod_label
+from tracer.sinks.output import OutputStream
 from tracer.timefmt import rfc3339_ns
 
 HEADER = f"{'TIME':<15}  {'KIND':<4}  {'WHERE':<24}  WHAT"
@@ -135,6 +139,26 @@ def sock_line(ev: SockEvent) -> tuple[str, str]:
 # --- end issue 5 ---------------------------------------------------------------------
 
 
+def with_names(what: str, ev: Event, names: Names) -> str:
+    """Each endpoint that has a Kubernetes name shown as `name(ip:port)`, the first
+    occurrence of its text in the line; a process's pod by name instead of its uid."""
+    for field, name in zip(NAMED_FIELDS[type(ev)], names, strict=True):
+        if name is None:
+            continue
+        if field.startswith("@"):
+            label = pod_label(name)
+            if label and isinstance(name, PodName):
+                what = what.replace(f"pod {name.uid}", f"pod {label}", 1)
+            continue
+        label = endpoint_label(name)
+        if not label:
+            continue
+        text = ep(getattr(ev, field))
+        if text != "-":
+            what = what.replace(text, f"{label}({text})", 1)
+    return what
+
+
 LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {
     DropEvent: drop_line,
     FlowEvent: flow_line,
@@ -150,7 +174,7 @@ LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {
 
 class TableSink:
     def __init__(self, out: TextIO) -> None:
-        self.out = out
+        self.out = OutputStream(out)
         self._header = False
 
     def write(self, batch: Sequence[Event]) -> None:
@@ -160,11 +184,13 @@ class TableSink:
         if not self._header:
             lines.append(HEADER)
             self._header = True
-        for ev in batch:
+        for ev, names in zip(batch, names_of(batch), strict=True):
             fn = LINE_FNS.get(type(ev))
             if fn is None:
                 continue
             where, what = fn(ev)
+            if names is not None:
+                what = with_names(what, ev, names)
             lines.append(f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  {ev.kind:<4}  {where:<24}  {what}")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()

@@ -1,0 +1,171 @@
+"""The enrich stage: Kubernetes names for every endpoint of every event, beside the raw
+fields (never over them).
+
+Events are immutable records of what the kernel said, and the recording stores them
+as they were decoded; names are what the index knew at that moment.  So the stage
+does not copy events (a copy of a 20-field record costs more than the whole lookup):
+it returns the same events in a `NamedBatch`, a list whose `names[i]` holds the names
+of `batch[i]`, one per entry of `NAMED_FIELDS[type(event)]`.  Sinks read them there.
+
+Resolution (tracer/metadata/resolver.py), in order: (ip, port) exactly (Service
+ports, NodePorts on every node address, endpoints backing Services, sockets of
+hostNetwork pods), then the address (pod IPs, Service IPs, node addresses), then pod
+CIDRs (a pod of that node), else external.  A process's pod (tcp, sock: from its
+cgroup) names a hostNetwork pod's own end of a connection: by cgroup, not by address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tracer.metadata.index import MetadataIndex
+from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
+from tracer.metadata.resolver import Resolver
+from tracer.model import (
+    DropEvent,
+    Event,
+    FlowEvent,
+    IcmpEvent,
+    NatEvent,
+    PodRef,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
+)
+
+Names = tuple[Any, ...]   # EndpointName | PodName | None, per NAMED_FIELDS entry
+Selected = tuple[frozenset[str], frozenset[int], frozenset[int]]
+
+# event type -> what each position of its names tuple names.  "@pod": the process's
+# pod (PodRef) by name; "@holder": the pod of a port's holder (sock EADDRINUSE).
+NAMED_FIELDS: dict[type, tuple[str, ...]] = {
+    DropEvent: ("src", "dst"),
+    FlowEvent: ("src", "dst"),
+    RouteEvent: ("src", "dst"),
+    IcmpEvent: ("src", "dst"),
+    TcpEvent: ("src", "dst", "@pod"),
+    SockEvent: ("addr", "@pod", "@holder"),
+    NatEvent: ("orig_src", "orig_dst", "reply_src", "reply_dst"),
+}
+
+
+class NamedBatch(list[Event]):
+    """Events and, in parallel, their names (None: the event has no endpoints)."""
+
+    names: list[Names | None]
+
+    def __init__(self, events: Iterable[Event] = (), names: list[Names | None] | None = None):
+        super().__init__(events)
+        self.names = names if names is not None else [None] * len(self)
+
+    def named(self) -> Iterable[tuple[Event, Names | None]]:
+        return zip(self, self.names, strict=True)
+
+
+def names_of(batch: Sequence[Event]) -> list[Names | None]:
+    return batch.names if isinstance(batch, NamedBatch) else [None] * len(batch)
+
+
+def _process_pod(r: Resolver, ref: PodRef | None) -> PodName | None:
+    return r.pods_by_uid.get(ref.uid) if ref is not None else None
+
+
+class Enricher:
+    def __init__(self, index: MetadataIndex, node_netns: int = 0) -> None:
+        self.index = index
+        self.node_netns = node_netns   # a process there without a pod netns: hostNetwork
+
+    def _pod_of(self, r: Resolver, netns: int, ref: PodRef) -> PodName:
+        """The process's pod by uid; one the index does not know (yet: the local scan
+        runs every 2 s, a crash-looping container lives for less) by its uid alone."""
+        return r.pods_by_uid.get(ref.uid) or PodName(
+            None, None, ref.uid, bool(self.node_netns) and netns == self.node_netns,
+            self.index.local_node)
+
+    def _process_pod(self, r: Resolver, ev: TcpEvent | SockEvent) -> PodName | None:
+        return self._pod_of(r, ev.netns, ev.pod) if ev.pod is not None else None
+
+    def _own_end(self, r: Resolver, netns: int, ref: PodRef | None,
+                 found: EndpointName | None) -> EndpointName | None:
+        """A socket's own end is its process's pod: by cgroup, which is the only way to
+        name a hostNetwork pod's end (its address is the node's)."""
+        if ref is None or (found is not None and found.pod is not None
+                           and found.pod.uid == ref.uid):
+            return found
+        pod = self._pod_of(r, netns, ref)
+        return EndpointName(SCOPE_POD, pod=pod, node=pod.node,
+                            service=found.service if found is not None else None,
+                            services=found.services if found is not None else ())
+
+    def process(self, batch: Sequence[Event]) -> NamedBatch:
+        r = self.index.resolver()
+        resolve = r.resolve
+        # the hot path, inlined: an exact (ip, port) hit or a pod/Service address hit is
+        # the common case; everything else (node addresses, NodePorts, unknown
+        # addresses) goes through resolve()
+        # (keys may hold None: an endpoint the decoder could not parse; a miss either way)
+        exact: Callable[[Any], EndpointName | None] = r.exact.get
+        by_ip: Callable[[Any], EndpointName | None] = r.by_ip.get
+        names: list[Names | None] = []
+        append = names.append
+        for ev in batch:
+            t = type(ev)
+            if t is FlowEvent or t is DropEvent or t is RouteEvent or t is IcmpEvent:
+                src, dst = ev.src, ev.dst  # type: ignore[union-attr]
+                sip, dip = src.ip, dst.ip
+                append((exact((sip, src.port)) or by_ip(sip) or resolve(sip, src.port),
+                        exact((dip, dst.port)) or by_ip(dip) or resolve(dip, dst.port)))
+            elif t is NatEvent:
+                assert isinstance(ev, NatEvent)
+                append((resolve(ev.orig_src.ip, ev.orig_src.port),
+                        resolve(ev.orig_dst.ip, ev.orig_dst.port),
+                        resolve(ev.reply_src.ip, ev.reply_src.port),
+                        resolve(ev.reply_dst.ip, ev.reply_dst.port)))
+            elif t is TcpEvent:
+                assert isinstance(ev, TcpEvent)
+                own = self._own_end(r, ev.netns, ev.pod, resolve(ev.src.ip, ev.src.port))
+                append((own, resolve(ev.dst.ip, ev.dst.port), self._process_pod(r, ev)))
+            elif t is SockEvent:
+                assert isinstance(ev, SockEvent)
+                addr = resolve(ev.addr.ip, ev.addr.port)
+                if ev.op != "connect":   # bind/listen: the address is the process's own
+                    addr = self._own_end(r, ev.netns, ev.pod, addr)
+                holder = ev.holder.pod if ev.holder is not None else None
+                append((addr, self._process_pod(r, ev), _process_pod(r, holder)))
+            else:
+                append(None)
+        return NamedBatch(batch, names)
+
+
+class PodFilter:
+    """`-l`/`-n`/`--pod`: keeps the events of the selected pods (by namespace inode,
+    resolved endpoint or process pod) and loss records; drops the rest."""
+
+    def __init__(self, selected: Callable[[], Selected]) -> None:
+        self.selected = selected   # () -> (pod uids, their namespace inodes, veth ifindexes)
+
+    def process(self, batch: NamedBatch) -> NamedBatch:
+        uids, inodes, ifindexes = self.selected()
+        events: list[Event] = []
+        names: list[Names | None] = []
+        for ev, n in batch.named():
+            if (type(ev) is FlowEvent and ev.ifindex in ifindexes) \
+                    or self._keep(ev, n, uids, inodes):
+                events.append(ev)
+                names.append(n)
+        return NamedBatch(events, names)
+
+    @staticmethod
+    def _keep(ev: Event, n: Names | None, uids: frozenset[str],
+              inodes: frozenset[int]) -> bool:
+        if ev.kind == "lost":
+            return True
+        if getattr(ev, "netns", 0) in inodes:
+            return True
+        for x in n or ():
+            if isinstance(x, EndpointName):
+                x = x.pod
+            if isinstance(x, PodName) and x.uid in uids:
+                return True
+        return False

@@ -1,0 +1,36 @@
+"""Writing the output stream so that no signal loses part of it.
+
+CPython's buffered stdout can drop the rest of a write when a signal handler runs while
+the write is blocked on a full pipe (`trace -o jsonl | slow-reader`, then Ctrl-C): the
+kernel returns a partial count and the remainder is lost, leaving half a JSON line.
+os.write() returns the partial count to us instead, and we write the rest.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TextIO
+
+
+class OutputStream:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        try:
+            self.fd: int | None = out.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self.fd = None     # an in-memory stream (tests): no descriptor, no signals
+        else:
+            out.flush()        # whatever was buffered goes first
+
+    def write(self, text: str) -> None:
+        if self.fd is None:
+            self.out.write(text)
+            return
+        view = memoryview(text.encode())
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def flush(self) -> None:
+        if self.fd is None:
+            self.out.flush()
