@@ -1,0 +1,156 @@
+"""The diagnosis stage: events in, findings out, as soon as their evidence is complete.
+
+    diag = Diagnoser(names, facts)
+    for batch in source.batches(stop):
+        findings = diag.process(batch, now_ns)    # now: the wall clock (live) or None
+    findings += diag.finish()                     # the end of the stream
+
+Live and replay share it: it reads only decoded events and their wall times, and the
+clock is the events' own unless the caller passes one (live: so that a connection that
+gets no answer is diagnosed while nothing else happens).  `finish()` decides what is
+left without waiting, so a recording replays to the findings the live run printed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+
+from tracer.diagnosis.finding import Coverage, Finding
+from tracer.diagnosis.names import Names
+from tracer.diagnosis.nodefacts import NodeFacts
+from tracer.diagnosis.rules import (
+    CONNECTION_RULES,
+    NEIGH_MATCH_NS,
+    SETTLE_NS,
+    Context,
+    Network,
+    hostport_conflict,
+    rp_filter_arp,
+)
+from tracer.interfaces import ROLE_UPLINK
+from tracer.model import Event, FlowEvent, LostEvent, SockEvent, TcpEvent
+from tracer.pipeline.connections import Connection, ConnectionTable
+
+GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
+TICK_NS = 200_000_000              # evaluate at most this often
+QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
+                                   # a connection is judged once it has been quiet this long
+
+
+class Diagnoser:
+    def __init__(self, names: Names, facts: NodeFacts, *, node_netns: int | None = None,
+                 pod_networks: Sequence[Network] = (),
+                 service_networks: Sequence[Network] = (),
+                 refresh_facts: Callable[[], NodeFacts] | None = None,
+                 coverage: Coverage | None = None) -> None:
+        pods = list(pod_networks) or [ipaddress.ip_network(c, strict=False)
+                                      for c in names.pod_cidrs()]
+        self.ctx = Context(names=names, facts=facts, table=ConnectionTable(),
+                           node_netns=node_netns, pod_networks=pods,
+                           service_networks=list(service_networks))
+        self.refresh_facts = refresh_facts
+        self.coverage = coverage or Coverage(node_state=facts.known)
+        self.findings: dict[str, Finding] = {}
+        self._connects: list[TcpEvent] = []       # pod connects awaiting an ARP outcome
+        self._last_eval = 0
+        self._dirty = False
+
+    # --- input ----------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Finding]:
+        out: list[Finding] = []
+        table = self.ctx.table
+        for ev in batch:
+            if isinstance(ev, LostEvent):
+                self.coverage.lost[ev.layer] = ev.total
+                continue
+            if self.ctx.node_netns is None and isinstance(ev, FlowEvent) \
+                    and ev.role == ROLE_UPLINK:
+                self.ctx.node_netns = ev.netns   # tc runs in the node's namespace
+            c = table.add(ev)
+            if c is not None:
+                self._dirty = True
+            if isinstance(ev, SockEvent):
+                f = hostport_conflict(self.ctx, ev)
+                if f is not None:
+                    out += self._emit(f)
+            elif isinstance(ev, TcpEvent) and ev.event == "connect" and ev.src.ip:
+                self._connects.append(ev)
+        now = max(now_ns or 0, table.now_ns)
+        if now - self._last_eval >= TICK_NS or self._dirty:
+            out += self._evaluate(now)
+        return out
+
+    def tick(self, now_ns: int) -> list[Finding]:
+        return self.process([], now_ns)
+
+    def finish(self) -> list[Finding]:
+        """The end of the stream: decide every pending connection now."""
+        out = self._evaluate(self.ctx.table.now_ns + GIVE_UP_NS, final=True)
+        self.coverage.connections = len(self.ctx.table.conns)
+        return out
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    def _ready(self, c: Connection, now: int, final: bool) -> bool:
+        if c.diagnosed:
+            return False
+        if c.answered and not c.reset:
+            return False
+        if final:
+            return True
+        if now - c.last_ns < QUIET_NS:
+            return False
+        hard = bool(c.drops or c.icmp_sent or c.reset) or any(
+            t.event == "failed" for t in self.ctx.table.tcp_for(c))
+        return hard or now - c.first_ns >= SETTLE_NS
+
+    def _evaluate(self, now: int, final: bool = False) -> list[Finding]:
+        self._last_eval = now
+        self._dirty = False
+        self.ctx.now_ns = now
+        if self.refresh_facts is not None and not final:
+            self.ctx.facts = self.refresh_facts()
+        out: list[Finding] = []
+        for c in self.ctx.table:
+            if not self._ready(c, now, final):
+                continue
+            for rule in CONNECTION_RULES:
+                f = rule(self.ctx, c)
+                if f is not None:
+                    c.diagnosed = True
+                    out += self._emit(f)
+                    break
+            else:
+                if final or now - c.first_ns > GIVE_UP_NS:
+                    self._unexplained(c)
+        pending = []
+        for ev in self._connects:
+            f = rp_filter_arp(self.ctx, ev)
+            if f is not None:
+                out += self._emit(f)
+                for c in self.ctx.table:   # the connection it explains, as far as seen
+                    if c.src.ip == ev.src.ip and c.dst.ip == ev.dst.ip:
+                        c.diagnosed = True
+            elif not final and now - ev.wall_ns < NEIGH_MATCH_NS:
+                pending.append(ev)
+        self._connects = pending
+        self.ctx.table.expire(now)
+        return out
+
+    def _unexplained(self, c: Connection) -> None:
+        c.diagnosed = True
+        if len(self.coverage.unexplained) < 20 and not c.answered:
+            self.coverage.unexplained.append(c.record())
+
+    def _emit(self, f: Finding) -> list[Finding]:
+        seen = self.findings.get(f.key)
+        if seen is not None:
+            seen.count += 1
+            return []
+        self.findings[f.key] = f
+        return [f]
+
+    def all_findings(self) -> list[Finding]:
+        return sorted(self.findings.values(), key=lambda f: f.first_seen_ns)
