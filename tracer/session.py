@@ -13,18 +13,19 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
+from tracer.diagnosis.engine import Diagnoser
 from tracer.interfaces import discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
-from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.local import LocalEnricher
 from tracer.pipeline.path import PathMarker
@@ -32,6 +33,7 @@ from tracer.podmap import PodMap
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
+from tracer.sinks.records import Output
 from tracer.sources.live import LiveSource, SourceStats
 from tracer.sysctls import ForwardingSysctls, local_addresses
 from tracer.timefmt import mono_to_wall_offset_ns
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    def write(self, batch: Sequence[Event]) -> None: ...
+    def write(self, batch: Sequence[Output]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -73,7 +75,13 @@ def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp.replace(path)
 
 
-def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
+DIAGNOSIS_HEARTBEAT_S = 0.2   # how often diagnosis looks at the clock when nothing happens
+
+
+def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
+        diagnoser: Diagnoser | None = None) -> SourceStats:
+    """Trace until `stop`; with a `diagnoser`, its findings go to the sink beside the
+    events, as soon as each is complete, and the rest at the end."""
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
@@ -135,7 +143,17 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
             [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs])
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             losses=lambda: {"conntrack": conntrack.overflows},
-                            refresh=refresh)
+                            refresh=refresh,
+                            heartbeat_s=DIAGNOSIS_HEARTBEAT_S if diagnoser else None)
+        if diagnoser is not None:
+            diagnoser.ctx.node_netns = node_ino
+            if not diagnoser.ctx.pod_networks:
+                diagnoser.ctx.pod_networks = list(marker.pod_networks)
+            if not diagnoser.ctx.service_networks:
+                diagnoser.ctx.service_networks = [n for n in marker.cluster_networks
+                                                  if n not in marker.pod_networks]
+            diagnoser.coverage.attached = list(attached)
+            diagnoser.coverage.unavailable = dict(module.unavailable)
         where = ("every network namespace" if opts.all_netns else
                  f"netns {node_ino} and its pod namespaces")
         log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))
@@ -167,12 +185,19 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 # marks are re-run on replay, by the code of the day
                 recorder.write(batch)
             batch = marker.process(batch)
-            sink.write(batch)
+            out: list[Output] = list(batch)
+            if diagnoser is not None:
+                out += diagnoser.process(batch, time.time_ns())
+            sink.write(out)
             seen += len(batch)
             if opts.stop_after is not None and seen >= opts.stop_after:
                 stop.set()
+        if diagnoser is not None:
+            sink.write(diagnoser.finish())
         sink.close()
         stats = source.stats()
+        if diagnoser is not None:
+            diagnoser.coverage.lost = dict(stats.lost)
         if recorder is not None:
             recorder.finish(EndInfo("stopped", stats.received, stats.decode_errors, stats.lost))
         if any(stats.lost.values()):

@@ -11,9 +11,9 @@ from typing import Any
 
 from tracer.cli.options import add_recording_size, writable_path
 from tracer.cli.trace_cmd import add_session_options, install_stop_signals, trace_options
-from tracer.model import Event
 from tracer.recording.writer import RecordSpec
 from tracer.session import run
+from tracer.sinks.records import Output
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ EXAMPLES = """examples:
 
 
 class NullSink:
-    def write(self, batch: Sequence[Event]) -> None:
+    def write(self, batch: Sequence[Output]) -> None:
         pass
 
     def close(self) -> None:

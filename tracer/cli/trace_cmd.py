@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from tracer.cli.options import (
@@ -18,6 +19,8 @@ from tracer.cli.options import (
     resolve_output,
     writable_path,
 )
+from tracer.diagnosis.engine import Diagnoser
+from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.recording.writer import RecordSpec
 from tracer.session import Sink, TraceOptions, run
 from tracer.sinks.jsonl import JsonlSink
@@ -38,6 +41,7 @@ def register(sub: Any) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output(p)
     add_session_options(p)
+    add_metadata_options(p)
     p.add_argument("--record", type=writable_path, metavar="FILE",
                    help="also record the session to FILE (mode 0600) for `nodetrace replay`")
     add_recording_size(p)
@@ -72,6 +76,26 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
                    "drops)")
 
 
+def add_metadata_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metadata", type=Path, metavar="FILE",
+                   help="Kubernetes objects (`kubectl get pods,services,endpointslices,nodes "
+                   "-A -o json`) to name pods, Services and nodes in findings")
+    p.add_argument("--node", metavar="NAME",
+                   help="this node's Kubernetes name (default: found from its addresses)")
+
+
+def live_diagnoser(metadata: Path | None, node: str | None) -> Diagnoser:
+    """Diagnosis of the live node: its routes and sysctls re-read as it runs."""
+    from tracer.diagnosis.nodefacts import read_live
+
+    names: Names = NoNames()
+    if metadata is not None:
+        names = ObjectListNames.from_file(metadata)
+    diag = Diagnoser(names, read_live(node), refresh_facts=lambda: read_live(node))
+    diag.coverage.metadata = f"file {metadata}" if metadata else "none"
+    return diag
+
+
 def install_stop_signals(stop: threading.Event) -> None:
     def handler(_signum: int, _frame: object) -> None:
         stop.set()
@@ -97,7 +121,8 @@ def main(args: argparse.Namespace) -> int:
     record = None
     if args.record is not None:
         record = RecordSpec(args.record, max_size=args.max_size, rotate=args.rotate)
-    stats = run(trace_options(args, record), sink, stop)
+    stats = run(trace_options(args, record), sink, stop,
+                diagnoser=live_diagnoser(args.metadata, args.node))
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)

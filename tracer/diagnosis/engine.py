@@ -34,6 +34,7 @@ from tracer.pipeline.connections import Connection, ConnectionTable
 
 GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
 TICK_NS = 200_000_000              # evaluate at most this often
+FACTS_REFRESH_NS = 2_000_000_000   # the live node's routes and sysctls, re-read
 QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
                                    # a connection is judged once it has been quiet this long
 
@@ -54,6 +55,7 @@ class Diagnoser:
         self.findings: dict[str, Finding] = {}
         self._connects: list[TcpEvent] = []       # pod connects awaiting an ARP outcome
         self._last_eval = 0
+        self._facts_at = 0
         self._dirty = False
 
     # --- input ----------------------------------------------------------------------------
@@ -110,8 +112,10 @@ class Diagnoser:
         self._last_eval = now
         self._dirty = False
         self.ctx.now_ns = now
-        if self.refresh_facts is not None and not final:
+        if self.refresh_facts is not None and not final and \
+                now - self._facts_at >= FACTS_REFRESH_NS:
             self.ctx.facts = self.refresh_facts()
+            self._facts_at = now
         out: list[Finding] = []
         for c in self.ctx.table:
             if not self._ready(c, now, final):

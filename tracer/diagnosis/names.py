@@ -110,7 +110,7 @@ class ObjectListNames:
                 continue
             meta, spec = o.get("metadata") or {}, o.get("spec") or {}
             key = (meta.get("namespace", ""), meta.get("name", "?"))
-            ips = tuple(spec.get("clusterIPs") or [spec.get("clusterIP")] or [])
+            ips = tuple(spec.get("clusterIPs") or [spec.get("clusterIP")])
             self._services.append(ServiceInfo(
                 ref=ObjRef("Service", key[0], key[1]),
                 cluster_ips=tuple(i for i in ips if i and i != "None"),

@@ -179,7 +179,7 @@ def ip_forward_disabled(ctx: Context, c: Connection) -> Finding | None:
 
 
 def service_no_endpoints(ctx: Context, c: Connection) -> Finding | None:
-    if c.dnat or c.answered and not c.reset:
+    if c.dnat or (c.answered and not c.reset):
         return None
     rejected = [i for i in c.icmp_sent if i.meaning == "port-unreachable"]
     refused = [t for t in ctx.table.tcp_for(c) if t.error == "ECONNREFUSED"]
@@ -474,7 +474,8 @@ def no_route(ctx: Context, c: Connection) -> Finding | None:
         f"add the route on {node}: `ip route add {dest} via <the gateway that reaches it>` "
         "(and make it persistent in the node's network configuration)",
         f"{dest}|{node}",
-        None if route is None else
+        "the node's routes were not read: `ip route get " + str(ep.ip) + "` on " + node
+        + " confirms" if not ctx.facts.known else None if route is None else
         f"the /24 is a guess: the network that holds {ep.ip} is what needs the route")
 
 
@@ -561,8 +562,8 @@ def rp_filter_arp(ctx: Context, ev: TcpEvent) -> Finding | None:
     to its ARP requests for its gateway either (arp_process validates the sender
     address like a packet's): its neighbour entry for the node fails in its own
     namespace, and no packet ever reaches the node."""
-    if ev.event != "connect" or not ev.src.ip or ctx.in_node_netns(ev.netns) and \
-            ctx.node_netns is not None and ev.netns == ctx.node_netns:
+    if ev.event != "connect" or not ev.src.ip or (ctx.in_node_netns(ev.netns) and \
+            ctx.node_netns is not None and ev.netns == ctx.node_netns):
         return None
     failed = [n for n in ctx.table.neigh if n.netns == ev.netns and ctx.facts.is_local(n.addr)
               and ev.wall_ns <= n.wall_ns <= ev.wall_ns + NEIGH_MATCH_NS]

@@ -6,15 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from tracer.model import Event
-from tracer.sinks.records import event_record
+from tracer.sinks.records import Output, event_record
 
 
 class JsonlSink:
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
-    def write(self, batch: Sequence[Event]) -> None:
+    def write(self, batch: Sequence[Output]) -> None:
         if not batch:
             return
         self.out.write("".join(json.dumps(event_record(ev), separators=(",", ":")) + "\n"

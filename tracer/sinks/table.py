@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from tracer.diagnosis.finding import Finding
 from tracer.model import (
     DropEvent,
     Endpoint,
-    Event,
     FlowEvent,
     Forwarding,
     IcmpEvent,
@@ -30,6 +30,7 @@ from tracer.model import (
     proto_name,
     tcp_flag_names,
 )
+from tracer.sinks.records import Output
 from tracer.timefmt import rfc3339_ns
 
 HEADER = f"{'TIME':<15}  {'KIND':<4}  {'WHERE':<24}  WHAT"
@@ -145,12 +146,18 @@ LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {
 }
 
 
+def finding_lines(f: Finding) -> list[str]:
+    names = ", ".join(str(o) for o in dict.fromkeys(f.objects))
+    return [f"!! {f.kind}: {f.summary}", *([f"   objects: {names}"] if names else []),
+            f"   fix: {f.fix}", *([f"   to be sure: {f.ambiguity}"] if f.ambiguity else [])]
+
+
 class TableSink:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._header = False
 
-    def write(self, batch: Sequence[Event]) -> None:
+    def write(self, batch: Sequence[Output]) -> None:
         if not batch:
             return
         lines: list[str] = []
@@ -158,6 +165,11 @@ class TableSink:
             lines.append(HEADER)
             self._header = True
         for ev in batch:
+            if isinstance(ev, Finding):
+                head = f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  find  {'node':<24}  "
+                lines += [head + line if i == 0 else " " * len(head) + line
+                          for i, line in enumerate(finding_lines(ev))]
+                continue
             fn = LINE_FNS.get(type(ev))
             if fn is None:
                 continue

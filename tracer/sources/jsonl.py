@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from tracer.model import (
+    IPS_DST_NAT,
+    IPS_SEEN_REPLY,
+    IPS_SRC_NAT,
     PROTO_NAMES,
+    TCP_FLAG_NAMES,
     DropEvent,
     Endpoint,
     Event,
@@ -35,10 +39,6 @@ from tracer.model import (
     RouteEvent,
     SockEvent,
     TcpEvent,
-    TCP_FLAG_NAMES,
-    IPS_DST_NAT,
-    IPS_SEEN_REPLY,
-    IPS_SRC_NAT,
 )
 
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
