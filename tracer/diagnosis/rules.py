@@ -21,6 +21,7 @@ from tracer.diagnosis.names import Names, ObjRef, ServiceInfo
 from tracer.diagnosis.nodefacts import NodeFacts, Route
 from tracer.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
 from tracer.pipeline.connections import Connection, ConnectionTable, ep_text
+from tracer.pipeline.path import UNTRANSLATED_POD_SOURCE
 from tracer.sinks.records import event_record
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -495,8 +496,14 @@ def masquerade_missing(ctx: Context, c: Connection) -> Finding | None:
     if c.answered:
         return None
     hop = c.left_via("uplink")
-    if hop is None or not ctx.inside(hop.src.ip, ctx.pod_networks) or \
-            ctx.inside(hop.dst.ip, ctx.pod_networks + ctx.service_networks):
+    if hop is None:
+        return None
+    # the path marker's judgment (its pod networks: the node's own, from its routes),
+    # or ours from the cluster's pod networks
+    shape = UNTRANSLATED_POD_SOURCE in hop.marks or (
+        ctx.inside(hop.src.ip, ctx.pod_networks)
+        and not ctx.inside(hop.dst.ip, ctx.pod_networks + ctx.service_networks))
+    if not shape:
         return None
     settled = (c.syn_retransmits > 0 or c.failed_socket() is not None
                or any(t.event == "failed" for t in ctx.table.tcp_for(c))
@@ -507,6 +514,8 @@ def masquerade_missing(ctx: Context, c: Connection) -> Finding | None:
     node = ctx.node_name()
     nets = list(ipaddress.collapse_addresses(n for n in ctx.pod_networks if n.version == 4))
     cidr = str(nets[0]) if len(nets) == 1 else "<the cluster's pod CIDR>"
+    if not nets:
+        cidr = _guess_net(hop.src.ip)
     return _finding(
         ctx, c, "masquerade-missing",
         f"{who} cannot reach {ep_text(hop.dst.ip, hop.dst.port)}: its traffic leaves {node} "
