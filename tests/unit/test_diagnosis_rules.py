@@ -233,7 +233,7 @@ def test_rejected_policy_drop_says_rejected() -> None:
                      drop.src, drop.dst, drop.ifindex, drop.ifname, 60)
     found = diagnose("policy-drop", [*evs, icmp])
     assert [f.kind for f in found] == ["netfilter-drop"]
-    assert "rejected" in found[0].summary
+    assert "rejects (admin-prohibited)" in found[0].summary
 
 
 def test_loose_rp_filter_is_not_rp_filter_drop() -> None:

@@ -34,6 +34,7 @@ from tracer.pipeline.connections import Connection, ConnectionTable
 
 GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
 TICK_NS = 200_000_000              # evaluate at most this often
+EXPIRE_EVERY_NS = 10_000_000_000   # forget idle connections this often
 FACTS_REFRESH_NS = 2_000_000_000   # the live node's routes and sysctls, re-read
 QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
                                    # a connection is judged once it has been quiet this long
@@ -56,7 +57,7 @@ class Diagnoser:
         self._connects: list[TcpEvent] = []       # pod connects awaiting an ARP outcome
         self._last_eval = 0
         self._facts_at = 0
-        self._dirty = False
+        self._expired_at = 0
 
     # --- input ----------------------------------------------------------------------------
 
@@ -70,9 +71,7 @@ class Diagnoser:
             if self.ctx.node_netns is None and isinstance(ev, FlowEvent) \
                     and ev.role == ROLE_UPLINK:
                 self.ctx.node_netns = ev.netns   # tc runs in the node's namespace
-            c = table.add(ev)
-            if c is not None:
-                self._dirty = True
+            table.add(ev)
             if isinstance(ev, SockEvent):
                 f = hostport_conflict(self.ctx, ev)
                 if f is not None:
@@ -80,7 +79,7 @@ class Diagnoser:
             elif isinstance(ev, TcpEvent) and ev.event == "connect" and ev.src.ip:
                 self._connects.append(ev)
         now = max(now_ns or 0, table.now_ns)
-        if now - self._last_eval >= TICK_NS or self._dirty:
+        if now - self._last_eval >= TICK_NS:
             out += self._evaluate(now)
         return out
 
@@ -96,34 +95,31 @@ class Diagnoser:
     # --- evaluation -----------------------------------------------------------------------
 
     def _ready(self, c: Connection, now: int, final: bool) -> bool:
-        if c.diagnosed:
-            return False
-        if c.answered and not c.reset:
+        if not c.open_question:
             return False
         if final:
             return True
         if now - c.last_ns < QUIET_NS:
             return False
-        hard = bool(c.drops or c.icmp_sent or c.reset) or any(
+        hard = bool(c.drops or c.icmp_sent or c.refused) or any(
             t.event == "failed" for t in self.ctx.table.tcp_for(c))
         return hard or now - c.first_ns >= SETTLE_NS
 
     def _evaluate(self, now: int, final: bool = False) -> list[Finding]:
         self._last_eval = now
-        self._dirty = False
         self.ctx.now_ns = now
         if self.refresh_facts is not None and not final and \
                 now - self._facts_at >= FACTS_REFRESH_NS:
             self.ctx.facts = self.refresh_facts()
             self._facts_at = now
         out: list[Finding] = []
-        for c in self.ctx.table:
+        for c in list(self.ctx.table.candidates.values()):
             if not self._ready(c, now, final):
                 continue
             for rule in CONNECTION_RULES:
                 f = rule(self.ctx, c)
                 if f is not None:
-                    c.diagnosed = True
+                    self.ctx.table.settle(c)
                     out += self._emit(f)
                     break
             else:
@@ -134,17 +130,19 @@ class Diagnoser:
             f = rp_filter_arp(self.ctx, ev)
             if f is not None:
                 out += self._emit(f)
-                for c in self.ctx.table:   # the connection it explains, as far as seen
+                for c in list(self.ctx.table.candidates.values()):
                     if c.src.ip == ev.src.ip and c.dst.ip == ev.dst.ip:
-                        c.diagnosed = True
+                        self.ctx.table.settle(c)   # the connection it explains
             elif not final and now - ev.wall_ns < NEIGH_MATCH_NS:
                 pending.append(ev)
         self._connects = pending
-        self.ctx.table.expire(now)
+        if now - self._expired_at >= EXPIRE_EVERY_NS:
+            self.ctx.table.expire(now)
+            self._expired_at = now
         return out
 
     def _unexplained(self, c: Connection) -> None:
-        c.diagnosed = True
+        self.ctx.table.settle(c)
         if len(self.coverage.unexplained) < 20 and not c.answered:
             self.coverage.unexplained.append(c.record())
 

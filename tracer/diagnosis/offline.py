@@ -18,9 +18,14 @@ from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.finding import Coverage, Finding
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
+from tracer.diagnosis.rules import Network
 from tracer.model import Event
+from tracer.pipeline.path import PathMarker
 from tracer.recording.format import MAGIC_PREFIX
+from tracer.recording.reader import Header, RecordingReader
+from tracer.recording.writer import MetadataRecord, NodeState
 from tracer.sources.jsonl import JsonlEvents
+from tracer.sources.replay import ReplaySource
 
 BATCH = 64
 
@@ -60,8 +65,9 @@ def diagnose_file(path: Path, *, names: Names | None = None, facts: NodeFacts | 
                   cluster_cidrs: list[str] | None = None,
                   emit: Callable[[list[Finding]], None] | None = None,
                   stop: threading.Event | None = None) -> Diagnoser:
-    services = [ipaddress.ip_network(c, strict=False) for c in service_cidrs or []]
-    pods = [ipaddress.ip_network(c, strict=False) for c in cluster_cidrs or []]
+    services: list[Network] = [ipaddress.ip_network(c, strict=False)
+                               for c in service_cidrs or []]
+    pods: list[Network] = [ipaddress.ip_network(c, strict=False) for c in cluster_cidrs or []]
     coverage = Coverage(metadata=metadata_label, node_state=facts is not None and facts.known)
     if not is_recording(path):
         diag = Diagnoser(names or NoNames(), facts or NodeFacts(), pod_networks=pods,
@@ -75,47 +81,68 @@ def diagnose_file(path: Path, *, names: Names | None = None, facts: NodeFacts | 
                                stop or threading.Event(), node)
 
 
+class RecordedState:
+    """Feeds a Diagnoser the node state and metadata a recording carries, in stream
+    order (ReplaySource's `on_record`), unless the caller gave its own."""
+
+    def __init__(self, diag: Diagnoser, node: str | None, *, keep_names: bool,
+                 keep_facts: bool) -> None:
+        self.diag = diag
+        self.node = node
+        self.keep_names = keep_names
+        self.keep_facts = keep_facts
+        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def on_record(self, rec: MetadataRecord | NodeState) -> None:
+        if isinstance(rec, NodeState) and not self.keep_facts:
+            snap = dict(rec.items)
+            snap["node"] = self.node
+            self.diag.ctx.facts = NodeFacts.from_snapshot(snap)
+            self.diag.coverage.node_state = True
+        elif isinstance(rec, MetadataRecord) and not self.keep_names:
+            meta = rec.object.get("metadata") or {}
+            key = (rec.kind, meta.get("namespace", ""), meta.get("name", ""))
+            if rec.op == "deleted":
+                self._objects.pop(key, None)
+            else:
+                self._objects[key] = {"kind": rec.kind, **rec.object}
+            self.diag.ctx.names = ObjectListNames(list(self._objects.values()))
+            self.diag.coverage.metadata = "recording"
+
+
+def recording_diagnoser(h: Header, *, names: Names | None, facts: NodeFacts | None,
+                        coverage: Coverage, node: str | None,
+                        pods: list[Network] | None = None,
+                        services: list[Network] | None = None) -> \
+        tuple[Diagnoser, RecordedState, PathMarker]:
+    """The diagnoser, its feed of recorded state, and the path marks of a recording's
+    replay — the stages the live session runs after its recording tee."""
+    pods = pods or [ipaddress.ip_network(n, strict=False) for n in h.pod_networks]
+    services = services or [ipaddress.ip_network(n, strict=False)
+                            for n in h.service_networks]
+    coverage.attached = list(h.attached)
+    coverage.unavailable = dict(h.unavailable)
+    # the recording names the host; the Kubernetes node name may differ (--node)
+    node = node or h.node or None
+    diag = Diagnoser(names or NoNames(), facts or NodeFacts(node=node),
+                     node_netns=h.netns or None, pod_networks=pods,
+                     service_networks=services, coverage=coverage)
+    state = RecordedState(diag, node, keep_names=names is not None,
+                          keep_facts=facts is not None)
+    return diag, state, PathMarker(pods, services)
+
+
 def _diagnose_recording(path: Path, names: Names | None, facts: NodeFacts | None,
-                        coverage: Coverage, pods: list[Any], services: list[Any],
+                        coverage: Coverage, pods: list[Network], services: list[Network],
                         emit: Callable[[list[Finding]], None] | None,
                         stop: threading.Event, node: str | None) -> Diagnoser:
-    from tracer.recording.reader import RecordingReader
-    from tracer.recording.writer import MetadataRecord, NodeState
-    from tracer.sources.replay import ReplaySource
-
     with RecordingReader(path) as reader:
-        h = reader.header
-        pods = pods or [ipaddress.ip_network(n, strict=False) for n in h.pod_networks]
-        services = services or [ipaddress.ip_network(n, strict=False)
-                                for n in h.service_networks]
-        coverage.attached = list(h.attached)
-        coverage.unavailable = dict(h.unavailable)
-        # the recording names the host; the Kubernetes node name may differ (--node)
-        node = node or h.node or None
-        diag = Diagnoser(names or NoNames(), facts or NodeFacts(node=node),
-                         node_netns=h.netns or None, pod_networks=pods,
-                         service_networks=services, coverage=coverage)
-        objects: dict[tuple[str, str, str], dict[str, Any]] = {}
-
-        def on_record(rec: MetadataRecord | NodeState) -> None:
-            if isinstance(rec, NodeState) and facts is None:
-                snap = dict(rec.items)
-                snap["node"] = node
-                diag.ctx.facts = NodeFacts.from_snapshot(snap)
-                diag.coverage.node_state = True
-            elif isinstance(rec, MetadataRecord) and names is None:
-                meta = rec.object.get("metadata") or {}
-                key = (rec.kind, meta.get("namespace", ""), meta.get("name", ""))
-                if rec.op == "deleted":
-                    objects.pop(key, None)
-                else:
-                    objects[key] = {"kind": rec.kind, **rec.object}
-                diag.ctx.names = ObjectListNames(list(objects.values()))
-                diag.coverage.metadata = "recording"
-
-        source = ReplaySource(reader, on_record=on_record)
+        diag, state, marker = recording_diagnoser(
+            reader.header, names=names, facts=facts, coverage=coverage, node=node,
+            pods=pods, services=services)
+        source = ReplaySource(reader, on_record=state.on_record)
         for batch in source.batches(stop):
-            found = diag.process(batch)
+            found = diag.process(marker.process(batch))
             if emit is not None and found:
                 emit(found)
         last = diag.finish()

@@ -180,7 +180,7 @@ def ip_forward_disabled(ctx: Context, c: Connection) -> Finding | None:
 
 
 def service_no_endpoints(ctx: Context, c: Connection) -> Finding | None:
-    if c.dnat or (c.answered and not c.reset):
+    if c.dnat or (c.answered and not c.refused):
         return None
     rejected = [i for i in c.icmp_sent if i.meaning == "port-unreachable"]
     refused = [t for t in ctx.table.tcp_for(c) if t.error == "ECONNREFUSED"]
@@ -241,7 +241,13 @@ def externalip_untranslated(ctx: Context, c: Connection) -> Finding | None:
 
 
 def connection_refused(ctx: Context, c: Connection) -> Finding | None:
-    if not c.reset or c.icmp_sent:
+    # the endpoint's kernel found no socket: a RST back (TCP), or the datagram freed
+    # with NO_SOCKET (UDP; its ICMP port-unreachable is rate-limited); a SYN only, as
+    # late segments of a closed connection meet no socket either
+    no_socket = [d for d in c.drops if d.reason == "NO_SOCKET" and (
+        d.proto == 17 or (d.tcp_flags & 0x02 and not d.tcp_flags & 0x10))]
+    if _node_drops(ctx, c, "NETFILTER_DROP") or not (c.refused or no_socket) or \
+            (c.answered and not c.refused):
         return None
     who, ref = ctx.client(c)
     ep = c.translated_dst
@@ -249,10 +255,12 @@ def connection_refused(ctx: Context, c: Connection) -> Finding | None:
     svc = ctx.names.service_by_ip(c.dst.ip, c.dst.port) if c.dnat else None
     via = f"{_svc_text(svc, c.dst)} → " if svc else ""
     ev = [h.record() for h in c.reply_hops() if h.tcp_flags & 0x04][:1] + _tcp(ctx, c)
+    ev += [_drop(d) for d in no_socket[:1]]
+    how = "refused (RST)" if c.refused else "dropped (no socket)"
     return _finding(
         ctx, c, "connection-refused",
-        f"{who} → {via}{target}: nothing listens on port {ep.port}, the connection is "
-        "refused (RST)", [ref, svc.ref if svc else None, tref], ev,
+        f"{who} → {via}{target}: nothing listens on {proto_name(c.proto)} port {ep.port}, "
+        f"the connection is {how}", [ref, svc.ref if svc else None, tref], ev,
         (f"make the Service's targetPort match the port the container listens on (`kubectl "
          f"get svc -n {svc.ref.namespace} {svc.ref.name} -o yaml`, the pod's containerPort "
          "and what its process binds)" if svc else
@@ -271,15 +279,19 @@ def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
         c.translated_dst.ip)
     hook = "FORWARD (forwarded or bridged traffic)" if forwarded else "INPUT or OUTPUT"
     rejected = [i.meaning for i in c.icmp_sent]
-    how = f"rejected ({rejected[0]})" if rejected else "dropped silently"
+    how = f"rejects ({rejected[0]})" if rejected else "silently drops"
+    fix = (f"if a NetworkPolicy selects {target}, allow {who} in its ingress rules (`kubectl "
+           "get networkpolicy -A`); otherwise find the DROP rule in the host firewall "
+           "(`iptables-save -c` / `nft list ruleset`: the counters that grow)") if forwarded \
+        else (f"find the rule in the host firewall of {ctx.node_name()} (filter INPUT/OUTPUT:"
+              " `iptables-save -c` / `nft list ruleset`, the counters that grow) and allow "
+              f"port {c.translated_dst.port}")
     return _finding(
         ctx, c, "netfilter-drop",
         f"a firewall rule on {ctx.node_name()} {how} {who}'s traffic to "
         f"{target} port {c.translated_dst.port} (hook {hook}, in {d.location.split('+')[0]})",
         [ref, tref], [_drop(d), {"kind": "hook", "hook": hook, "function": d.location}],
-        f"if a NetworkPolicy selects {target}, allow {who} in its ingress rules (`kubectl "
-        "get networkpolicy -A`); otherwise find the DROP rule in the host firewall "
-        "(`iptables-save -c` / `nft list ruleset`: the counters that grow)",
+        fix,
         f"{c.src.ip}|{c.translated_dst.ip}:{c.translated_dst.port}",
         "a NetworkPolicy and a host firewall rule look the same to the kernel: the "
         "matching rule's packet counter (`iptables-save -c`) tells which")

@@ -61,7 +61,9 @@ def reverse(k: Key) -> Key:
 
 
 def ep_text(ip: str | None, port: int | None) -> str:
-    return f"{ip}:{port}" if port is not None else str(ip)
+    if port is None:
+        return str(ip)
+    return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
 @dataclass
@@ -148,10 +150,21 @@ class Connection:
             any(t.event == "established" for t in self.tcp)
 
     @property
-    def reset(self) -> bool:
-        return any(h.tcp_flags & TCP_RST for h in self.reply_hops()) or \
-            any(t.event == "reset_sent" for t in self.tcp) or \
-            any(t.error == "ECONNREFUSED" for t in self.tcp)
+    def refused(self) -> bool:
+        """Answered with a RST instead of a SYN-ACK (a RST after an established
+        connection is a normal ending, not a refusal)."""
+        replies = self.reply_hops()
+        if any(h.tcp_flags & TCP_RST for h in replies):
+            return not any(h.tcp_flags & TCP_SYN for h in replies) and \
+                not any(t.event == "established" for t in self.tcp)
+        return any(t.error == "ECONNREFUSED" for t in self.tcp) or \
+            any(t.event == "reset_sent" and t.src.ip == self.translated_dst.ip
+                for t in self.tcp)
+
+    @property
+    def open_question(self) -> bool:
+        """Worth a rule's look: not diagnosed, and unanswered or refused."""
+        return not self.diagnosed and (not self.answered or self.refused)
 
     @property
     def syn_retransmits(self) -> int:
@@ -202,6 +215,11 @@ class ConnectionTable:
         self.routes: deque[RouteEvent] = deque(maxlen=RECENT_MAX)
         self.socks: deque[SockEvent] = deque(maxlen=RECENT_MAX)
         self.tcp: deque[TcpEvent] = deque(maxlen=RECENT_MAX)
+        # socket events by (src ip, dst ip, dst port): the client's end has no port yet
+        self._tcp_by: dict[tuple[str | None, str | None, int | None], deque[TcpEvent]] = {}
+        # connections a rule may still have to look at (unanswered or refused): the
+        # rest are skipped without a look, however many there are
+        self.candidates: dict[Key, Connection] = {}
         self.evicted = 0
         self.now_ns = 0
 
@@ -222,12 +240,14 @@ class ConnectionTable:
             self.evicted += 1
         c = Connection(k, t, t)
         self.conns[k] = c
+        self.candidates[k] = c
         self._alias_to(k, k, False)
         self._alias_to(reverse(k), k, True)
         return c
 
     def _forget(self, k: Key) -> None:
         self.conns.pop(k, None)
+        self.candidates.pop(k, None)
         for seen in self._aliases_of.pop(k, []):
             if self._alias.get(seen, (None,))[0] == k:
                 del self._alias[seen]
@@ -251,6 +271,17 @@ class ConnectionTable:
 
     def add(self, ev: Event) -> Connection | None:
         """Attach one event; returns the connection it concerns, if any."""
+        c = self._add(ev)
+        if c is not None and not c.open_question:
+            self.candidates.pop(c.key, None)
+        return c
+
+    def settle(self, c: Connection) -> None:
+        """A rule explained `c` (or none will): no more looks."""
+        c.diagnosed = True
+        self.candidates.pop(c.key, None)
+
+    def _add(self, ev: Event) -> Connection | None:
         t = getattr(ev, "wall_ns", 0)
         self.now_ns = max(self.now_ns, t)
         if isinstance(ev, FlowEvent):
@@ -271,6 +302,7 @@ class ConnectionTable:
             return None
         if isinstance(ev, TcpEvent):
             self.tcp.append(ev)
+            self._index_tcp(ev)
             for k in (key_of(6, ev.src, ev.dst), key_of(6, ev.dst, ev.src)):
                 found = self._find(k) if k[2] and k[4] else None
                 if found is not None:
@@ -336,6 +368,15 @@ class ConnectionTable:
             self._alias_to(seen, c.key, reply)
         return c
 
+    def _index_tcp(self, ev: TcpEvent) -> None:
+        for k in ((ev.src.ip, ev.dst.ip, ev.dst.port), (ev.dst.ip, ev.src.ip, ev.src.port)):
+            q = self._tcp_by.get(k)
+            if q is None:
+                if len(self._tcp_by) >= RECENT_MAX:       # the oldest address pair goes
+                    del self._tcp_by[next(iter(self._tcp_by))]
+                q = self._tcp_by[k] = deque(maxlen=16)
+            q.append(ev)
+
     def expire(self, now_ns: int) -> None:
         for c in list(self.conns.values()):
             if now_ns - c.last_ns > IDLE_NS:
@@ -344,11 +385,11 @@ class ConnectionTable:
     # --- questions the rules ask ------------------------------------------------------
 
     def tcp_for(self, c: Connection) -> list[TcpEvent]:
-        """The client's socket events for `c` (connect/failed carry no source port)."""
+        """The client's socket events for `c` (connect/failed carry no source port),
+        and the server's reset for it."""
         out = list(c.tcp)
-        for ev in self.tcp:
-            if ev in out or ev.src.ip != c.src.ip or ev.dst.ip != c.dst.ip or \
-                    ev.dst.port != c.dst.port or ev.src.port not in (0, c.src.port):
+        for ev in self._tcp_by.get((c.src.ip, c.dst.ip, c.dst.port), ()):
+            if ev in out or ev.src.port not in (0, c.src.port):
                 continue
             if c.first_ns - TCP_MATCH_NS <= ev.wall_ns <= c.last_ns + TCP_MATCH_NS:
                 out.append(ev)
