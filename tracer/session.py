@@ -88,9 +88,11 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         if kprobes_available(tracefs_dir()):
             families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
         # issue 5: every failure family whose required hooks this kernel has
+        not_built: dict[str, str] = {}
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
             if why:
                 log.info("not tracing %s events: %s", family, why)
+                not_built[f"{family} events"] = why
             else:
                 families.add(family)
         module = stack.enter_context(Module(BuildSpec(
@@ -153,7 +155,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                 diagnoser.ctx.service_networks = [n for n in marker.cluster_networks
                                                   if n not in marker.pod_networks]
             diagnoser.coverage.attached = list(attached)
-            diagnoser.coverage.unavailable = dict(module.unavailable)
+            diagnoser.coverage.unavailable = {**not_built, **module.unavailable}
         where = ("every network namespace" if opts.all_netns else
                  f"netns {node_ino} and its pod namespaces")
         log.info("tracing %s (%s); Ctrl-C to stop", where, "; ".join(attached))

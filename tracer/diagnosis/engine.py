@@ -90,6 +90,8 @@ class Diagnoser:
         """The end of the stream: decide every pending connection now."""
         out = self._evaluate(self.ctx.table.now_ns + GIVE_UP_NS, final=True)
         self.coverage.connections = len(self.ctx.table.conns)
+        if self.ctx.table.evicted:
+            self.coverage.lost["connections_evicted"] = self.ctx.table.evicted
         return out
 
     # --- evaluation -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ inner packet is not parsed), failed neighbours, failed route lookups, failed bin
 are kept in short recent lists for the rules to correlate by address and time.
 
 Bounded: connections idle for IDLE_NS are forgotten; at most MAX_CONNECTIONS are kept
-(the oldest go first, counted in `evicted`).
+(the first created go first, counted in `evicted` and in diagnosis' coverage).
 """
 
 from __future__ import annotations
@@ -235,8 +235,7 @@ class ConnectionTable:
 
     def _create(self, k: Key, t: int) -> Connection:
         if len(self.conns) >= MAX_CONNECTIONS:
-            oldest = min(self.conns.values(), key=lambda c: c.last_ns)
-            self._forget(oldest.key)
+            self._forget(next(iter(self.conns)))   # the first created (dicts keep order)
             self.evicted += 1
         c = Connection(k, t, t)
         self.conns[k] = c
