@@ -29,7 +29,7 @@ from tracer.diagnosis.rules import (
     rp_filter_arp,
 )
 from tracer.interfaces import ROLE_UPLINK
-from tracer.model import Event, FlowEvent, LostEvent, SockEvent, TcpEvent
+from tracer.model import Event, FlowEvent, LostEvent, NeighEvent, SockEvent
 from tracer.pipeline.connections import Connection, ConnectionTable
 
 GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
@@ -54,7 +54,6 @@ class Diagnoser:
         self.refresh_facts = refresh_facts
         self.coverage = coverage or Coverage(node_state=facts.known)
         self.findings: dict[str, Finding] = {}
-        self._connects: list[TcpEvent] = []       # pod connects awaiting an ARP outcome
         self._last_eval = 0
         self._facts_at = 0
         self._expired_at = 0
@@ -76,8 +75,10 @@ class Diagnoser:
                 f = hostport_conflict(self.ctx, ev)
                 if f is not None:
                     out += self._emit(f)
-            elif isinstance(ev, TcpEvent) and ev.event == "connect" and ev.src.ip:
-                self._connects.append(ev)
+            elif isinstance(ev, NeighEvent) and ev.netns != self.ctx.node_netns:
+                # a pod that could not resolve its gateway: did it send from an address
+                # the node's reverse-path filter rejects?
+                out += self._rp_filter_arp(ev)
         now = max(now_ns or 0, table.now_ns)
         if now - self._last_eval >= TICK_NS:
             out += self._evaluate(now)
@@ -127,20 +128,23 @@ class Diagnoser:
             else:
                 if final or now - c.first_ns > GIVE_UP_NS:
                     self._unexplained(c)
-        pending = []
-        for ev in self._connects:
-            f = rp_filter_arp(self.ctx, ev)
-            if f is not None:
-                out += self._emit(f)
-                for c in list(self.ctx.table.candidates.values()):
-                    if c.src.ip == ev.src.ip and c.dst.ip == ev.dst.ip:
-                        self.ctx.table.settle(c)   # the connection it explains
-            elif not final and now - ev.wall_ns < NEIGH_MATCH_NS:
-                pending.append(ev)
-        self._connects = pending
         if now - self._expired_at >= EXPIRE_EVERY_NS:
             self.ctx.table.expire(now)
             self._expired_at = now
+        return out
+
+    def _rp_filter_arp(self, n: NeighEvent) -> list[Finding]:
+        out: list[Finding] = []
+        table = self.ctx.table
+        for ev in [t for t in table.tcp if t.netns == n.netns and t.event == "connect"
+                   and n.wall_ns - NEIGH_MATCH_NS <= t.wall_ns <= n.wall_ns]:
+            f = rp_filter_arp(self.ctx, ev)
+            if f is None:
+                continue
+            out += self._emit(f)
+            for c in list(table.candidates.values()):
+                if c.src.ip == ev.src.ip and c.dst.ip == ev.dst.ip:
+                    table.settle(c)   # the connection it explains, as far as it was seen
         return out
 
     def _unexplained(self, c: Connection) -> None:

@@ -102,6 +102,17 @@ class Connection:
     icmp_sent: list[IcmpEvent] = field(default_factory=list)
     tcp: list[TcpEvent] = field(default_factory=list)
     diagnosed: bool = False    # a rule explained it (or none could, and it was reported)
+    # kept as events arrive, so that the table can tell cheaply which connections a
+    # rule still has to look at
+    reply_seen: bool = False   # a reply at some hook
+    reply_flags: int = 0       # TCP flags of every reply, OR-ed
+    established: bool = False  # the client's socket connected
+    refused_socket: bool = False   # ECONNREFUSED, or the server's kernel sent a RST
+
+    def note_tcp(self, t: TcpEvent) -> None:
+        self.tcp.append(t)
+        self.established |= t.event == "established"
+        self.refused_socket |= t.error == "ECONNREFUSED" or t.event == "reset_sent"
 
     @property
     def proto(self) -> int:
@@ -146,20 +157,16 @@ class Connection:
     def answered(self) -> bool:
         """Anything came back: a reply at a hook, conntrack saw one, or the socket
         connected."""
-        return bool(self.reply_hops()) or (self.nat is not None and self.nat.replied) or \
-            any(t.event == "established" for t in self.tcp)
+        return self.reply_seen or self.established or \
+            (self.nat is not None and self.nat.replied)
 
     @property
     def refused(self) -> bool:
         """Answered with a RST instead of a SYN-ACK (a RST after an established
         connection is a normal ending, not a refusal)."""
-        replies = self.reply_hops()
-        if any(h.tcp_flags & TCP_RST for h in replies):
-            return not any(h.tcp_flags & TCP_SYN for h in replies) and \
-                not any(t.event == "established" for t in self.tcp)
-        return any(t.error == "ECONNREFUSED" for t in self.tcp) or \
-            any(t.event == "reset_sent" and t.src.ip == self.translated_dst.ip
-                for t in self.tcp)
+        if self.reply_flags & TCP_RST:
+            return not self.reply_flags & TCP_SYN and not self.established
+        return self.refused_socket and not self.established
 
     @property
     def open_question(self) -> bool:
@@ -264,7 +271,11 @@ class ConnectionTable:
             into.hops.setdefault(hk, hop)
         into.drops.extend(other.drops)
         into.icmp_sent.extend(other.icmp_sent)
-        into.tcp.extend(t for t in other.tcp if t not in into.tcp)
+        for t in other.tcp:
+            if t not in into.tcp:
+                into.note_tcp(t)
+        into.reply_seen |= other.reply_seen
+        into.reply_flags |= other.reply_flags
         into.nat = into.nat or other.nat
         self._forget(other.key)
 
@@ -305,7 +316,7 @@ class ConnectionTable:
             for k in (key_of(6, ev.src, ev.dst), key_of(6, ev.dst, ev.src)):
                 found = self._find(k) if k[2] and k[4] else None
                 if found is not None:
-                    found[0].tcp.append(ev)
+                    found[0].note_tcp(ev)
                     return found[0]
             return None
         if isinstance(ev, NeighEvent):
@@ -340,13 +351,20 @@ class ConnectionTable:
         else:
             c, reply = found
         c.last_ns = max(c.last_ns, t)
+        if reply:
+            c.reply_seen = True
+            c.reply_flags |= ev.tcp_flags_seen
         hk = (ev.ifname, ev.direction, reply)
         old = c.hops.get(hk)
-        c.hops[hk] = Hop(ifname=ev.ifname, role=ev.role, direction=ev.direction, reply=reply,
-                         src=ev.src, dst=ev.dst, packets=ev.packets,
-                         tcp_flags=ev.tcp_flags_seen, first_ns=old.first_ns if old else t,
-                         last_ns=t, marks=tuple(dict.fromkeys((*(old.marks if old else ()),
-                                                               *ev.marks))))
+        if old is not None:     # a later report of the same hook: counters move on
+            old.packets, old.tcp_flags, old.last_ns = ev.packets, ev.tcp_flags_seen, t
+            if ev.marks:
+                old.marks = tuple(dict.fromkeys((*old.marks, *ev.marks)))
+        else:
+            c.hops[hk] = Hop(ifname=ev.ifname, role=ev.role, direction=ev.direction,
+                             reply=reply, src=ev.src, dst=ev.dst, packets=ev.packets,
+                             tcp_flags=ev.tcp_flags_seen, first_ns=t, last_ns=t,
+                             marks=ev.marks)
         return c
 
     def _nat(self, ev: NatEvent, t: int) -> Connection:
