@@ -195,7 +195,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             if opts.stop_after is not None and seen >= opts.stop_after:
                 stop.set()
         if diagnoser is not None:
-            sink.write(diagnoser.finish())
+            sink.write(diagnoser.finish(time.time_ns()))
         sink.close()
         stats = source.stats()
         if diagnoser is not None:

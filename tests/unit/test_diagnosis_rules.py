@@ -289,3 +289,47 @@ def test_jsonl_round_trip_keeps_the_fields() -> None:
 def test_no_names_adapter_misses_everything() -> None:
     n = NoNames()
     assert n.pod_by_ip("10.42.0.10") is None and n.service_by_ip("10.43.0.10", 53) is None
+
+
+def test_young_connection_at_the_end_is_undecided_not_guessed() -> None:
+    """The stream ends 1 ms after the untranslated SYN left: too early to say."""
+    evs = events("masquerade-missing")
+    out = next(e for e in evs if isinstance(e, FlowEvent) and e.role == "uplink")
+    names = ObjectListNames.from_file(DATA / "masquerade-missing.objects.json")
+    diag = Diagnoser(names, facts("masquerade-missing"))
+    diagnose_events(evs[:evs.index(out) + 1], diag)
+    assert diag.all_findings() == []
+    assert diag.coverage.undecided == 1
+
+
+def test_invalid_midstream_drop_is_not_netfilter_drop() -> None:
+    """kube-proxy drops ctstate INVALID packets (a connection conntrack forgot): routine."""
+    def ack_only(e: Event) -> Event | None:
+        if isinstance(e, DropEvent) and e.reason == "NETFILTER_DROP":
+            return dataclasses.replace(e, tcp_flags=0x10)
+        return None if isinstance(e, FlowEvent) and e.dst.port == 8080 else e
+
+    assert "netfilter-drop" not in [f.kind for f in diagnose(
+        "policy-drop", _replace(events("policy-drop"), ack_only))]
+
+
+def test_late_datagram_to_a_closed_client_port_is_not_refused() -> None:
+    """A DNS answer arriving after the client gave up meets no socket: not a refusal."""
+    evs = events("healthy")
+    dns = next(e for e in evs if isinstance(e, FlowEvent) and e.dst.port == 53)
+    late = DropEvent(0, evs[-1].wall_ns, dns.netns, dns.ifindex, dns.ifname, "NO_SOCKET", 2,
+                     "udp_queue_rcv_skb", 0, 4, 17, Endpoint("10.42.1.10", 53),
+                     Endpoint(dns.src.ip, 45000), 0, None, None, 80, 0x800)
+    assert diagnose("healthy", [*evs, late]) == []
+
+
+def test_dns_is_not_claimed_by_the_general_rule_while_it_waits() -> None:
+    """A DNS query DNATed to an unreachable pod network is dns-unreachable, also when
+    the stream is read one event at a time (pod-network-unreachable would match at 1 s)."""
+    names = ObjectListNames.from_file(DATA / "dns-unreachable.objects.json")
+    diag = Diagnoser(names, facts("dns-unreachable"), service_networks=[SERVICE_CIDR])
+    found = []
+    for ev in events("dns-unreachable"):
+        found += diag.process([ev])
+    found += diag.finish()
+    assert [f.kind for f in found] == ["dns-unreachable"]

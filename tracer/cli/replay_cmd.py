@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
             out: list[Output] = list(batch)
             out.extend(diag.process(batch))
             sink.write(out)
-        sink.write(diag.finish())
+        sink.write(diag.finish(source.end.wall_ns if source.end is not None else None))
         sink.close()
         for warning in reader.warnings():
             log.warning("%s", warning)

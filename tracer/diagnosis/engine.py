@@ -25,6 +25,7 @@ from tracer.diagnosis.rules import (
     SETTLE_NS,
     Context,
     Network,
+    Wait,
     hostport_conflict,
     rp_filter_arp,
 )
@@ -87,9 +88,12 @@ class Diagnoser:
     def tick(self, now_ns: int) -> list[Finding]:
         return self.process([], now_ns)
 
-    def finish(self) -> list[Finding]:
-        """The end of the stream: decide every pending connection now."""
-        out = self._evaluate(self.ctx.table.now_ns + GIVE_UP_NS, final=True)
+    def finish(self, end_ns: int | None = None) -> list[Finding]:
+        """The end of the stream (at `end_ns`, when the source knows it): decide every
+        pending connection that had its time; younger ones are counted as undecided
+        in the coverage, not guessed at."""
+        now = max(self.ctx.table.now_ns, end_ns or 0)
+        out = self._evaluate(now, final=True)
         self.coverage.connections = len(self.ctx.table.conns)
         if self.ctx.table.evicted:
             self.coverage.lost["connections_evicted"] = self.ctx.table.evicted
@@ -100,13 +104,14 @@ class Diagnoser:
     def _ready(self, c: Connection, now: int, final: bool) -> bool:
         if not c.open_question:
             return False
-        if final:
-            return True
-        if now - c.last_ns < QUIET_NS:
+        if now - c.last_ns < QUIET_NS and not final:
             return False
         hard = bool(c.drops or c.icmp_sent or c.refused) or any(
             t.event == "failed" for t in self.ctx.table.tcp_for(c))
-        return hard or now - c.first_ns >= SETTLE_NS
+        ready = hard or now - c.first_ns >= SETTLE_NS
+        if final and not ready:
+            self.coverage.undecided += 1
+        return ready
 
     def _evaluate(self, now: int, final: bool = False) -> list[Finding]:
         self._last_eval = now
@@ -121,6 +126,8 @@ class Diagnoser:
                 continue
             for rule in CONNECTION_RULES:
                 f = rule(self.ctx, c)
+                if isinstance(f, Wait):
+                    break
                 if f is not None:
                     self.ctx.table.settle(c)
                     out += self._emit(f)

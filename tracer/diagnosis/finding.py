@@ -60,6 +60,7 @@ class Coverage:
     metadata: str = "none"           # "file PATH", "none"
     node_state: bool = False
     connections: int = 0
+    undecided: int = 0               # too young at the end to tell (no error seen yet)
     unexplained: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
@@ -75,5 +76,6 @@ class Coverage:
         return {"attached": self.attached, "unavailable": self.unavailable,
                 "lost": {k: v for k, v in self.lost.items() if v},
                 "metadata": self.metadata, "node_state": self.node_state,
-                "connections": self.connections, "unexplained": self.unexplained,
+                "connections": self.connections, "undecided": self.undecided,
+                "unexplained": self.unexplained,
                 "notes": notes}

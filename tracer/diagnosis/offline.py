@@ -145,7 +145,7 @@ def _diagnose_recording(path: Path, names: Names | None, facts: NodeFacts | None
             found = diag.process(marker.process(batch))
             if emit is not None and found:
                 emit(found)
-        last = diag.finish()
+        last = diag.finish(source.end.wall_ns if source.end is not None else None)
         if emit is not None and last:
             emit(last)
         coverage.lost = {k: v for k, v in source.stats().lost.items() if v}

@@ -29,6 +29,8 @@ S = 1_000_000_000
 SETTLE_NS = 1 * S          # unanswered this long (with no error seen): evaluate anyway
 ICMP_MATCH_NS = 5 * S      # an ICMP error received this soon after the packet answers it
 NEIGH_MATCH_NS = 10 * S
+DNS_SETTLE_NS = 2 * S      # resolvers wait seconds; a slow upstream is not unreachable
+EPHEMERAL_PORTS = 32768    # net.ipv4.ip_local_port_range starts here by default
 
 
 @dataclass
@@ -86,7 +88,12 @@ class Context:
         return self.node_netns is None or netns == self.node_netns
 
 
-Verdict = Finding
+class Wait:
+    """A rule's answer when the connection is its to judge, but not yet: the rules
+    after it must not claim it meanwhile."""
+
+
+WAIT = Wait()
 
 
 def _svc_text(svc: ServiceInfo, ep: Endpoint) -> str:
@@ -244,8 +251,11 @@ def connection_refused(ctx: Context, c: Connection) -> Finding | None:
     # the endpoint's kernel found no socket: a RST back (TCP), or the datagram freed
     # with NO_SOCKET (UDP; its ICMP port-unreachable is rate-limited); a SYN only, as
     # late segments of a closed connection meet no socket either
-    no_socket = [d for d in c.drops if d.reason == "NO_SOCKET" and (
-        d.proto == 17 or (d.tcp_flags & 0x02 and not d.tcp_flags & 0x10))]
+    # ... and to a server's port: a late datagram to a client's ephemeral port that has
+    # closed (a slow DNS answer) meets no socket either, and refuses nothing
+    no_socket = [d for d in c.drops if d.reason == "NO_SOCKET"
+                 and (d.dst.port or 0) < EPHEMERAL_PORTS and (
+                     d.proto == 17 or (d.tcp_flags & 0x02 and not d.tcp_flags & 0x10))]
     if _node_drops(ctx, c, "NETFILTER_DROP") or not (c.refused or no_socket) or \
             (c.answered and not c.refused):
         return None
@@ -269,7 +279,10 @@ def connection_refused(ctx: Context, c: Connection) -> Finding | None:
 
 
 def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
-    drops = _node_drops(ctx, c, "NETFILTER_DROP")
+    # the connection's opening packet: a mid-stream packet dropped as INVALID (conntrack
+    # forgot the connection) is kube-proxy's routine hygiene, not a policy
+    drops = [d for d in _node_drops(ctx, c, "NETFILTER_DROP")
+             if d.proto != 6 or (d.tcp_flags & 0x02 and not d.tcp_flags & 0x10)]
     if not drops or c.answered:
         return None
     d = drops[0]
@@ -343,7 +356,7 @@ def nexthop_unreachable(ctx: Context, c: Connection) -> Finding | None:
         f"{route.dst}|{gw}")
 
 
-def dns_unreachable(ctx: Context, c: Connection) -> Finding | None:
+def dns_unreachable(ctx: Context, c: Connection) -> Finding | Wait | None:
     if not c.dnat or c.answered:
         return None
     svc = ctx.names.service_by_ip(c.dst.ip, c.dst.port)
@@ -351,6 +364,8 @@ def dns_unreachable(ctx: Context, c: Connection) -> Finding | None:
         return None
     if svc is not None and not ctx.names.is_cluster_dns(svc):
         return None
+    if ctx.now_ns - c.first_ns < DNS_SETTLE_NS:
+        return WAIT
     ep = c.translated_dst
     target, tref = ctx.who(ep.ip)
     node_of = ctx.names.node_of_pod_ip(ep.ip)
@@ -537,10 +552,12 @@ def masquerade_missing(ctx: Context, c: Connection) -> Finding | None:
         f"masquerade pod traffic leaving the cluster network on {node}: `iptables -t nat "
         f"-A POSTROUTING -s {cidr} ! -d {cidr} -j MASQUERADE` (flannel: run with --ip-masq; "
         "calico: natOutgoing on the IP pool; or route the pod network on the far side)",
-        f"{hop.src.ip}|{hop.dst.ip}:{hop.dst.port}")
+        f"{hop.src.ip}|{hop.dst.ip}:{hop.dst.port}",
+        None if c.proto == 6 else "no reply to a datagram may also be one-way traffic: a "
+        "TCP connection from the pod to the same network, or its reply, would confirm")
 
 
-ConnectionRule = Callable[[Context, Connection], Finding | None]
+ConnectionRule = Callable[[Context, Connection], Finding | Wait | None]
 CONNECTION_RULES: tuple[ConnectionRule, ...] = (
     rp_filter_drop, ip_forward_disabled, service_no_endpoints, externalip_untranslated,
     connection_refused, netfilter_drop, nexthop_unreachable, dns_unreachable,
