@@ -307,7 +307,8 @@ def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
         fix,
         f"{c.src.ip}|{c.translated_dst.ip}:{c.translated_dst.port}",
         "a NetworkPolicy and a host firewall rule look the same to the kernel: the "
-        "matching rule's packet counter (`iptables-save -c`) tells which")
+        "matching rule's packet counter (`iptables-save -c`) tells which" if forwarded
+        else None)
 
 
 def _gateway_failed(ctx: Context, c: Connection) -> tuple[Route, list[Any]] | None:
