@@ -23,6 +23,7 @@ from tests.kernel.lab_fixtures import (  # noqa: F401 - fixtures
 from tracer.lab.cluster import CLUSTER_CIDR, SERVICE_CIDR
 from tracer.lab.lifecycle import Lab, probes_of
 from tracer.lab.runner import start_tracer, wait_for_file
+from tracer.lab.scenarios import Probe
 from tracer.sources.jsonl import wall_ns
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
@@ -61,7 +62,8 @@ def _objects(f: dict[str, Any]) -> set[tuple[str, str | None, str]]:
     return {(o["kind"], o["namespace"], o["name"]) for o in f["objects"]}
 
 
-def _trace(lab: Lab, tmp: Path) -> tuple[list[dict[str, Any]], float, Path]:
+def _trace(lab: Lab, tmp: Path, first: tuple[Probe, ...] = ()) -> \
+        tuple[list[dict[str, Any]], float, Path]:
     """`trace -o jsonl --record` in the scenario's node for WINDOW_S from the moment it
     is attached, the scenario's traffic driven at once; its findings, the wall time the
     traffic started, and the recording."""
@@ -77,7 +79,7 @@ def _trace(lab: Lab, tmp: Path) -> tuple[list[dict[str, Any]], float, Path]:
         try:
             wait_for_file(ready, tracer, 180)
             started = time.time()
-            for probe in probes_of(lab.scenario):
+            for probe in (*first, *probes_of(lab.scenario)):
                 if time.time() - started < WINDOW_S - probe.timeout_s:
                     lab.probe(probe)
             _out, err = tracer.communicate(timeout=WINDOW_S + 60)
@@ -118,6 +120,18 @@ def test_scenario_diagnosed(lab_scenario: Lab, tmp_path: Path) -> None:
     assert [(f["kind"], f["summary"]) for f in replayed["findings"]] == \
         [(f["finding"], f["summary"]) for f in findings]
     assert replayed["coverage"]["node_state"] is True
+
+
+@pytest.mark.parametrize("lab_scenario", ["rp-filter-drop"], indirect=True)
+def test_rp_filter_drop_on_the_node(lab_scenario: Lab, tmp_path: Path) -> None:
+    """The other shape of rp-filter-drop: the vpn-gw pod's neighbour entry for its
+    gateway is fresh (a connection from its own address first), so its SYN from
+    172.16.0.5 reaches node1 and is dropped there (IP_RPFILTER)."""
+    warm = Probe("vpn-gw", "http", "10.42.1.11", 8080, what="from the pod's own address")
+    findings, _started, _rec = _trace(lab_scenario, tmp_path, (warm,))
+    assert [f["finding"] for f in findings] == ["rp-filter-drop"], findings
+    assert EXPECTED["rp-filter-drop"][1] <= _objects(findings[0])
+    assert any(e.get("reason") == "IP_RPFILTER" for e in findings[0]["evidence"])
 
 
 @pytest.mark.parametrize("lab_scenario", ["masquerade-missing"], indirect=True)

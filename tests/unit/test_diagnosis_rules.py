@@ -49,6 +49,9 @@ EXPECTED = {
                                                   ("Pod", "default", "web-a")}),
     "rp-filter-drop": ("rp-filter-drop", {("Pod", "default", "vpn-gw"),
                                           ("Pod", "default", "api")}),
+    # the same scenario with the pod's ARP entry fresh: a drop (IP_RPFILTER) on node1
+    "rp-filter-drop-arp-cached": ("rp-filter-drop", {("Pod", "default", "vpn-gw"),
+                                                     ("Pod", "default", "api")}),
 }
 
 
@@ -240,6 +243,15 @@ def test_loose_rp_filter_is_not_rp_filter_drop() -> None:
     node = facts("rp-filter-drop")
     node.sysctls["net.ipv4.conf.all.rp_filter"] = "2"
     assert "rp-filter-drop" not in [f.kind for f in diagnose("rp-filter-drop", node=node)]
+
+
+def test_rp_filter_drop_names_the_route_back() -> None:
+    (f,) = diagnose("rp-filter-drop-arp-cached")
+    assert "via eth0" in f.summary and "cni0" in f.summary
+    assert any(e.get("reason") == "IP_RPFILTER" for e in f.evidence)
+    without = [e for e in events("rp-filter-drop-arp-cached")
+               if not (isinstance(e, DropEvent) and e.reason == "IP_RPFILTER")]
+    assert diagnose("rp-filter-drop-arp-cached", without) == []
 
 
 def test_same_pod_restart_is_not_hostport_conflict() -> None:

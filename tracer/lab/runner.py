@@ -19,10 +19,15 @@ from tracer.lab.lifecycle import Lab, probes_of
 ATTACH_TIMEOUT_S = 180.0   # BCC compiles the programs first: tens of seconds on a slow VM
 
 
-def tracer_argv(output: str, duration_s: float, ready_file: Path) -> list[str]:
+def tracer_argv(output: str, duration_s: float, ready_file: Path, *,
+                metadata: str | None = None, node: str | None = None) -> list[str]:
+    """`trace` as an operator would run it on a lab node; with the lab's objects and
+    the node's name, its findings name pods and Services."""
+    extra = ([f"--metadata={metadata}"] if metadata else []) + \
+        ([f"--node={node}"] if node else [])
     return [sys.executable, "-m", "tracer.cli.main", "trace", "-o", output,
             "--duration", str(duration_s), "--ready-file", str(ready_file),
-            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR]
+            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR, *extra]
 
 
 def start_tracer(lab: Lab, node: str, argv: list[str], **kwargs: object) -> \
@@ -76,7 +81,9 @@ def run(lab: Lab, *, output: str, duration_s: float, say: Callable[[str], None])
     node = lab.scenario.trace_node
     with tempfile.TemporaryDirectory(prefix="nodetrace-lab-run-") as tmp:
         ready = Path(tmp) / "ready"
-        tracer = start_tracer(lab, node, tracer_argv(output, duration_s, ready))
+        tracer = start_tracer(lab, node, tracer_argv(output, duration_s, ready,
+                                                     metadata=lab.state.objects_file,
+                                                     node=node))
         try:
             say(f"tracing {node} ({lab.node(node).netns}); waiting for the tracer to attach")
             wait_for_file(ready, tracer, ATTACH_TIMEOUT_S)

@@ -33,9 +33,19 @@ sys.path.insert(0, str(ROOT))
 from tracer.lab import lifecycle  # noqa: E402
 from tracer.lab.lifecycle import Lab, probes_of  # noqa: E402
 from tracer.lab.runner import start_tracer, tracer_argv, wait_for_file  # noqa: E402
-from tracer.lab.scenarios import SCENARIOS  # noqa: E402
+from tracer.lab.scenarios import SCENARIOS, Probe  # noqa: E402
 
 TEST_LOCK = "/run/nodetrace-lab.test-lock"
+
+# another shape of a scenario: name -> (scenario, probes driven first).  With the
+# vpn-gw pod's neighbour entry for its gateway fresh (a connection from its own pod
+# address), its SYN from 172.16.0.5 reaches node1 and rp_filter drops it there
+# (IP_RPFILTER); from a cold start, node1 ignores the pod's ARP requests from that
+# address instead and the SYN never leaves the pod.
+WARM_VPN = Probe("vpn-gw", "http", "10.42.1.11", 8080, what="from the pod's own address")
+VARIANTS: dict[str, tuple[str, tuple[Probe, ...]]] = {
+    "rp-filter-drop-arp-cached": ("rp-filter-drop", (WARM_VPN,)),
+}
 SETTLE_S = 2.0       # after the last probe: late conntrack and retransmit records
 HOSTPORT_WAIT_S = 9.0
 
@@ -51,9 +61,9 @@ def node_state(lab: Lab, node: str) -> dict[str, object]:
     return state
 
 
-def drive(lab: Lab) -> None:
+def drive(lab: Lab, first: tuple[Probe, ...] = ()) -> None:
     sc = lab.scenario
-    for probe in probes_of(sc):
+    for probe in (*first, *probes_of(sc)):
         print(f"  {probe.describe()}: {lab.probe(probe)['outcome']}", file=sys.stderr)
     if sc.crashloop_pod:
         time.sleep(HOSTPORT_WAIT_S)   # at least one restart of the crash-looping replica
@@ -61,7 +71,8 @@ def drive(lab: Lab) -> None:
 
 def capture(name: str) -> None:
     print(f"{name}:", file=sys.stderr)
-    with lifecycle.lab_running(name, ttl_s=300) as lab, \
+    scenario, first = VARIANTS.get(name, (name, ()))
+    with lifecycle.lab_running(scenario, ttl_s=300) as lab, \
             tempfile.TemporaryDirectory(prefix="nt-diag-capture-") as tmp:
         node = lab.scenario.trace_node
         ready = Path(tmp) / "ready"
@@ -70,7 +81,7 @@ def capture(name: str) -> None:
         tracer = start_tracer(lab, node, argv, stdout=out, cwd=ROOT)
         try:
             wait_for_file(ready, tracer, 180)
-            drive(lab)
+            drive(lab, first)
             time.sleep(SETTLE_S)
         finally:
             tracer.send_signal(signal.SIGINT)
@@ -83,13 +94,13 @@ def capture(name: str) -> None:
 
 
 def main(names: list[str]) -> int:
-    for name in names or list(SCENARIOS):
-        if name not in SCENARIOS:
+    for name in names or [*SCENARIOS, *VARIANTS]:
+        if name not in SCENARIOS and name not in VARIANTS:
             print(f"unknown scenario {name!r}", file=sys.stderr)
             return 2
     with open(TEST_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for name in names or list(SCENARIOS):
+        for name in names or [*SCENARIOS, *VARIANTS]:
             capture(name)
     return 0
 
