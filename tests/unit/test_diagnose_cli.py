@@ -119,3 +119,18 @@ def test_connection_view_is_bounded() -> None:
         connections.MAX_CONNECTIONS = old
     assert len(table.conns) == 100 and table.evicted == 100
     assert len(table.candidates) == 100
+
+
+def test_coverage_names_the_kinds_it_could_not_see() -> None:
+    from tracer.diagnosis.finding import Coverage
+    from tracer.diagnosis.rules import RULES
+
+    assert {r.kind for r in RULES} == set(__import__(
+        "tracer.diagnosis.finding", fromlist=["KINDS"]).KINDS)
+    cov = Coverage(attached=["tracepoint/skb:kfree_skb", "tc/tcx: eth0(uplink)"],
+                   metadata="file x", node_state=True)
+    blind = cov.record()["partly_blind"]
+    assert blind["service-no-endpoints"] == ["icmp"]
+    assert blind["hostport-conflict"] == ["sock"]
+    assert "masquerade-missing" not in blind and "ip-forward-disabled" not in blind
+    assert Coverage().record()["partly_blind"] == {}   # JSON lines: not known

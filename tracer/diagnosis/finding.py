@@ -63,6 +63,35 @@ class Coverage:
     undecided: int = 0               # too young at the end to tell (no error seen yet)
     unexplained: list[dict[str, Any]] = field(default_factory=list)
 
+    def families(self) -> set[str] | None:
+        """The evidence that was available, by the names rules.Rule.needs uses; None
+        when the input does not say (JSON lines)."""
+        if not self.attached:
+            return None
+        text = " ".join(self.attached)
+        have = {"conntrack"}          # read from netlink wherever nodetrace runs
+        for family, marker in (("drops", "skb:kfree_skb"), ("tc", "tc/"),
+                               ("neigh", "neigh_"), ("route", "fib:"),
+                               ("icmp", "icmp:icmp_send"), ("tcp", "inet_sock_set_state"),
+                               ("sock", "sys_enter_bind")):
+            if marker in text:
+                have.add(family)
+        if self.metadata != "none":
+            have.add("metadata")
+        if self.node_state:
+            have.add("node_state")
+        return have
+
+    def blind(self) -> dict[str, list[str]]:
+        """Finding kinds whose evidence was (partly) not observable, and what was missing."""
+        from tracer.diagnosis.rules import RULES
+
+        have = self.families()
+        if have is None:
+            return {}
+        return {r.kind: missing for r in RULES
+                if (missing := [n for n in r.needs if n not in have])}
+
     def record(self) -> dict[str, Any]:
         notes = []
         if any(self.lost.values()):
@@ -77,5 +106,5 @@ class Coverage:
                 "lost": {k: v for k, v in self.lost.items() if v},
                 "metadata": self.metadata, "node_state": self.node_state,
                 "connections": self.connections, "undecided": self.undecided,
-                "unexplained": self.unexplained,
+                "unexplained": self.unexplained, "partly_blind": self.blind(),
                 "notes": notes}

@@ -19,7 +19,7 @@ from typing import Any
 from tracer.diagnosis.finding import Finding
 from tracer.diagnosis.names import Names, ObjRef, ServiceInfo
 from tracer.diagnosis.nodefacts import NodeFacts, Route
-from tracer.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
+from tracer.model import DropEvent, Endpoint, SockEvent, TcpEvent, icmp_meaning, proto_name
 from tracer.pipeline.connections import Connection, ConnectionTable, ep_text
 from tracer.pipeline.path import UNTRANSLATED_POD_SOURCE
 from tracer.sinks.records import event_record
@@ -509,7 +509,6 @@ def no_route(ctx: Context, c: Connection) -> Finding | None:
 
 
 def icmp_name(t: int, code: int) -> str:
-    from tracer.model import icmp_meaning
     return f"ICMP {icmp_meaning(t, code)}"
 
 
@@ -559,10 +558,38 @@ def masquerade_missing(ctx: Context, c: Connection) -> Finding | None:
 
 
 ConnectionRule = Callable[[Context, Connection], Finding | Wait | None]
-CONNECTION_RULES: tuple[ConnectionRule, ...] = (
-    rp_filter_drop, ip_forward_disabled, service_no_endpoints, externalip_untranslated,
-    connection_refused, netfilter_drop, nexthop_unreachable, dns_unreachable,
-    pod_network_unreachable, no_route, masquerade_missing)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule as data: the kind it names, its check, and the evidence it cannot do
+    without (probe families, metadata, the node's state) — so that coverage can say
+    which causes could not have been seen."""
+
+    kind: str
+    check: ConnectionRule | None      # None: a rule over loose events (engine.py)
+    needs: tuple[str, ...]
+
+
+# probe families: "drops" (skb:kfree_skb), "tc" (flows), "conntrack" (nat), "neigh",
+# "route", "icmp" (icmp_send), "tcp", "sock"; and "metadata", "node_state"
+RULES: tuple[Rule, ...] = (
+    Rule("rp-filter-drop", rp_filter_drop, ("drops", "node_state")),
+    Rule("ip-forward-disabled", ip_forward_disabled, ("drops",)),
+    Rule("service-no-endpoints", service_no_endpoints, ("icmp", "metadata")),
+    Rule("externalip-untranslated", externalip_untranslated,
+         ("conntrack", "metadata", "node_state")),
+    Rule("connection-refused", connection_refused, ("tc", "tcp")),
+    Rule("netfilter-drop", netfilter_drop, ("drops",)),
+    Rule("nexthop-unreachable", nexthop_unreachable, ("neigh", "node_state")),
+    Rule("dns-unreachable", dns_unreachable, ("conntrack", "node_state")),
+    Rule("pod-network-unreachable", pod_network_unreachable,
+         ("conntrack", "tc", "metadata", "node_state")),
+    Rule("no-route", no_route, ("tc", "node_state")),
+    Rule("masquerade-missing", masquerade_missing, ("tc",)),
+    Rule("hostport-conflict", None, ("sock",)),
+)
+CONNECTION_RULES: tuple[ConnectionRule, ...] = tuple(r.check for r in RULES if r.check)
 
 
 # --- rules over the node's loose events --------------------------------------------
@@ -638,6 +665,3 @@ def rp_filter_arp(ctx: Context, ev: TcpEvent) -> Finding | None:
             "rp_filter=2`",
         key=f"rp-filter-drop|{ev.src.ip}|{iface}", first_seen_ns=ev.wall_ns)
 
-
-def proto_text(proto: int) -> str:
-    return proto_name(proto)
