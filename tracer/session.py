@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer.conntrack import ConntrackEvents
+from tracer.diagnosis.engine import Diagnoser
 from tracer.errors import UsageError
 from tracer.interfaces import Iface, bridge_ports, discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
@@ -72,16 +73,24 @@ def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp.replace(path)
 
 
-def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
+DIAGNOSIS_HEARTBEAT_S = 0.2   # how often diagnosis looks at the clock when nothing happens
+
+
+def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
+        diagnoser: Diagnoser | None = None) -> SourceStats:
+    """Trace until `stop`; with a `diagnoser`, its findings go to the sink beside the
+    events, as soon as each is complete, and the rest at the end."""
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
         if kprobes_available(tracefs_dir()):
             families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
         # issue 5: every failure family whose required hooks this kernel has
+        not_built: dict[str, str] = {}
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
             if why:
                 log.info("not tracing %s events: %s", family, why)
+                not_built[f"{family} events"] = why
             else:
                 families.add(family)
         module = stack.enter_context(Module(BuildSpec(
@@ -163,9 +172,19 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             losses=lambda: {"conntrack": conntrack.overflows},
                             refresh=refresh, refresh_interval_s=(
-                                SELECTION_REFRESH_S if selected is not None else FULL_REFRESH_S))
+                                SELECTION_REFRESH_S if selected is not None else FULL_REFRESH_S),
+                            heartbeat_s=DIAGNOSIS_HEARTBEAT_S if diagnoser else None)
         enrich = Enricher(meta.index, node_ino)
         pod_filter = PodFilter(selected.current) if selected is not None else None
+        if diagnoser is not None:
+            diagnoser.ctx.node_netns = node_ino
+            if not diagnoser.ctx.pod_networks:
+                diagnoser.ctx.pod_networks = list(marker.pod_networks)
+            if not diagnoser.ctx.service_networks:
+                diagnoser.ctx.service_networks = [n for n in marker.cluster_networks
+                                                  if n not in marker.pod_networks]
+            diagnoser.coverage.attached = list(attached)
+            diagnoser.coverage.unavailable = {**not_built, **module.unavailable}
         where = ("every network namespace" if opts.all_netns else
                  f"netns {node_ino} and its pod namespaces")
         if selected is not None:
@@ -209,10 +228,18 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 named = pod_filter.process(named)
             sink.write(named)
             seen += len(named)
+            if diagnoser is not None:
+                findings = diagnoser.process(named, time.time_ns())
+                if findings:
+                    sink.write(findings)
             if opts.stop_after is not None and seen >= opts.stop_after:
                 stop.set()
+        if diagnoser is not None:
+            sink.write(diagnoser.finish(time.time_ns()))
         sink.close()
         stats = source.stats()
+        if diagnoser is not None:
+            diagnoser.coverage.lost = dict(stats.lost)
         if recorder is not None:
             recorder.finish(EndInfo("stopped", stats.received, stats.decode_errors, stats.lost))
             if recorder.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "tracer.cli.lab_cmd",
     "tracer.cli.record_cmd",
     "tracer.cli.replay_cmd",
+    "tracer.cli.diagnose_cmd",
 )
 
 EPILOG = """examples:

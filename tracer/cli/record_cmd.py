@@ -11,8 +11,8 @@ from typing import Any
 
 from tracer.cli.options import add_recording_size, writable_path
 from tracer.cli.trace_cmd import add_session_options, install_stop_signals, trace_options
-from tracer.model import Event
 from tracer.recording.writer import RecordSpec
+from tracer.sinks.records import Output
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ EXAMPLES = """examples:
 
 
 class NullSink:
-    def write(self, batch: Sequence[Event]) -> None:
+    def write(self, batch: Sequence[Output]) -> None:
         pass
 
     def close(self) -> None:

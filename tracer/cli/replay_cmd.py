@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import calendar
 import importlib.util
-import ipaddress
 import logging
 import re
 import signal
@@ -20,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from tracer.cli.options import OUTPUTS, positive_float, resolve_output
+from tracer.diagnosis.finding import Coverage
+from tracer.diagnosis.names import ObjectListNames
+from tracer.diagnosis.offline import recording_diagnoser
 from tracer.errors import TracerError, UsageError
-from tracer.pipeline.path import PathMarker
 from tracer.recording.reader import Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink
+from tracer.sinks.records import Output
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
 from tracer.sources.replay import ReplaySource
@@ -64,6 +66,11 @@ def register(sub: Any) -> None:
                    help="skip events before T: an offset from the recording's start (90s, "
                    "5m, 1.5h) or an RFC 3339 time (2026-01-05T03:12:00Z)")
     p.add_argument("--until", metavar="T", help="skip events after T (as --since)")
+    p.add_argument("--metadata", type=Path, metavar="FILE",
+                   help="Kubernetes objects (kubectl -o json List) to name objects in "
+                   "findings (default: the metadata the recording carries)")
+    p.add_argument("--node", metavar="NAME",
+                   help="the recorded node's Kubernetes name (default: its host name)")
     p.set_defaults(func=main)
 
 
@@ -120,16 +127,21 @@ def main(args: argparse.Namespace) -> int:
         log.info("%s", describe(args.file, h))
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
         # the same stages as the live session after its recording tee, from the
-        # recorded facts (tracer/session.py).  Kubernetes enrichment (issue 6) goes
-        # here too: its index is passed as ReplaySource(metadata=index), which hands it
-        # the recorded changes in stream order.
-        marker = PathMarker([ipaddress.ip_network(n, strict=False) for n in h.pod_networks],
-                            [ipaddress.ip_network(n, strict=False) for n in h.service_networks])
-        source = ReplaySource(reader, speed=args.speed, since_ns=since, until_ns=until)
+        # recorded facts (tracer/session.py): path marks, then diagnosis
+        names = ObjectListNames.from_file(args.metadata) if args.metadata else None
+        diag, state, marker = recording_diagnoser(
+            h, names=names, facts=None, node=args.node,
+            coverage=Coverage(metadata=f"file {args.metadata}" if args.metadata else "none"))
+        source = ReplaySource(reader, speed=args.speed, since_ns=since, until_ns=until,
+                              metadata=state, on_node_state=state.on_node_state)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
         for batch in source.batches(stop):
-            sink.write(marker.process(batch))
+            batch = marker.process(batch)
+            out: list[Output] = list(batch)
+            out.extend(diag.process(batch))
+            sink.write(out)
+        sink.write(diag.finish(source.end.wall_ns if source.end is not None else None))
         sink.close()
         for warning in reader.warnings():
             log.warning("%s", warning)

@@ -19,6 +19,8 @@ from tracer.cli.options import (
     resolve_output,
     writable_path,
 )
+from tracer.diagnosis.engine import Diagnoser
+from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.errors import UsageError
 from tracer.metadata.index import POD_FIELDS
 from tracer.metadata.kube import KubeConfig, configured
@@ -119,6 +121,18 @@ def add_metadata_options(p: argparse.ArgumentParser) -> None:
                    "else the hostname)")
 
 
+def live_diagnoser(metadata: list[Path], node: str | None) -> Diagnoser:
+    """Diagnosis of the live node: its routes and sysctls re-read as it runs."""
+    from tracer.diagnosis.nodefacts import read_live
+
+    names: Names = NoNames()
+    if metadata:
+        names = ObjectListNames.from_files(metadata)
+    diag = Diagnoser(names, read_live(node), refresh_facts=lambda: read_live(node))
+    diag.coverage.metadata = ("file " + ", ".join(map(str, metadata))) if metadata else "none"
+    return diag
+
+
 def install_stop_signals(stop: threading.Event) -> None:
     def handler(_signum: int, _frame: object) -> None:
         stop.set()
@@ -182,7 +196,8 @@ def main(args: argparse.Namespace) -> int:
     record = None
     if args.record is not None:
         record = RecordSpec(args.record, max_size=args.max_size, rotate=args.rotate)
-    stats = run(trace_options(args, record), sink, stop)
+    stats = run(trace_options(args, record), sink, stop,
+                diagnoser=live_diagnoser(args.metadata, args.node))
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)

@@ -19,13 +19,17 @@ from tracer.lab.lifecycle import Lab, probes_of
 ATTACH_TIMEOUT_S = 180.0   # BCC compiles the programs first: tens of seconds on a slow VM
 
 
-def tracer_argv(output: str, duration_s: float, ready_file: Path,
-                kubeconfig: str | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", output,
+def tracer_argv(output: str, duration_s: float, ready_file: Path, *,
+                kubeconfig: str | None = None, metadata: str | None = None,
+                node: str | None = None) -> list[str]:
+    """`trace` as an operator would run it on a lab node: names from the node's API
+    stand-in (--kubeconfig), and for findings the lab's objects and the node's name."""
+    extra = ([f"--kubeconfig={kubeconfig}"] if kubeconfig else []) + \
+        ([f"--metadata={metadata}"] if metadata else []) + \
+        ([f"--node={node}"] if node else [])
+    return [sys.executable, "-m", "tracer.cli.main", "trace", "-o", output,
             "--duration", str(duration_s), "--ready-file", str(ready_file),
-            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR]
-    # the node's API stand-in: every endpoint by its Kubernetes name
-    return [*argv, "--kubeconfig", kubeconfig] if kubeconfig else argv
+            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR, *extra]
 
 
 def start_tracer(lab: Lab, node: str, argv: list[str], **kwargs: object) -> \
@@ -80,7 +84,9 @@ def run(lab: Lab, *, output: str, duration_s: float, say: Callable[[str], None])
     with tempfile.TemporaryDirectory(prefix="nodetrace-lab-run-") as tmp:
         ready = Path(tmp) / "ready"
         tracer = start_tracer(lab, node, tracer_argv(output, duration_s, ready,
-                                                         lab.node(node).kubeconfig))
+                                                     kubeconfig=lab.node(node).kubeconfig,
+                                                     metadata=lab.state.objects_file,
+                                                     node=node))
         try:
             say(f"tracing {node} ({lab.node(node).netns}); waiting for the tracer to attach")
             wait_for_file(ready, tracer, ATTACH_TIMEOUT_S)

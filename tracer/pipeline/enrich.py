@@ -17,7 +17,7 @@ cgroup) names a hostNetwork pod's own end of a connection: by cgroup, not by add
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
@@ -33,6 +33,9 @@ from tracer.model import (
     SockEvent,
     TcpEvent,
 )
+
+if TYPE_CHECKING:   # the sinks import this module
+    from tracer.sinks.records import Output
 
 Names = tuple[Any, ...]   # EndpointName | PodName | None, per NAMED_FIELDS entry
 Selected = tuple[frozenset[str], frozenset[int], frozenset[int]]
@@ -63,7 +66,7 @@ class NamedBatch(list[Event]):
         return zip(self, self.names, strict=True)
 
 
-def names_of(batch: Sequence[Event]) -> list[Names | None]:
+def names_of(batch: Sequence[Output]) -> list[Names | None]:
     return batch.names if isinstance(batch, NamedBatch) else [None] * len(batch)
 
 

@@ -6,11 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from tracer.model import Event
 from tracer.pipeline.enrich import names_of
 from tracer.sinks.names import add_names
 from tracer.sinks.output import OutputStream
-from tracer.sinks.records import event_record
+from tracer.sinks.records import Output, event_record
 
 # one encoder: json.dumps with separators builds a new JSONEncoder per call
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -20,7 +19,7 @@ class JsonlSink:
     def __init__(self, out: TextIO) -> None:
         self.out = OutputStream(out)
 
-    def write(self, batch: Sequence[Event]) -> None:
+    def write(self, batch: Sequence[Output]) -> None:
         if not batch:
             return
         self.out.write("".join(

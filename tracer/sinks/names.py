@@ -3,11 +3,15 @@ lines: beside the raw fields, with the fixed names of docs/events.md."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tracer.diagnosis.finding import Finding
 from tracer.metadata.names import SCOPE_POD, SCOPE_SERVICE, EndpointName, PodName
 from tracer.model import Event, NatEvent, SockEvent
 from tracer.pipeline.enrich import NAMED_FIELDS, Names
+
+if TYPE_CHECKING:
+    from tracer.sinks.records import Output
 
 _NAT_PATHS = {"orig_src": ("orig", "src"), "orig_dst": ("orig", "dst"),
               "reply_src": ("reply", "src"), "reply_dst": ("reply", "dst")}
@@ -30,8 +34,8 @@ def _target(rec: dict[str, Any], ev: Event, field: str) -> dict[str, Any] | None
     return target if isinstance(target, dict) else None
 
 
-def add_names(rec: dict[str, Any], ev: Event, names: Names | None) -> dict[str, Any]:
-    if names is None:
+def add_names(rec: dict[str, Any], ev: Output, names: Names | None) -> dict[str, Any]:
+    if names is None or isinstance(ev, Finding):
         return rec
     for field, name in zip(NAMED_FIELDS[type(ev)], names, strict=True):
         if name is None:

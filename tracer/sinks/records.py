@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tracer.diagnosis.finding import Finding, finding_record
 from tracer.model import (
     DropEvent,
     Endpoint,
@@ -199,10 +200,14 @@ RECORD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {
     IcmpEvent: icmp_record,
     TcpEvent: tcp_record,
     SockEvent: sock_record,
+    Finding: finding_record,
 }
 
+# what sinks write: events, and the findings diagnosis derives from them
+Output = Event | Finding
 
-def event_record(ev: Event) -> dict[str, Any]:
+
+def event_record(ev: Output) -> dict[str, Any]:
     fn = RECORD_FNS.get(type(ev))
     if fn is None:
         raise TypeError(f"no record form for {type(ev).__name__}")

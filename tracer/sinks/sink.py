@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from tracer.model import Event
+from tracer.sinks.records import Output
 
 
 class Sink(Protocol):
-    def write(self, batch: Sequence[Event]) -> None: ...
+    def write(self, batch: Sequence[Output]) -> None: ...
     def close(self) -> None: ...

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from tracer.diagnosis.finding import Finding
 from tracer.metadata.names import PodName
 from tracer.model import (
     DropEvent,
     Endpoint,
-    Event,
     FlowEvent,
     Forwarding,
     IcmpEvent,
@@ -34,6 +34,7 @@ from tracer.model import (
 from tracer.pipeline.enrich import NAMED_FIELDS, Names, names_of
 from tracer.sinks.names import endpoint_label, pod_label
 from tracer.sinks.output import OutputStream
+from tracer.sinks.records import Output
 from tracer.timefmt import rfc3339_ns
 
 HEADER = f"{'TIME':<15}  {'KIND':<4}  {'WHERE':<24}  WHAT"
@@ -139,7 +140,7 @@ def sock_line(ev: SockEvent) -> tuple[str, str]:
 # --- end issue 5 ---------------------------------------------------------------------
 
 
-def with_names(what: str, ev: Event, names: Names) -> str:
+def with_names(what: str, ev: Output, names: Names) -> str:
     """Each endpoint that has a Kubernetes name shown as `name(ip:port)`, the first
     occurrence of its text in the line; a process's pod by name instead of its uid."""
     for field, name in zip(NAMED_FIELDS[type(ev)], names, strict=True):
@@ -172,12 +173,18 @@ LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {
 }
 
 
+def finding_lines(f: Finding) -> list[str]:
+    names = ", ".join(str(o) for o in dict.fromkeys(f.objects))
+    return [f"!! {f.kind}: {f.summary}", *([f"   objects: {names}"] if names else []),
+            f"   fix: {f.fix}", *([f"   to be sure: {f.ambiguity}"] if f.ambiguity else [])]
+
+
 class TableSink:
     def __init__(self, out: TextIO) -> None:
         self.out = OutputStream(out)
         self._header = False
 
-    def write(self, batch: Sequence[Event]) -> None:
+    def write(self, batch: Sequence[Output]) -> None:
         if not batch:
             return
         lines: list[str] = []
@@ -185,6 +192,11 @@ class TableSink:
             lines.append(HEADER)
             self._header = True
         for ev, names in zip(batch, names_of(batch), strict=True):
+            if isinstance(ev, Finding):
+                head = f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  find  {'node':<24}  "
+                lines += [head + line if i == 0 else " " * len(head) + line
+                          for i, line in enumerate(finding_lines(ev))]
+                continue
             fn = LINE_FNS.get(type(ev))
             if fn is None:
                 continue

@@ -28,10 +28,13 @@ class LiveSource:
                  inputs: Sequence[Callable[[], list[Event]]] = (),
                  losses: Callable[[], dict[str, int]] | None = None,
                  refresh: Callable[[], None] | None = None,
-                 refresh_interval_s: float = 2.0) -> None:
+                 refresh_interval_s: float = 2.0,
+                 heartbeat_s: float | None = None) -> None:
         """`inputs` are other non-blocking event producers drained with the ring
         buffer (conntrack); `losses` their loss counters by layer; `refresh` runs every
-        `refresh_interval_s` (scope and interface re-sync: pods come and go)."""
+        `refresh_interval_s` (scope and interface re-sync: pods come and go);
+        `heartbeat_s`: yield an empty batch when nothing came for that long (a stage
+        that judges silence — diagnosis: no reply — needs the clock to move)."""
         self.module = module
         self.decoder = decoder
         self.drain_interval_s = drain_interval_s
@@ -40,6 +43,7 @@ class LiveSource:
         self.losses = losses
         self.refresh = refresh
         self.refresh_interval_s = refresh_interval_s
+        self.heartbeat_s = heartbeat_s
         self._stats = SourceStats()
         self._pending: list[bytes] = []
         self._reported: dict[str, int] = {}
@@ -90,6 +94,7 @@ class LiveSource:
         report the final loss, so nothing the kernel delivered is dropped on exit."""
         next_loss = time.monotonic() + self.loss_interval_s
         next_refresh = time.monotonic() + self.refresh_interval_s
+        next_beat = time.monotonic()
         while not stop.is_set():
             batch = self._drain()
             now = time.monotonic()
@@ -99,8 +104,9 @@ class LiveSource:
             if self.refresh is not None and now >= next_refresh:
                 self.refresh()
                 next_refresh = now + self.refresh_interval_s
-            if batch:
+            if batch or (self.heartbeat_s is not None and now >= next_beat):
                 yield batch
+                next_beat = now + (self.heartbeat_s or 0)
             stop.wait(self.drain_interval_s)
         final = self._drain()
         # what a drop storm left counted but unreported in the kernel

@@ -1,0 +1,171 @@
+"""The diagnosis stage: events in, findings out, as soon as their evidence is complete.
+
+    diag = Diagnoser(names, facts)
+    for batch in source.batches(stop):
+        findings = diag.process(batch, now_ns)    # now: the wall clock (live) or None
+    findings += diag.finish()                     # the end of the stream
+
+Live and replay share it: it reads only decoded events and their wall times, and the
+clock is the events' own unless the caller passes one (live: so that a connection that
+gets no answer is diagnosed while nothing else happens).  `finish()` decides what is
+left without waiting, so a recording replays to the findings the live run printed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+
+from tracer.diagnosis.finding import Coverage, Finding
+from tracer.diagnosis.names import Names
+from tracer.diagnosis.nodefacts import NodeFacts
+from tracer.diagnosis.rules import (
+    CONNECTION_RULES,
+    NEIGH_MATCH_NS,
+    SETTLE_NS,
+    Context,
+    Network,
+    Wait,
+    hostport_conflict,
+    rp_filter_arp,
+)
+from tracer.interfaces import ROLE_UPLINK
+from tracer.model import Event, FlowEvent, LostEvent, NeighEvent, SockEvent
+from tracer.pipeline.connections import Connection, ConnectionTable
+
+GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
+TICK_NS = 200_000_000              # evaluate at most this often
+EXPIRE_EVERY_NS = 10_000_000_000   # forget idle connections this often
+FACTS_REFRESH_NS = 2_000_000_000   # the live node's routes and sysctls, re-read
+QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
+                                   # a connection is judged once it has been quiet this long
+
+
+class Diagnoser:
+    def __init__(self, names: Names, facts: NodeFacts, *, node_netns: int | None = None,
+                 pod_networks: Sequence[Network] = (),
+                 service_networks: Sequence[Network] = (),
+                 refresh_facts: Callable[[], NodeFacts] | None = None,
+                 coverage: Coverage | None = None) -> None:
+        pods = list(pod_networks) or [ipaddress.ip_network(c, strict=False)
+                                      for c in names.pod_cidrs()]
+        self.ctx = Context(names=names, facts=facts, table=ConnectionTable(),
+                           node_netns=node_netns, pod_networks=pods,
+                           service_networks=list(service_networks))
+        self.refresh_facts = refresh_facts
+        self.coverage = coverage or Coverage(node_state=facts.known)
+        self.findings: dict[str, Finding] = {}
+        self._last_eval = 0
+        self._facts_at = 0
+        self._expired_at = 0
+
+    # --- input ----------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Finding]:
+        out: list[Finding] = []
+        table = self.ctx.table
+        for ev in batch:
+            if isinstance(ev, LostEvent):
+                self.coverage.lost[ev.layer] = ev.total
+                continue
+            if self.ctx.node_netns is None and isinstance(ev, FlowEvent) \
+                    and ev.role == ROLE_UPLINK:
+                self.ctx.node_netns = ev.netns   # tc runs in the node's namespace
+            table.add(ev)
+            if isinstance(ev, SockEvent):
+                f = hostport_conflict(self.ctx, ev)
+                if f is not None:
+                    out += self._emit(f)
+            elif isinstance(ev, NeighEvent) and ev.netns != self.ctx.node_netns:
+                # a pod that could not resolve its gateway: did it send from an address
+                # the node's reverse-path filter rejects?
+                out += self._rp_filter_arp(ev)
+        now = max(now_ns or 0, table.now_ns)
+        if now - self._last_eval >= TICK_NS:
+            out += self._evaluate(now)
+        return out
+
+    def tick(self, now_ns: int) -> list[Finding]:
+        return self.process([], now_ns)
+
+    def finish(self, end_ns: int | None = None) -> list[Finding]:
+        """The end of the stream (at `end_ns`, when the source knows it): decide every
+        pending connection that had its time; younger ones are counted as undecided
+        in the coverage, not guessed at."""
+        now = max(self.ctx.table.now_ns, end_ns or 0)
+        out = self._evaluate(now, final=True)
+        self.coverage.connections = len(self.ctx.table.conns)
+        if self.ctx.table.evicted:
+            self.coverage.lost["connections_evicted"] = self.ctx.table.evicted
+        return out
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    def _ready(self, c: Connection, now: int, final: bool) -> bool:
+        if not c.open_question:
+            return False
+        if now - c.last_ns < QUIET_NS and not final:
+            return False
+        hard = bool(c.drops or c.icmp_sent or c.refused) or any(
+            t.event == "failed" for t in self.ctx.table.tcp_for(c))
+        ready = hard or now - c.first_ns >= SETTLE_NS
+        if final and not ready:
+            self.coverage.undecided += 1
+        return ready
+
+    def _evaluate(self, now: int, final: bool = False) -> list[Finding]:
+        self._last_eval = now
+        self.ctx.now_ns = now
+        if self.refresh_facts is not None and not final and \
+                now - self._facts_at >= FACTS_REFRESH_NS:
+            self.ctx.facts = self.refresh_facts()
+            self._facts_at = now
+        out: list[Finding] = []
+        for c in list(self.ctx.table.candidates.values()):
+            if not self._ready(c, now, final):
+                continue
+            for rule in CONNECTION_RULES:
+                f = rule(self.ctx, c)
+                if isinstance(f, Wait):
+                    break
+                if f is not None:
+                    self.ctx.table.settle(c)
+                    out += self._emit(f)
+                    break
+            else:
+                if final or now - c.first_ns > GIVE_UP_NS:
+                    self._unexplained(c)
+        if now - self._expired_at >= EXPIRE_EVERY_NS:
+            self.ctx.table.expire(now)
+            self._expired_at = now
+        return out
+
+    def _rp_filter_arp(self, n: NeighEvent) -> list[Finding]:
+        out: list[Finding] = []
+        table = self.ctx.table
+        for ev in [t for t in table.tcp if t.netns == n.netns and t.event == "connect"
+                   and n.wall_ns - NEIGH_MATCH_NS <= t.wall_ns <= n.wall_ns]:
+            f = rp_filter_arp(self.ctx, ev)
+            if f is None:
+                continue
+            out += self._emit(f)
+            for c in list(table.candidates.values()):
+                if c.src.ip == ev.src.ip and c.dst.ip == ev.dst.ip:
+                    table.settle(c)   # the connection it explains, as far as it was seen
+        return out
+
+    def _unexplained(self, c: Connection) -> None:
+        self.ctx.table.settle(c)
+        if len(self.coverage.unexplained) < 20 and not c.answered:
+            self.coverage.unexplained.append(c.record())
+
+    def _emit(self, f: Finding) -> list[Finding]:
+        seen = self.findings.get(f.key)
+        if seen is not None:
+            seen.count += 1
+            return []
+        self.findings[f.key] = f
+        return [f]
+
+    def all_findings(self) -> list[Finding]:
+        return sorted(self.findings.values(), key=lambda f: f.first_seen_ns)

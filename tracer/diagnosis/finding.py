@@ -1,0 +1,110 @@
+"""A finding: a named root cause, the objects it concerns, the evidence it rests on,
+and what to change.  `kind` values are the JSON contract (docs/findings.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.diagnosis.names import ObjRef
+from tracer.timefmt import rfc3339_ns
+
+KINDS = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",
+         "externalip-untranslated", "service-no-endpoints", "dns-unreachable",
+         "pod-network-unreachable", "nexthop-unreachable", "netfilter-drop",
+         "connection-refused", "rp-filter-drop")
+SEVERITIES = ("error", "warning")
+
+
+@dataclass
+class Finding:
+    kind: str                        # one of KINDS
+    severity: str
+    summary: str                     # one sentence naming the Kubernetes objects
+    objects: list[ObjRef]
+    evidence: list[dict[str, Any]]   # records with their `kind` and key fields
+    fix: str
+    key: str                         # what makes two findings the same (kind + objects)
+    first_seen_ns: int = 0
+    count: int = 1                   # connections (or binds) it explains
+    ambiguity: str | None = None     # what would disambiguate, when the evidence cannot
+
+    @property
+    def wall_ns(self) -> int:        # sinks order and stamp records by wall time
+        return self.first_seen_ns
+
+    def record(self) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "kind": self.kind, "severity": self.severity, "summary": self.summary,
+            "objects": [o.record() for o in dict.fromkeys(self.objects)],
+            "evidence": self.evidence, "fix": self.fix,
+            "first_seen": rfc3339_ns(self.first_seen_ns), "count": self.count}
+        if self.ambiguity:
+            rec["ambiguity"] = self.ambiguity
+        return rec
+
+
+def finding_record(f: Finding) -> dict[str, Any]:
+    """The jsonl line of `trace`: kind "finding", the finding's kind in `finding`."""
+    rec = f.record()
+    return {"kind": "finding", "time": rec["first_seen"], "finding": rec.pop("kind"), **rec}
+
+
+@dataclass
+class Coverage:
+    """What was observed, so no finding claims more than that (and the reader knows)."""
+
+    attached: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
+    metadata: str = "none"           # "file PATH", "none"
+    node_state: bool = False
+    connections: int = 0
+    undecided: int = 0               # too young at the end to tell (no error seen yet)
+    unexplained: list[dict[str, Any]] = field(default_factory=list)
+
+    def families(self) -> set[str] | None:
+        """The evidence that was available, by the names rules.Rule.needs uses; None
+        when the input does not say (JSON lines)."""
+        if not self.attached:
+            return None
+        text = " ".join(self.attached)
+        have = {"conntrack"}          # read from netlink wherever nodetrace runs
+        for family, marker in (("drops", "skb:kfree_skb"), ("tc", "tc/"),
+                               ("neigh", "neigh_"), ("route", "fib:"),
+                               ("icmp", "icmp:icmp_send"), ("tcp", "inet_sock_set_state"),
+                               ("sock", "sys_enter_bind")):
+            if marker in text:
+                have.add(family)
+        if self.metadata != "none":
+            have.add("metadata")
+        if self.node_state:
+            have.add("node_state")
+        return have
+
+    def blind(self) -> dict[str, list[str]]:
+        """Finding kinds whose evidence was (partly) not observable, and what was missing."""
+        from tracer.diagnosis.rules import RULES
+
+        have = self.families()
+        if have is None:
+            return {}
+        return {r.kind: missing for r in RULES
+                if (missing := [n for n in r.needs if n not in have])}
+
+    def record(self) -> dict[str, Any]:
+        notes = []
+        if any(self.lost.values()):
+            notes.append("events were lost: a finding may be missing, none is invented")
+        if self.metadata == "none":
+            notes.append("no Kubernetes metadata: objects are named by address only")
+        if not self.node_state:
+            notes.append("the node's routes and sysctls were not read")
+        for label, why in self.unavailable.items():
+            notes.append(f"not observed: {label} ({why})")
+        return {"attached": self.attached, "unavailable": self.unavailable,
+                "lost": {k: v for k, v in self.lost.items() if v},
+                "metadata": self.metadata, "node_state": self.node_state,
+                "connections": self.connections, "undecided": self.undecided,
+                "unexplained": self.unexplained, "partly_blind": self.blind(),
+                "notes": notes}

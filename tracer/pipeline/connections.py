@@ -1,0 +1,413 @@
+"""The joined connection view: per connection, what each point of the node saw.
+
+A connection is keyed by its tuple as the client sent it (the `orig` tuple of
+conntrack).  Every event that concerns it is attached, whatever tuple it carries:
+
+- `flow` records at pod veths and uplinks, before NAT (pod veth ingress: as the pod
+  sent it), after NAT (uplink egress: as it left the node) and in the reply direction;
+- `nat` (conntrack) events, which tell how the tuple was rewritten: the table learns
+  the translated tuples as aliases, and merges what it had already attached to them
+  (conntrack events arrive milliseconds after the packets they describe);
+- `drop` records and the ICMP errors the node sent (`icmp`) about its packets;
+- `tcp` socket events of the client and server (the client's `connect`/`failed` carry
+  no source port until the port is chosen: they are matched by addresses and time).
+
+Events that belong to no single connection — ICMP errors the node received (their
+inner packet is not parsed), failed neighbours, failed route lookups, failed binds —
+are kept in short recent lists for the rules to correlate by address and time.
+
+Bounded: connections idle for IDLE_NS are forgotten; at most MAX_CONNECTIONS are kept
+(the first created go first, counted in `evicted` and in diagnosis' coverage).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.model import (
+    DropEvent,
+    Endpoint,
+    Event,
+    FlowEvent,
+    IcmpEvent,
+    NatEvent,
+    NeighEvent,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
+    proto_name,
+    tcp_flag_names,
+)
+
+Key = tuple[int, str | None, int | None, str | None, int | None]
+
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+ICMP_ERROR_TYPES = (3, 11)
+IDLE_NS = 120 * 1_000_000_000
+MAX_CONNECTIONS = 50_000
+RECENT_MAX = 4096          # per list of loose events
+TCP_MATCH_NS = 15 * 1_000_000_000   # a socket event this close to a connection belongs to it
+
+
+def key_of(proto: int, src: Endpoint, dst: Endpoint) -> Key:
+    return (proto, src.ip, src.port, dst.ip, dst.port)
+
+
+def reverse(k: Key) -> Key:
+    return (k[0], k[3], k[4], k[1], k[2])
+
+
+def ep_text(ip: str | None, port: int | None) -> str:
+    if port is None:
+        return str(ip)
+    return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
+
+
+@dataclass
+class Hop:
+    """One hook's view of one direction of the connection (the latest flow report)."""
+
+    ifname: str
+    role: str              # "pod" | "uplink"
+    direction: str         # "ingress" | "egress"
+    reply: bool            # the reply direction
+    src: Endpoint
+    dst: Endpoint
+    packets: int
+    tcp_flags: int         # every flag seen
+    first_ns: int
+    last_ns: int
+    marks: tuple[str, ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": "flow", "ifname": self.ifname, "role": self.role,
+                "direction": self.direction, "reply": self.reply,
+                "src": ep_text(self.src.ip, self.src.port),
+                "dst": ep_text(self.dst.ip, self.dst.port), "packets": self.packets,
+                "tcp_flags": tcp_flag_names(self.tcp_flags), **(
+                    {"marks": list(self.marks)} if self.marks else {})}
+
+
+@dataclass
+class Connection:
+    key: Key
+    first_ns: int
+    last_ns: int
+    hops: dict[tuple[str, str, bool], Hop] = field(default_factory=dict)
+    nat: NatEvent | None = None
+    drops: list[DropEvent] = field(default_factory=list)
+    icmp_sent: list[IcmpEvent] = field(default_factory=list)
+    tcp: list[TcpEvent] = field(default_factory=list)
+    diagnosed: bool = False    # a rule explained it (or none could, and it was reported)
+    # kept as events arrive, so that the table can tell cheaply which connections a
+    # rule still has to look at
+    reply_seen: bool = False   # a reply at some hook
+    reply_flags: int = 0       # TCP flags of every reply, OR-ed
+    established: bool = False  # the client's socket connected
+    refused_socket: bool = False   # ECONNREFUSED, or the server's kernel sent a RST
+
+    def note_tcp(self, t: TcpEvent) -> None:
+        self.tcp.append(t)
+        self.established |= t.event == "established"
+        self.refused_socket |= t.error == "ECONNREFUSED" or t.event == "reset_sent"
+
+    @property
+    def proto(self) -> int:
+        return self.key[0]
+
+    @property
+    def src(self) -> Endpoint:
+        return Endpoint(self.key[1], self.key[2])
+
+    @property
+    def dst(self) -> Endpoint:
+        return Endpoint(self.key[3], self.key[4])
+
+    @property
+    def translated_dst(self) -> Endpoint:
+        """Where the node sent it: the DNAT endpoint, else the original destination."""
+        if self.nat is not None and "dnat" in self.nat.translation:
+            return self.nat.reply_src
+        return self.dst
+
+    @property
+    def translated_src(self) -> Endpoint:
+        if self.nat is not None and "snat" in self.nat.translation:
+            return self.nat.reply_dst
+        return self.src
+
+    @property
+    def dnat(self) -> bool:
+        return self.nat is not None and "dnat" in self.nat.translation
+
+    def forward_hops(self) -> list[Hop]:
+        return sorted((h for h in self.hops.values() if not h.reply), key=lambda h: h.first_ns)
+
+    def reply_hops(self) -> list[Hop]:
+        return sorted((h for h in self.hops.values() if h.reply), key=lambda h: h.first_ns)
+
+    def left_via(self, role: str) -> Hop | None:
+        return next((h for h in self.forward_hops()
+                     if h.role == role and h.direction == "egress"), None)
+
+    @property
+    def answered(self) -> bool:
+        """Anything came back: a reply at a hook, conntrack saw one, or the socket
+        connected."""
+        return self.reply_seen or self.established or \
+            (self.nat is not None and self.nat.replied)
+
+    @property
+    def refused(self) -> bool:
+        """Answered with a RST instead of a SYN-ACK (a RST after an established
+        connection is a normal ending, not a refusal)."""
+        if self.reply_flags & TCP_RST:
+            return not self.reply_flags & TCP_SYN and not self.established
+        return self.refused_socket and not self.established
+
+    @property
+    def open_question(self) -> bool:
+        """Worth a rule's look: not diagnosed, and unanswered or refused."""
+        return not self.diagnosed and (not self.answered or self.refused)
+
+    @property
+    def syn_retransmits(self) -> int:
+        hops = [h.packets - 1 for h in self.forward_hops() if h.tcp_flags == TCP_SYN]
+        tcp = [t.syn_retransmits for t in self.tcp]
+        return max([0, *hops, *tcp])
+
+    def failed_socket(self) -> TcpEvent | None:
+        return next((t for t in self.tcp if t.event == "failed"), None)
+
+    def stopped_at(self) -> str:
+        """Where the connection was last seen going forward, or that it was answered."""
+        if self.answered:
+            return "answered"
+        hops = self.forward_hops()
+        if self.drops:
+            d = self.drops[-1]
+            return f"dropped at {d.ifname or 'a local socket'} ({d.reason})"
+        if hops:
+            h = hops[-1]
+            return f"no reply after {h.ifname} {h.direction}"
+        return "not seen on any traced interface"
+
+    def record(self) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "kind": "connection", "proto": proto_name(self.proto),
+            "src": ep_text(*self.key[1:3]), "dst": ep_text(*self.key[3:5]),
+            "path": [f"{h.ifname} {h.direction}" for h in self.forward_hops()],
+            "reply_path": [f"{h.ifname} {h.direction}" for h in self.reply_hops()],
+            "answered": self.answered, "stopped": self.stopped_at()}
+        if self.nat is not None:
+            rec["nat"] = {"translation": list(self.nat.translation),
+                          "to": ep_text(self.nat.reply_src.ip, self.nat.reply_src.port)
+                          + " from " + ep_text(self.nat.reply_dst.ip, self.nat.reply_dst.port),
+                          "replied": self.nat.replied}
+        if self.syn_retransmits:
+            rec["syn_retransmits"] = self.syn_retransmits
+        return rec
+
+
+class ConnectionTable:
+    def __init__(self) -> None:
+        self.conns: dict[Key, Connection] = {}
+        self._alias: dict[Key, tuple[Key, bool]] = {}   # tuple seen -> (orig key, reply)
+        self._aliases_of: dict[Key, list[Key]] = {}
+        self.icmp_in: deque[FlowEvent] = deque(maxlen=RECENT_MAX)   # errors received
+        self.neigh: deque[NeighEvent] = deque(maxlen=RECENT_MAX)
+        self.routes: deque[RouteEvent] = deque(maxlen=RECENT_MAX)
+        self.socks: deque[SockEvent] = deque(maxlen=RECENT_MAX)
+        self.tcp: deque[TcpEvent] = deque(maxlen=RECENT_MAX)
+        # socket events by (src ip, dst ip, dst port): the client's end has no port yet
+        self._tcp_by: dict[tuple[str | None, str | None, int | None], deque[TcpEvent]] = {}
+        # connections a rule may still have to look at (unanswered or refused): the
+        # rest are skipped without a look, however many there are
+        self.candidates: dict[Key, Connection] = {}
+        self.evicted = 0
+        self.now_ns = 0
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self.conns.values()))
+
+    # --- building ---------------------------------------------------------------------
+
+    def _alias_to(self, seen: Key, orig: Key, reply: bool) -> None:
+        if self._alias.get(seen) != (orig, reply):
+            self._alias[seen] = (orig, reply)
+            self._aliases_of.setdefault(orig, []).append(seen)
+
+    def _create(self, k: Key, t: int) -> Connection:
+        if len(self.conns) >= MAX_CONNECTIONS:
+            self._forget(next(iter(self.conns)))   # the first created (dicts keep order)
+            self.evicted += 1
+        c = Connection(k, t, t)
+        self.conns[k] = c
+        self.candidates[k] = c
+        self._alias_to(k, k, False)
+        self._alias_to(reverse(k), k, True)
+        return c
+
+    def _forget(self, k: Key) -> None:
+        self.conns.pop(k, None)
+        self.candidates.pop(k, None)
+        for seen in self._aliases_of.pop(k, []):
+            if self._alias.get(seen, (None,))[0] == k:
+                del self._alias[seen]
+
+    def _find(self, k: Key) -> tuple[Connection, bool] | None:
+        hit = self._alias.get(k)
+        if hit is None or hit[0] not in self.conns:
+            return None
+        return self.conns[hit[0]], hit[1]
+
+    def _merge(self, into: Connection, other: Connection) -> None:
+        into.first_ns = min(into.first_ns, other.first_ns)
+        into.last_ns = max(into.last_ns, other.last_ns)
+        for hk, hop in other.hops.items():
+            into.hops.setdefault(hk, hop)
+        into.drops.extend(other.drops)
+        into.icmp_sent.extend(other.icmp_sent)
+        for t in other.tcp:
+            if t not in into.tcp:
+                into.note_tcp(t)
+        into.reply_seen |= other.reply_seen
+        into.reply_flags |= other.reply_flags
+        into.nat = into.nat or other.nat
+        self._forget(other.key)
+
+    def add(self, ev: Event) -> Connection | None:
+        """Attach one event; returns the connection it concerns, if any."""
+        c = self._add(ev)
+        if c is not None and not c.open_question:
+            self.candidates.pop(c.key, None)
+        return c
+
+    def settle(self, c: Connection) -> None:
+        """A rule explained `c` (or none will): no more looks."""
+        c.diagnosed = True
+        self.candidates.pop(c.key, None)
+
+    def _add(self, ev: Event) -> Connection | None:
+        t = getattr(ev, "wall_ns", 0)
+        self.now_ns = max(self.now_ns, t)
+        if isinstance(ev, FlowEvent):
+            return self._flow(ev, t)
+        if isinstance(ev, NatEvent):
+            return self._nat(ev, t)
+        if isinstance(ev, DropEvent):
+            if ev.family and ev.proto in (6, 17) and ev.src.port is not None:
+                c = self._conn_for(key_of(ev.proto, ev.src, ev.dst), t)
+                c.drops.append(ev)
+                return c
+            return None
+        if isinstance(ev, IcmpEvent):
+            if ev.proto in (6, 17):
+                c = self._conn_for(key_of(ev.proto, ev.src, ev.dst), t)
+                c.icmp_sent.append(ev)
+                return c
+            return None
+        if isinstance(ev, TcpEvent):
+            self.tcp.append(ev)
+            self._index_tcp(ev)
+            for k in (key_of(6, ev.src, ev.dst), key_of(6, ev.dst, ev.src)):
+                found = self._find(k) if k[2] and k[4] else None
+                if found is not None:
+                    found[0].note_tcp(ev)
+                    return found[0]
+            return None
+        if isinstance(ev, NeighEvent):
+            self.neigh.append(ev)
+        elif isinstance(ev, RouteEvent):
+            self.routes.append(ev)
+        elif isinstance(ev, SockEvent):
+            self.socks.append(ev)
+        return None
+
+    def _conn_for(self, k: Key, t: int) -> Connection:
+        found = self._find(k)
+        c = found[0] if found is not None else self._create(k, t)
+        c.last_ns = max(c.last_ns, t)
+        return c
+
+    def _flow(self, ev: FlowEvent, t: int) -> Connection | None:
+        if ev.proto in (1, 58):
+            if ev.icmp_type in ICMP_ERROR_TYPES:
+                self.icmp_in.append(ev)
+            return None
+        if ev.proto not in (6, 17):
+            return None
+        k = key_of(ev.proto, ev.src, ev.dst)
+        found = self._find(k)
+        if found is None:
+            first_flags = ev.tcp_flags if ev.report == "new" else ev.tcp_flags_seen
+            if ev.proto == 6 and first_flags & TCP_SYN and first_flags & TCP_ACK:
+                c, reply = self._create(reverse(k), t), True    # a SYN-ACK: the answer
+            else:
+                c, reply = self._create(k, t), False
+        else:
+            c, reply = found
+        c.last_ns = max(c.last_ns, t)
+        if reply:
+            c.reply_seen = True
+            c.reply_flags |= ev.tcp_flags_seen
+        hk = (ev.ifname, ev.direction, reply)
+        old = c.hops.get(hk)
+        if old is not None:     # a later report of the same hook: counters move on
+            old.packets, old.tcp_flags, old.last_ns = ev.packets, ev.tcp_flags_seen, t
+            if ev.marks:
+                old.marks = tuple(dict.fromkeys((*old.marks, *ev.marks)))
+        else:
+            c.hops[hk] = Hop(ifname=ev.ifname, role=ev.role, direction=ev.direction,
+                             reply=reply, src=ev.src, dst=ev.dst, packets=ev.packets,
+                             tcp_flags=ev.tcp_flags_seen, first_ns=t, last_ns=t,
+                             marks=ev.marks)
+        return c
+
+    def _nat(self, ev: NatEvent, t: int) -> Connection:
+        k = key_of(ev.proto, ev.orig_src, ev.orig_dst)
+        found = self._find(k)
+        if found is not None and not found[1] and found[0].key != k:
+            c = found[0]
+        else:
+            c = self.conns.get(k) or self._create(k, t)
+        c.nat = ev
+        c.last_ns = max(c.last_ns, t)
+        # the tuple after translation, both ways: what uplinks and endpoints saw
+        fwd = (ev.proto, ev.reply_dst.ip, ev.reply_dst.port, ev.reply_src.ip, ev.reply_src.port)
+        for seen, reply in ((fwd, False), (reverse(fwd), True)):
+            other = self._find(seen)
+            if other is not None and other[0] is not c:
+                self._merge(c, other[0])
+            self._alias_to(seen, c.key, reply)
+        return c
+
+    def _index_tcp(self, ev: TcpEvent) -> None:
+        for k in ((ev.src.ip, ev.dst.ip, ev.dst.port), (ev.dst.ip, ev.src.ip, ev.src.port)):
+            q = self._tcp_by.get(k)
+            if q is None:
+                if len(self._tcp_by) >= RECENT_MAX:       # the oldest address pair goes
+                    del self._tcp_by[next(iter(self._tcp_by))]
+                q = self._tcp_by[k] = deque(maxlen=16)
+            q.append(ev)
+
+    def expire(self, now_ns: int) -> None:
+        for c in list(self.conns.values()):
+            if now_ns - c.last_ns > IDLE_NS:
+                self._forget(c.key)
+
+    # --- questions the rules ask ------------------------------------------------------
+
+    def tcp_for(self, c: Connection) -> list[TcpEvent]:
+        """The client's socket events for `c` (connect/failed carry no source port),
+        and the server's reset for it."""
+        out = list(c.tcp)
+        for ev in self._tcp_by.get((c.src.ip, c.dst.ip, c.dst.port), ()):
+            if ev in out or ev.src.port not in (0, c.src.port):
+                continue
+            if c.first_ns - TCP_MATCH_NS <= ev.wall_ns <= c.last_ns + TCP_MATCH_NS:
+                out.append(ev)
+        return out
