@@ -29,7 +29,7 @@ from tracer.podmap import PodMap
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
-from tracer.sinks.sink import Sink
+from tracer.sinks.sink import Sink as Sink  # its old home: re-exported
 from tracer.sources.live import LiveSource
 from tracer.sources.stats import SourceStats
 from tracer.sysctls import ForwardingSysctls, local_addresses
