@@ -34,7 +34,7 @@ from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
 from tracer.selection import PodSelection, Selection
-from tracer.sinks.sink import Sink
+from tracer.sinks.sink import Sink as Sink  # its old home: re-exported
 from tracer.sources.live import LiveSource
 from tracer.sources.stats import SourceStats
 from tracer.sysctls import ForwardingSysctls, local_addresses
@@ -83,14 +83,16 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
+        not_built: dict[str, str] = {}   # family -> why: the recording's header says it
         if kprobes_available(tracefs_dir()):
             families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
+        else:
+            not_built["family nat (per packet)"] = "no kprobes: NAT from conntrack events"
         # issue 5: every failure family whose required hooks this kernel has
-        not_built: dict[str, str] = {}
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
             if why:
                 log.info("not tracing %s events: %s", family, why)
-                not_built[f"{family} events"] = why
+                not_built[f"family {family}"] = why
             else:
                 families.add(family)
         module = stack.enter_context(Module(BuildSpec(
@@ -200,7 +202,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         recorder = None
         if opts.record is not None:  # before the ready file: every event is recorded
             recorder = stack.enter_context(RecordingWriter(opts.record, SessionFacts(
-                kernel_release=facts.release, attached=attached, unavailable=module.unavailable,
+                kernel_release=facts.release, attached=attached,
+                unavailable={**not_built, **module.unavailable},
                 drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
                 netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
                 service_networks=[str(n) for n in marker.cluster_networks

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from tests.unit.recording_support import GOLDEN, GOLDEN_JSONL
@@ -84,9 +85,15 @@ def test_replay_as_a_table(sandbox: Path) -> None:
 def test_a_truncated_recording_replays_to_its_last_whole_record(tmp_path: Path,
                                                                  sandbox: Path) -> None:
     data = GOLDEN.read_bytes()
+    unpacker = msgpack.Unpacker(strict_map_key=False)
+    unpacker.feed(data)
+    starts = [0]
+    for record in unpacker:
+        if record[0] == 1:     # an event: cut half-way between the first one and the end
+            break
+        starts.append(unpacker.tell())
     cut = tmp_path / "cut.ntrec"
-    # half-way through the events (the header and the node state come first)
-    cut.write_bytes(data[:(len(data) + 12_500) // 2])
+    cut.write_bytes(data[:(len(data) + starts[-1]) // 2])
     proc = replay(str(cut), "-o", "jsonl", sandbox=sandbox)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -167,3 +174,20 @@ def test_tui_output_is_accepted_and_says_it_is_not_built_yet() -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip() == ("nodetrace: error: -o tui: the TUI is not built yet; "
                                    "use -o table or -o jsonl")
+
+
+@pytest.mark.parametrize("argv", [
+    ["record"],                                          # -w is required
+    ["record", "-w", "/nonexistent/dir/s.ntrec"],
+    ["trace", "--record", "/nonexistent/dir/s.ntrec"],
+    ["record", "-w", "s.ntrec", "--max-size", "1k"],      # too small for a recording
+    ["record", "-w", "s.ntrec", "--max-size", "lots"],
+    ["record", "-w", "s.ntrec", "--rotate", "0"],
+    ["record", "-w", "s.ntrec", "-o", "jsonl"],           # headless: no output format
+])
+def test_recording_flags_are_checked_before_anything_runs(argv: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tracer.cli.main", *argv],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    assert "usage:" in proc.stderr and "Traceback" not in proc.stderr

@@ -55,7 +55,9 @@ class SessionFacts:
     netns: int = 0
     pod_networks: Sequence[str] = ()      # the path marker's networks
     service_networks: Sequence[str] = ()
-    node: str = field(default_factory=socket.gethostname)
+    # the Kubernetes node name when the pod spec passes it (downward API), else the host's
+    node: str = field(default_factory=lambda: os.environ.get("NODE_NAME")
+                      or socket.gethostname())
 
 
 @dataclass(frozen=True)

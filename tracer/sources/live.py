@@ -17,7 +17,7 @@ from tracer.kernel.loader import Module
 from tracer.model import Event, LostEvent
 from tracer.pipeline.decode import Decoder, decode_final_flow, decode_unreported_drop
 from tracer.schema import LossSlot
-from tracer.sources.stats import SourceStats
+from tracer.sources.stats import SourceStats as SourceStats  # its old home: re-exported
 
 log = logging.getLogger(__name__)
 
