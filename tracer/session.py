@@ -24,6 +24,7 @@ from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_di
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
+from tracer.metadata.objects import KINDS
 from tracer.metadata.setup import Metadata, MetadataOptions
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.enrich import Enricher, PodFilter
@@ -196,9 +197,6 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                  names)
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
-        # Metadata providers (issue 6) feed the recording through the MetadataRecorder
-        # hook: fan_out(index, recorder) from tracer/recording/metadata.py, with their
-        # initial lists as "added" (docs/recording-format.md).
         recorder = None
         if opts.record is not None:  # before the ready file: every event is recorded
             recorder = stack.enter_context(RecordingWriter(opts.record, SessionFacts(
@@ -207,9 +205,17 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                 drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
                 netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
                 service_networks=[str(n) for n in marker.cluster_networks
-                                  if n not in marker.pod_networks]),
+                                  if n not in marker.pod_networks],
+                **({"node": meta.index.local_node} if meta.index.local_node else {})),
                 on_full=stop.set if opts.record.stop_when_full else None,
                 snapshot=nodestate.snapshot))
+            # the metadata as it changes, after what the index holds now as "added"
+            # (observer first: a change in between is recorded twice, never lost)
+            meta.index.add_observer(recorder.on_change)
+            now = time.time()
+            for kind in KINDS:
+                for obj in meta.index.objects(kind):
+                    recorder.on_change(kind, "added", obj, now)
         if opts.ready_file:
             write_ready_file(opts.ready_file, attached)
         if opts.duration_s is not None:

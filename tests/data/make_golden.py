@@ -44,9 +44,13 @@ def say(text: str) -> None:
 
 def record(lab: lifecycle.Lab, tmp: Path) -> tuple[bytes, bytes]:
     ready, rec = tmp / "ready", tmp / "golden.ntrec"
+    node = lab.scenario.trace_node
+    # names from the node's API stand-in (recorded as metadata), findings named as well
     argv = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", "jsonl",
             "--record", str(rec), "--ready-file", str(ready),
-            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR]
+            "--cluster-cidr", CLUSTER_CIDR, "--service-cidr", SERVICE_CIDR,
+            "--kubeconfig", lab.node(node).kubeconfig, "--metadata", lab.state.objects_file,
+            "--node", node]
     proc = runner.start_tracer(lab, lab.scenario.trace_node, argv, stdout=subprocess.PIPE,
                                cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:

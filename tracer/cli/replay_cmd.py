@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from tracer.diagnosis.finding import Coverage
 from tracer.diagnosis.names import ObjectListNames
 from tracer.diagnosis.offline import recording_diagnoser
 from tracer.errors import TracerError, UsageError
+from tracer.metadata.index import MetadataIndex
+from tracer.pipeline.enrich import Enricher
+from tracer.recording.metadata import fan_out
 from tracer.recording.reader import Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.records import Output
@@ -66,7 +70,7 @@ def register(sub: Any) -> None:
                    help="skip events before T: an offset from the recording's start (90s, "
                    "5m, 1.5h) or an RFC 3339 time (2026-01-05T03:12:00Z)")
     p.add_argument("--until", metavar="T", help="skip events after T (as --since)")
-    p.add_argument("--metadata", type=Path, metavar="FILE",
+    p.add_argument("--metadata", type=Path, metavar="FILE", action="append", default=[],
                    help="Kubernetes objects (kubectl -o json List) to name objects in "
                    "findings (default: the metadata the recording carries)")
     p.add_argument("--node", metavar="NAME",
@@ -116,6 +120,16 @@ def run_tui(args: argparse.Namespace) -> int:
     return status
 
 
+class IndexFeed:
+    """The recorded metadata changes into the index names are resolved from."""
+
+    def __init__(self, index: MetadataIndex) -> None:
+        self.index = index
+
+    def on_change(self, kind: str, action: str, obj: Mapping[str, Any], at: float) -> None:
+        self.index.apply(kind, action, dict(obj), at)
+
+
 def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
     if output == "tui":
@@ -127,20 +141,27 @@ def main(args: argparse.Namespace) -> int:
         log.info("%s", describe(args.file, h))
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
         # the same stages as the live session after its recording tee, from the
-        # recorded facts (tracer/session.py): path marks, then diagnosis
-        names = ObjectListNames.from_file(args.metadata) if args.metadata else None
+        # recorded facts (tracer/session.py): path marks, Kubernetes names from the
+        # recorded metadata, then diagnosis
+        names = ObjectListNames.from_files(args.metadata) if args.metadata else None
         diag, state, marker = recording_diagnoser(
             h, names=names, facts=None, node=args.node,
-            coverage=Coverage(metadata=f"file {args.metadata}" if args.metadata else "none"))
+            coverage=Coverage(metadata=("file " + ", ".join(map(str, args.metadata)))
+                              if args.metadata else "none"))
+        index = MetadataIndex(rebuild_interval_s=0.0)   # replay: every change at once
+        index.local_node = args.node or h.node or None
+        enrich = Enricher(index, h.netns)
         source = ReplaySource(reader, speed=args.speed, since_ns=since, until_ns=until,
-                              metadata=state, on_node_state=state.on_node_state)
+                              metadata=fan_out(IndexFeed(index), state),
+                              on_node_state=state.on_node_state)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
         for batch in source.batches(stop):
-            batch = marker.process(batch)
-            out: list[Output] = list(batch)
-            out.extend(diag.process(batch))
-            sink.write(out)
+            named = enrich.process(marker.process(batch))
+            sink.write(named)
+            findings: list[Output] = list(diag.process(named))
+            if findings:
+                sink.write(findings)
         sink.write(diag.finish(source.end.wall_ns if source.end is not None else None))
         sink.close()
         for warning in reader.warnings():
