@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -57,6 +57,16 @@ class TraceOptions:
     record: RecordSpec | None = None   # also write the session to a recording
 
 
+@dataclass(frozen=True)
+class Attached:
+    """What a session attached, for a display (the TUI's header)."""
+
+    kernel_release: str
+    netns: int
+    attached: tuple[str, ...]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+
 # issue 5: failures that are not drops (built where the kernel has their hooks)
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 
@@ -67,7 +77,8 @@ def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp.replace(path)
 
 
-def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
+def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
+        on_attached: Callable[[Attached], None] | None = None) -> SourceStats:
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
@@ -145,6 +156,9 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                                   if n not in marker.pod_networks]),
                 on_full=stop.set if opts.record.stop_when_full else None,
                 snapshot=nodestate.snapshot))
+        if on_attached is not None:
+            on_attached(Attached(facts.release, node_ino, tuple(attached),
+                                 dict(module.unavailable)))
         if opts.ready_file:
             write_ready_file(opts.ready_file, attached)
         if opts.duration_s is not None:

@@ -90,8 +90,29 @@ def describe(path: Path, h: Header) -> str:
     return text
 
 
+def main_tui(args: argparse.Namespace) -> int:
+    """The TUI on a recording, or on a file of `trace -o jsonl` lines."""
+    from tui.feeds.replay import ReplayFeed, load  # Textual only when the TUI is wanted
+    from tui.run import run_tui
+
+    loaded = load(args.file)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    speed = 0.0 if args.fast else (args.speed or 1.0)   # the TUI plays at the recorded pace
+    feed = ReplayFeed(loaded.records, loaded.status, speed=speed)
+    if args.until:
+        until = parse_time(args.until, feed.start_ns)
+        feed = ReplayFeed([r for r, t in zip(loaded.records, feed.times, strict=True)
+                           if t <= until], loaded.status, speed=speed)
+    if args.since:
+        feed.seek(parse_time(args.since, feed.start_ns) - feed.start_ns)
+    return run_tui(feed)
+
+
 def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
+    if output == "tui":
+        return main_tui(args)
     with RecordingReader(args.file) as reader:
         h = reader.header
         since = parse_time(args.since, h.started_wall_ns) if args.since else None

@@ -41,6 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--record", type=writable_path, metavar="FILE",
                    help="also record the session to FILE (mode 0600) for `nodetrace replay`")
     add_recording_size(p)
+    p.add_argument("--node-name", metavar="NAME", help=argparse.SUPPRESS)  # lab run: the TUI header
     p.set_defaults(func=main)
 
 
@@ -91,12 +92,23 @@ def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceO
 
 def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
-    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
-    stop = threading.Event()
-    install_stop_signals(stop)
     record = None
     if args.record is not None:
         record = RecordSpec(args.record, max_size=args.max_size, rotate=args.rotate)
+    if output == "tui":
+        from tui.feeds.live import LiveFeed  # Textual only when the TUI is wanted
+        from tui.run import run_tui
+
+        feed = LiveFeed(trace_options(args, record), node=args.node_name)
+        status = run_tui(feed)
+        lost = sum(feed.stats_lost.values())
+        if args.fail_on_loss and lost:
+            print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)
+            return 1
+        return status
+    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    stop = threading.Event()
+    install_stop_signals(stop)
     stats = run(trace_options(args, record), sink, stop)
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
