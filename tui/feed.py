@@ -75,8 +75,11 @@ class RecordingControl(Protocol):
 
 
 class Feed(Protocol):
-    controls: ReplayControls | None
-    recording: RecordingControl | None
+    @property
+    def controls(self) -> ReplayControls | None: ...      # a replay's; None when live
+
+    @property
+    def recording(self) -> RecordingControl | None: ...   # `r`; None when it cannot record
 
     def run(self, out: FeedOutput, stop: threading.Event) -> None:
         """Produce until the source ends or `stop` is set; called in a thread."""
