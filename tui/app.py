@@ -61,7 +61,7 @@ class NodetraceApp(App[int]):
         Binding("minus", "replay_speed(-1)", "Replay slower", key_display="-"),
         Binding("right_square_bracket", "replay_seek(10)", "Seek +10 s", key_display="]"),
         Binding("left_square_bracket", "replay_seek(-10)", "Seek -10 s", key_display="["),
-        Binding("home", "replay_seek_start", "Replay from the start", key_display="home"),
+        Binding("0", "replay_seek_start", "Replay from the start"),
     ]
 
     def __init__(self, feed: Feed, *, clock: Callable[[], float] = time.monotonic,
@@ -278,6 +278,16 @@ class NodetraceApp(App[int]):
                 related = f
                 break
         self.push_screen(ConnectionScreen(conn, related))
+
+    def on_unmount(self) -> None:
+        self.stop.set()
+        self.out.close()
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        """However the app ends, the feed ends with it (Textual waits for its worker)."""
+        self.stop.set()
+        self.out.close()
+        super().exit(*args, **kwargs)
 
     async def action_quit(self) -> None:
         """Stop the feed (a live session drains and detaches), wait for it, exit."""

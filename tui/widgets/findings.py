@@ -24,6 +24,10 @@ def age(now_ns: int, then_ns: int) -> str:
     return f"{s // 3600}h"
 
 
+def clip(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 class FindingsTable(KeyedTable):
     COLUMNS = ("SEVERITY", "FINDING", "SUMMARY", "COUNT", "AGE")
 
@@ -34,7 +38,8 @@ class FindingsTable(KeyedTable):
     def show(self, findings: Sequence[Finding], now_ns: int) -> None:
         self.findings = {f.key: f for f in findings}
         self.sync([(f.key, (Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")),
-                            f.kind, f.summary, str(f.count), age(now_ns, f.first_seen_ns)))
+                            f.kind, clip(f.summary), str(f.count),
+                            age(now_ns, f.first_seen_ns)))
                    for f in findings])
 
     def selected(self) -> Finding | None:

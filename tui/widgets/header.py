@@ -30,6 +30,8 @@ def replay_text(r: ReplayState) -> str:
 
 
 class StatusHeader(Static):
+    text = Text()    # what is shown (tests read it)
+
     def show(self, status: FeedStatus, rate: float, events: int, lost: dict[str, int],
              display_paused: bool) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -62,4 +64,5 @@ class StatusHeader(Static):
         if not status.running:
             t.append("  feed ended" + (f": {status.error}" if status.error else ""),
                      style="bold red" if status.error else "dim")
+        self.text = t
         self.update(t)
