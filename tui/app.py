@@ -81,6 +81,7 @@ class NodetraceApp(App[int]):
         self._shown_version = -1
         self._filter_changed = True
         self._feed_worker: Worker[None] | None = None
+        self._speed: float | None = None
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
@@ -133,9 +134,13 @@ class NodetraceApp(App[int]):
 
     def refresh_view(self) -> None:
         main = self.screen if isinstance(self.screen, MainScreen) else None
-        if main is None:
+        if main is None or not main.is_mounted or not self.is_running:
             return
-        main.query_one("#status", StatusHeader).show(
+        try:
+            header = main.query_one("#status", StatusHeader)
+        except NoMatches:      # composing, or shutting down
+            return
+        header.show(
             self.status, self.model.rate(), self.model.events, self.model.lost,
             self.display_paused)
         if self.display_paused:
@@ -240,9 +245,11 @@ class NodetraceApp(App[int]):
         if not self._controls_or_note() or self.status.replay is None:
             return
         assert self.feed.controls is not None
-        cur = self.status.replay.speed
+        # the last speed asked for: the status may not show it yet (two quick presses)
+        cur = self._speed if self._speed is not None else self.status.replay.speed
         i = SPEEDS.index(cur) if cur in SPEEDS else SPEEDS.index(1.0)
         speed = SPEEDS[max(0, min(len(SPEEDS) - 1, i + direction))]
+        self._speed = speed
         self.feed.controls.set_speed(speed)
         self.note(f"replay speed {'max' if speed <= 0 else f'x{speed:g}'}")
 

@@ -44,14 +44,76 @@ def _text(t: Tuple5) -> str:
 
 @dataclass
 class Hop:
-    """One line of a connection's timeline."""
+    """One line of a connection's timeline: the record, formatted only when shown (the
+    join runs for every event; the timeline is read for one connection at a time)."""
 
-    time_ns: int
+    time: str                  # RFC 3339 (sorts as text)
     kind: str
-    where: str
-    tuple: str
-    detail: str
-    failure: bool = False
+    rec: Record
+    tuple5: Tuple5
+
+    @property
+    def time_ns(self) -> int:
+        return time_ns(self.time)
+
+    @property
+    def tuple(self) -> str:
+        return _text(self.tuple5)
+
+    @property
+    def where(self) -> str:
+        r = self.rec
+        if self.kind == "flow":
+            return f"{r.get('ifname')} ({r.get('role')}) {r.get('direction')}"
+        if self.kind == "nat":
+            return f"conntrack {r.get('ct_event') or r.get('manip') or ''}".rstrip()
+        if self.kind == "drop":
+            return str(r.get("ifname") or f"netns {r.get('netns')}")
+        if self.kind == "icmp":
+            return str(r.get("ifname") or "")
+        return "socket"
+
+    @property
+    def detail(self) -> str:
+        r = self.rec
+        if self.kind == "flow":
+            flags = ",".join(r.get("packet_tcp_flags") or r.get("tcp_flags") or ())
+            marks = sorted(r.get("marks") or ())
+            return (f"{r.get('report')} {r.get('packets')} pkts {r.get('bytes')} B"
+                    + (f" [{flags}]" if flags else "")
+                    + (f" marks: {', '.join(marks)}" if marks else ""))
+        if self.kind == "nat":
+            return nat_text(r) + (" replied" if r.get("replied") else " not replied")
+        if self.kind == "drop":
+            return f"{r.get('reason')} x{r.get('count')} at {r.get('location') or '?'}"
+        if self.kind == "icmp":
+            return f"ICMP {r.get('meaning') or r.get('icmp')} sent to {addr(r.get('src'))}"
+        proc = r.get("process") or {}
+        who = f" by {proc.get('comm')}[{proc.get('pid')}]" if proc else ""
+        return (f"{r.get('event')} {r.get('error') or ''} syn retransmits "
+                f"{r.get('syn_retransmits')}{who}")
+
+    @property
+    def failure(self) -> bool:
+        r = self.rec
+        if self.kind == "flow":
+            return bool(set(r.get("marks") or ()) - {"syn-retransmits"})
+        if self.kind == "drop":
+            return r.get("reason") not in BENIGN_DROPS
+        if self.kind == "tcp":
+            return r.get("event") in ("failed", "reset_received", "error")
+        return self.kind == "icmp"
+
+
+def nat_text(rec: Record) -> str:
+    orig, reply = rec.get("orig") or {}, rec.get("reply") or {}
+    trans = rec.get("translation") or ()
+    parts = []
+    if "dnat" in trans:
+        parts.append(f"DNAT {addr(orig.get('dst'))} -> {addr(reply.get('src'))}")
+    if "snat" in trans:
+        parts.append(f"SNAT {addr(orig.get('src'))} -> {addr(reply.get('dst'))}")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -59,8 +121,8 @@ class Connection:
     key: Tuple5
     src: dict[str, Any]
     dst: dict[str, Any]
-    first_ns: int
-    last_ns: int = 0
+    first_time: str
+    last_time: str = ""
     nat: str = ""
     backend: dict[str, Any] | None = None
     counters: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
@@ -146,18 +208,26 @@ class Connection:
             s.add("kind", k)
         return s
 
+    @property
+    def last_ns(self) -> int:
+        return time_ns(self.last_time)
+
     def add(self, hop: Hop) -> None:
         if len(self.timeline) >= MAX_TIMELINE:
             del self.timeline[:MAX_TIMELINE // 4]
         self.timeline.append(hop)
-        self.last_ns = max(self.last_ns, hop.time_ns)
+        if hop.time > self.last_time:
+            self.last_time = hop.time
         self.version += 1
+
+
+def _named(ep: dict[str, Any]) -> bool:
+    return "pod" in ep or "service" in ep or "node" in ep
 
 
 def _richer(old: dict[str, Any], new: Any) -> dict[str, Any]:
     """Keep the endpoint form that carries Kubernetes names."""
-    if isinstance(new, dict) and any(k in new for k in ("pod", "service", "node")) and \
-            not any(k in old for k in ("pod", "service", "node")):
+    if isinstance(new, dict) and _named(new) and not _named(old):
         return new
     return old
 
@@ -181,7 +251,7 @@ class Connections:
             return self.by_key[k], "rev"
         return None
 
-    def _get(self, t: Tuple5, rec: Record, ts: int) -> tuple[Connection, str]:
+    def _get(self, t: Tuple5, rec: Record, ts: str) -> tuple[Connection, str]:
         found = self._find(t)
         if found is not None:
             return found
@@ -194,7 +264,7 @@ class Connections:
         return conn, "fwd"
 
     def _evict(self) -> None:
-        oldest = sorted(self.by_key.values(), key=lambda c: (c.failed, c.last_ns))
+        oldest = sorted(self.by_key.values(), key=lambda c: (c.failed, c.last_time))
         for c in oldest[:max(1, len(oldest) // 10)]:
             del self.by_key[c.key]
         self.alias = {a: k for a, k in self.alias.items() if k in self.by_key}
@@ -209,8 +279,8 @@ class Connections:
         into.marks |= other.marks
         into.retransmits = max(into.retransmits, other.retransmits)
         into.tcp = into.tcp or other.tcp
-        into.timeline = sorted(into.timeline + other.timeline, key=lambda h: h.time_ns)
-        into.last_ns = max(into.last_ns, other.last_ns)
+        into.timeline = sorted(into.timeline + other.timeline, key=lambda h: h.time)
+        into.last_time = max(into.last_time, other.last_time)
         del self.by_key[other.key]
         for a, k in list(self.alias.items()):
             if k == other.key:
@@ -221,31 +291,29 @@ class Connections:
         fn = _APPLY.get(kind)  # type: ignore[arg-type]
         if fn is None:
             return None
-        conn: Connection | None = fn(self, rec, time_ns(rec.get("time")))
+        ts = rec.get("time")
+        conn: Connection | None = fn(self, rec, ts if isinstance(ts, str) else "")
         return conn
 
     # --- by record kind -------------------------------------------------------
 
-    def _flow(self, rec: Record, ts: int) -> Connection | None:
+    def _flow(self, rec: Record, ts: str) -> Connection | None:
         t = _tuple(rec.get("proto"), rec.get("src"), rec.get("dst"))
         if t is None or t[2] is None:     # not TCP/UDP: no connection to speak of
             return None
         conn, d = self._get(t, rec, ts)
-        where = f"{rec.get('ifname')} ({rec.get('role')}) {rec.get('direction')}"
-        conn.counters[(where, d)] = (int(rec.get("packets") or 0), int(rec.get("bytes") or 0))
-        marks = set(rec.get("marks") or ())
-        conn.marks |= marks
+        conn.counters[(f"{rec.get('ifname')} {rec.get('direction')}", d)] = (
+            int(rec.get("packets") or 0), int(rec.get("bytes") or 0))
+        marks = rec.get("marks")
+        if marks:
+            conn.marks.update(marks)
         if d == "fwd":
             conn.src = _richer(conn.src, rec.get("src"))
             conn.dst = _richer(conn.dst, rec.get("dst"))
-        flags = ",".join(rec.get("packet_tcp_flags") or rec.get("tcp_flags") or ())
-        detail = f"{rec.get('report')} {rec.get('packets')} pkts {rec.get('bytes')} B" + \
-            (f" [{flags}]" if flags else "") + (f" marks: {', '.join(sorted(marks))}"
-                                               if marks else "")
-        conn.add(Hop(ts, "flow", where, _text(t), detail, bool(marks - {"syn-retransmits"})))
+        conn.add(Hop(ts, "flow", rec, t))
         return conn
 
-    def _nat(self, rec: Record, ts: int) -> Connection | None:
+    def _nat(self, rec: Record, ts: str) -> Connection | None:
         orig, reply = rec.get("orig") or {}, rec.get("reply") or {}
         t = _tuple(rec.get("proto"), orig.get("src"), orig.get("dst"))
         after = _tuple(rec.get("proto"), reply.get("dst"), reply.get("src"))
@@ -257,46 +325,34 @@ class Connections:
             if other is not None and other[0] is not conn:
                 self._merge(conn, other[0])
             self.alias[after] = conn.key
-        trans = list(rec.get("translation") or ())
-        parts = []
-        if "dnat" in trans:
+        if "dnat" in (rec.get("translation") or ()):
             conn.backend = _richer(conn.backend or {}, reply.get("src")) or reply.get("src")
-            parts.append(f"DNAT {addr(orig.get('dst'))} -> {addr(reply.get('src'))}")
-        if "snat" in trans:
-            parts.append(f"SNAT {addr(orig.get('src'))} -> {addr(reply.get('dst'))}")
-        conn.nat = "; ".join(parts)
+        conn.nat = nat_text(rec)
         conn.replied = conn.replied or bool(rec.get("replied"))
-        conn.add(Hop(ts, "nat", f"conntrack {rec.get('ct_event') or rec.get('manip') or ''}",
-                     _text(after), conn.nat + (" replied" if rec.get("replied") else
-                                               " not replied")))
+        conn.add(Hop(ts, "nat", rec, after))
         return conn
 
-    def _drop(self, rec: Record, ts: int) -> Connection | None:
+    def _drop(self, rec: Record, ts: str) -> Connection | None:
         t = _tuple(rec.get("proto"), rec.get("src"), rec.get("dst"))
         if t is None or t[2] is None:    # not TCP/UDP (the drops pane counts it)
             return None
         conn, _d = self._get(t, rec, ts)
-        reason = str(rec.get("reason"))
-        count = rec.get("count") or 1
-        conn.drops[reason] += count if isinstance(count, int) else 1
-        conn.marks |= set(rec.get("marks") or ())
-        conn.add(Hop(ts, "drop", rec.get("ifname") or f"netns {rec.get('netns')}", _text(t),
-                     f"{reason} x{count} at {rec.get('location') or '?'}",
-                     reason not in BENIGN_DROPS))
+        count = rec.get("count")
+        conn.drops[str(rec.get("reason"))] += count if isinstance(count, int) else 1
+        conn.marks.update(rec.get("marks") or ())
+        conn.add(Hop(ts, "drop", rec, t))
         return conn
 
-    def _icmp(self, rec: Record, ts: int) -> Connection | None:
+    def _icmp(self, rec: Record, ts: str) -> Connection | None:
         t = _tuple(rec.get("proto"), rec.get("src"), rec.get("dst"))
         if t is None:
             return None
         conn, _d = self._get(t, rec, ts)
-        meaning = str(rec.get("meaning") or rec.get("icmp"))
-        conn.icmp.append(meaning)
-        conn.add(Hop(ts, "icmp", rec.get("ifname") or "", _text(t),
-                     f"ICMP {meaning} sent to {addr(rec.get('src'))}", True))
+        conn.icmp.append(str(rec.get("meaning") or rec.get("icmp")))
+        conn.add(Hop(ts, "icmp", rec, t))
         return conn
 
-    def _tcp(self, rec: Record, ts: int) -> Connection | None:
+    def _tcp(self, rec: Record, ts: str) -> Connection | None:
         src, dst = rec.get("src") or {}, rec.get("dst") or {}
         event = rec.get("event")
         if not src.get("port"):
@@ -314,12 +370,7 @@ class Connections:
                 conn.tcp = str(event)
             conn.tcp_error = rec.get("error") or conn.tcp_error
         conn.retransmits = max(conn.retransmits, int(rec.get("syn_retransmits") or 0))
-        proc = rec.get("process") or {}
-        who = f" by {proc.get('comm')}[{proc.get('pid')}]" if proc else ""
-        conn.add(Hop(ts, "tcp", "socket", _text(conn.key),
-                     f"{event} {rec.get('error') or ''} syn retransmits "
-                     f"{rec.get('syn_retransmits')}{who}",
-                     event in ("failed", "reset_received", "error")))
+        conn.add(Hop(ts, "tcp", rec, conn.key))
         return conn
 
 

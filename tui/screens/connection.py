@@ -50,7 +50,7 @@ class ConnectionScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#timeline", DataTable)
         table.add_columns("TIME", "WHAT", "WHERE", "TUPLE SEEN THERE", "DETAIL")
-        for hop in sorted(self.conn.timeline, key=lambda h: h.time_ns):
+        for hop in sorted(self.conn.timeline, key=lambda h: h.time):
             style = "bold red" if hop.failure else ""
             table.add_row(clock(hop.time_ns), Text(hop.kind, style=style), hop.where,
                           hop.tuple, Text(hop.detail, style=style))

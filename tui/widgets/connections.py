@@ -26,7 +26,7 @@ def _sort_key(sort: str) -> object:
         return lambda c: c.dst_name
     if sort == "state":
         return lambda c: c.state
-    return lambda c: -c.last_ns
+    return lambda c: c.last_time     # newest first: sorted in reverse
 
 
 def select(conns: Iterable[Connection], flt: Filter, all_traffic: bool, sort: str
@@ -34,8 +34,7 @@ def select(conns: Iterable[Connection], flt: Filter, all_traffic: bool, sort: st
     """The rows to show: failures only unless `all_traffic`; failures always first."""
     rows = [c for c in conns if (all_traffic or c.failed) and (not flt or
                                                               flt.matches(c.subject()))]
-    key = _sort_key(sort)
-    rows.sort(key=key)  # type: ignore[arg-type]
+    rows.sort(key=_sort_key(sort), reverse=sort == "last seen")  # type: ignore[arg-type]
     rows.sort(key=lambda c: not c.failed)   # stable: the chosen order within each group
     return rows[:MAX_ROWS]
 
