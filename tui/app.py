@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from textual import work
@@ -20,12 +22,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Static, TabbedContent
 from textual.worker import Worker, WorkerFailed, WorkerState
 
 from tui.commands import NodetraceCommands
 from tui.connections import Connection
-from tui.feed import Feed, FeedOutput, FeedStatus
+from tui.feed import Feed, FeedBatch, FeedOutput, FeedStatus
 from tui.filtering import Filter, FilterError
 from tui.findings import Finding
 from tui.messages import FeedArrived, StatusNote
@@ -34,19 +36,23 @@ from tui.screens.connection import ConnectionScreen
 from tui.screens.finding import FindingScreen
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
-from tui.widgets.connections import SORTS, ConnectionsTable, select
+from tui.widgets.connections import MAX_ROWS, SORTS, ConnectionsTable, select
 from tui.widgets.drops import DropsView
 from tui.widgets.eventlog import EventLog
 from tui.widgets.findings import FindingsTable
 from tui.widgets.header import StatusHeader
 
 REFRESH_S = 0.25
+APPLY_EVERY_S = 0.05
+APPLY_BUDGET_S = 0.025         # at most half the UI thread's time goes to folding events
+APPLY_SLICE = 1_000
+REDRAW_SHARE = 0.2
 DETACH_TIMEOUT_S = 15.0
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 0.0)   # 0: as fast as possible
 
 
 class NodetraceApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")   # absolute: subclasses live elsewhere
     TITLE = "nodetrace"
     COMMANDS = App.COMMANDS | {NodetraceCommands}
     BINDINGS = [
@@ -82,6 +88,10 @@ class NodetraceApp(App[int]):
         self._filter_changed = True
         self._feed_worker: Worker[None] | None = None
         self._speed: float | None = None
+        self._backlog: deque[FeedBatch] = deque()
+        self._applied = 0              # records of the first backlog batch applied
+        self._log_rebuild = True
+        self._next_draw = 0.0
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
@@ -89,6 +99,7 @@ class NodetraceApp(App[int]):
     def on_mount(self) -> None:
         self._feed_worker = self.run_feed()
         self.set_interval(REFRESH_S, self.refresh_view)
+        self.set_interval(APPLY_EVERY_S, self.apply_backlog)
         self.call_after_refresh(self.refresh_view)
 
     @work(thread=True, exit_on_error=False, name="feed")
@@ -106,13 +117,27 @@ class NodetraceApp(App[int]):
     # --- data in --------------------------------------------------------------------
 
     def on_feed_arrived(self, message: FeedArrived) -> None:
-        batch = message.batch
-        if batch.reset:
-            self.model.reset()
-            self._filter_changed = True
-        self.model.apply(batch.records)
-        self.status = batch.status
-        self.out.taken()
+        self._backlog.append(message.batch)
+        self.apply_backlog()
+
+    def apply_backlog(self) -> None:
+        """Fold queued records into the model for at most APPLY_BUDGET_S, then return
+        to the event loop (keys and redraws go between slices).  A batch is `taken`
+        only once wholly applied: a feed faster than this waits (bounded)."""
+        deadline = time.perf_counter() + APPLY_BUDGET_S
+        while self._backlog and time.perf_counter() < deadline:
+            batch = self._backlog[0]
+            if self._applied == 0 and batch.reset:
+                self.model.reset()
+                self._filter_changed = self._log_rebuild = True
+            end = min(len(batch.records), self._applied + APPLY_SLICE)
+            self.model.apply(batch.records[self._applied:end])
+            self._applied = end
+            if end >= len(batch.records):
+                self._backlog.popleft()
+                self._applied = 0
+                self.status = batch.status
+                self.out.taken()
 
     def on_status_note(self, message: StatusNote) -> None:
         self.note(message.text, message.severity)
@@ -146,8 +171,12 @@ class NodetraceApp(App[int]):
         if self.display_paused:
             return
         changed = self.model.version != self._shown_version or self._filter_changed
-        if not changed:
+        # the panes' cost grows with the connections held: under load redraw them no
+        # more than REDRAW_SHARE of the time (keys are never waited for: they set
+        # _filter_changed and redraw at once)
+        if not changed or (not self._filter_changed and time.perf_counter() < self._next_draw):
             return
+        t0 = time.perf_counter()
         flt = self.filter
         findings = [f for f in self.model.sorted_findings()
                     if not flt or flt.matches(f.subject())]
@@ -155,20 +184,32 @@ class NodetraceApp(App[int]):
         main.query_one("#findings-title", Static).update(
             f"Findings ({len(findings)})" if findings else
             "Findings: none yet (nothing diagnosed as wrong so far)")
-        rows = select(self.model.connections.by_key.values(), flt, self.all_traffic,
-                      self.sort)
-        main.query_one("#connections-table", ConnectionsTable).show(rows)
-        what = "all traffic" if self.all_traffic else "failures only"
-        main.query_one("#connections-title", Static).update(
-            f"{len(rows)} connection(s), {what} (a: toggle), failures first, sorted by "
-            f"{self.sort} (s)" + (f", filter: {flt.source}" if flt else ""))
-        text = " ".join(v for k, v in flt.terms if not k)
-        main.query_one("#drops-view", DropsView).show(
-            self.model.drops_by_reason, self.model.drops_by_pod, text)
-        main.query_one("#event-log", EventLog).show(
-            self.model.log, self.model.events, flt, rebuild=self._filter_changed)
+        tab = main.query_one("#tabs", TabbedContent).active   # only the visible pane
+        if tab == "connections":
+            rows = select(self.model.connections.by_key.values(), flt, self.all_traffic,
+                          self.sort)
+            main.query_one("#connections-table", ConnectionsTable).show(rows)
+            what = "all traffic" if self.all_traffic else "failures only"
+            more = f" of {len(self.model.connections):,} held" if len(rows) >= MAX_ROWS else ""
+            main.query_one("#connections-title", Static).update(
+                f"{len(rows)}{more} connection(s), {what} (a: toggle), failures first, sorted by "
+                f"{self.sort} (s)" + (f", filter: {flt.source}" if flt else ""))
+        elif tab == "drops":
+            text = " ".join(v for k, v in flt.terms if not k)
+            main.query_one("#drops-view", DropsView).show(
+                self.model.drops_by_reason, self.model.drops_by_pod, text)
+        elif tab == "events":
+            main.query_one("#event-log", EventLog).show(
+                self.model.log, self.model.events, flt, rebuild=self._log_rebuild)
+            self._log_rebuild = False
         self._shown_version = self.model.version
         self._filter_changed = False
+        spent = time.perf_counter() - t0
+        self._next_draw = time.perf_counter() + spent * (1 - REDRAW_SHARE) / REDRAW_SHARE
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self._filter_changed = self._log_rebuild = True
+        self.refresh_view()
 
     # --- actions ----------------------------------------------------------------------
 
@@ -178,7 +219,7 @@ class NodetraceApp(App[int]):
         except FilterError as exc:
             self.note(str(exc), "error")
             return False
-        self._filter_changed = True
+        self._filter_changed = self._log_rebuild = True
         self.note(f"filter: {self.filter.source}" if self.filter else "filter cleared")
         self.refresh_view()
         return True

@@ -135,6 +135,9 @@ class Connection:
     replied: bool = False
     timeline: list[Hop] = field(default_factory=list)
     version: int = 0           # bumped on every change (tables update only changed rows)
+    _cached_version: int = -1
+    _cached: str = ""
+    _cached_failed: bool = False
 
     @property
     def proto(self) -> str:
@@ -153,6 +156,22 @@ class Connection:
 
     @property
     def state(self) -> str:
+        """Cached per version: the table asks every connection at every redraw."""
+        if self._cached_version != self.version:
+            self._cached = self._state()
+            self._cached_failed = self._cached not in ("established", "replied",
+                                                       "no reply yet") or \
+                bool(self.marks - {"syn-retransmits"})
+            self._cached_version = self.version
+        return self._cached
+
+    @property
+    def failed(self) -> bool:
+        if self._cached_version != self.version:
+            self.state  # noqa: B018 - fills the cache
+        return self._cached_failed
+
+    def _state(self) -> str:
         if self.icmp:
             return f"refused: {self.icmp[-1]}" if "port-unreachable" in self.icmp[-1] \
                 else f"unreachable: {self.icmp[-1]}"
@@ -175,12 +194,6 @@ class Connection:
         if "syn-retransmits" in self.marks:
             return "no reply (SYN retransmits)"
         return "no reply yet"
-
-    @property
-    def failed(self) -> bool:
-        s = self.state
-        return s not in ("established", "replied", "no reply yet") or bool(
-            self.marks - {"syn-retransmits"})
 
     @property
     def src_name(self) -> str:
@@ -281,6 +294,7 @@ class Connections:
         into.tcp = into.tcp or other.tcp
         into.timeline = sorted(into.timeline + other.timeline, key=lambda h: h.time)
         into.last_time = max(into.last_time, other.last_time)
+        into.version += 1
         del self.by_key[other.key]
         for a, k in list(self.alias.items()):
             if k == other.key:

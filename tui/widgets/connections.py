@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from rich.text import Text
 
@@ -11,11 +13,11 @@ from tui.filtering import Filter
 from tui.records import clock
 from tui.widgets.tables import KeyedTable
 
-MAX_ROWS = 500
+MAX_ROWS = 100     # a screenful or three; the filter narrows (every row costs a redraw)
 SORTS = ("last seen", "packets", "bytes", "source", "destination", "state")
 
 
-def _sort_key(sort: str) -> object:
+def _sort_key(sort: str) -> Callable[[Connection], Any]:
     if sort == "packets":
         return lambda c: -c.packets
     if sort == "bytes":
@@ -31,12 +33,24 @@ def _sort_key(sort: str) -> object:
 
 def select(conns: Iterable[Connection], flt: Filter, all_traffic: bool, sort: str
            ) -> list[Connection]:
-    """The rows to show: failures only unless `all_traffic`; failures always first."""
-    rows = [c for c in conns if (all_traffic or c.failed) and (not flt or
-                                                              flt.matches(c.subject()))]
-    rows.sort(key=_sort_key(sort), reverse=sort == "last seen")  # type: ignore[arg-type]
-    rows.sort(key=lambda c: not c.failed)   # stable: the chosen order within each group
-    return rows[:MAX_ROWS]
+    """The rows to show: failures only unless `all_traffic`; failures always first;
+    at most MAX_ROWS (a partial sort: the table may hold tens of thousands)."""
+    failed: list[Connection] = []
+    others: list[Connection] = []
+    for c in conns:
+        if c.failed:
+            failed.append(c)
+        elif all_traffic:
+            others.append(c)
+    if flt:
+        failed = [c for c in failed if flt.matches(c.subject())]
+        others = [c for c in others if flt.matches(c.subject())]
+    key = _sort_key(sort)
+    pick = heapq.nlargest if sort == "last seen" else heapq.nsmallest
+    rows: list[Connection] = pick(MAX_ROWS, failed, key=key)
+    if len(rows) < MAX_ROWS:
+        rows += pick(MAX_ROWS - len(rows), others, key=key)
+    return rows
 
 
 class ConnectionsTable(KeyedTable):
@@ -49,7 +63,7 @@ class ConnectionsTable(KeyedTable):
     def show(self, rows: list[Connection]) -> None:
         self.connections = {repr(c.key): c for c in rows}
         self.sync([(repr(c.key), (
-            c.src_name, c.dst_name, c.proto, c.nat or "-",
+            Text(c.src_name), Text(c.dst_name), c.proto, Text(c.nat or "-"),
             Text(c.state + (f" ({', '.join(sorted(c.marks))})" if c.marks else ""),
                  style="bold red" if c.failed else "green"),
             f"{c.packets:,}", f"{c.bytes:,}", clock(c.last_ns))) for c in rows])

@@ -11,6 +11,8 @@ from tui.filtering import Filter, record_subject
 from tui.records import clock, describe, time_ns
 
 MAX_LINES = 1_000
+REBUILD_LINES = 500     # a filter change redraws the newest lines only
+MAX_WRITE = 200         # lines written per redraw: beyond, the stream is too fast to read
 
 
 class EventLog(RichLog):
@@ -22,9 +24,13 @@ class EventLog(RichLog):
         """Append the records that arrived since the last call (all of them on
         `rebuild`, e.g. after the filter changed)."""
         items = list(log)
-        new = len(items) if rebuild else min(len(items), total - self._seen)
+        new = min(len(items), REBUILD_LINES if rebuild else total - self._seen)
         if rebuild:
             self.clear()
+        if new > MAX_WRITE:
+            self.write(f"... {new - MAX_WRITE:,} more events (too fast to list: filter "
+                       "with / to narrow)")
+            new = MAX_WRITE
         for rec in items[len(items) - new:] if new > 0 else ():
             if flt and not flt.matches(record_subject(rec)):
                 continue
