@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 from collections import deque
@@ -48,6 +49,8 @@ APPLY_BUDGET_S = 0.025         # at most half the UI thread's time goes to foldi
 APPLY_SLICE = 1_000
 REDRAW_SHARE = 0.2
 DETACH_TIMEOUT_S = 15.0
+_OFFSET = re.compile(r"^\+?(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0, 0.0)   # 0: as fast as possible
 
 
@@ -300,6 +303,19 @@ class NodetraceApp(App[int]):
         assert self.feed.controls is not None
         r = self.status.replay
         self.feed.controls.seek(r.position_ns - r.start_ns + int(seconds * 1e9))
+
+    def seek_to(self, text: str) -> bool:
+        """`g`: an offset from the recording's start ("90s", "2m", "1.5h", "500ms")."""
+        if not self._controls_or_note():
+            return True
+        m = _OFFSET.match(text.strip())
+        if m is None:
+            self.note(f"not an offset: {text!r} (e.g. 90s, 2m, 1.5h)", "error")
+            return False
+        assert self.feed.controls is not None
+        self.feed.controls.seek(int(float(m.group(1)) * _UNIT_NS[m.group(2) or "s"]))
+        self.note(f"replay: to {text.strip()} from the start")
+        return True
 
     def action_replay_seek_start(self) -> None:
         if self._controls_or_note():

@@ -18,6 +18,7 @@ COMMANDS = (
     ("Replay: seek forward 10 s", "replay_seek(10)"),
     ("Replay: seek back 10 s", "replay_seek(-10)"),
     ("Replay: from the start", "replay_seek_start()"),
+    ("Replay: go to a time", "screen.open_seek()"),
     ("Clear the filter", "screen.clear_filter()"),
     ("Help: every key", "help()"),
     ("Quit (detach)", "quit()"),

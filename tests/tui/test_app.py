@@ -131,6 +131,14 @@ async def test_replay_controls_move_the_position() -> None:
         await pilot.press("minus", "minus")
         await until(pilot, lambda: app.status.replay is not None
                     and app.status.replay.speed == 0.5)
+        await pilot.press("g", *"2s", "enter")                 # go to 2 s from the start
+        target = start + 2_000_000_000
+        await until(pilot, lambda: app.status.replay is not None
+                    and app.status.replay.position_ns < target
+                    and feed.times[feed.index] >= target)      # type: ignore[attr-defined]
+        await pilot.press("g", *"soon", "enter")               # not an offset: said, no move
+        assert "not an offset" in text_of(app.screen.query_one("#note", Static))
+        await pilot.press("escape")
         await pilot.press("space")                             # play
         await until(pilot, lambda: app.model.events > 0)
 

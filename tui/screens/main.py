@@ -23,6 +23,7 @@ class MainScreen(Screen[None]):
         Binding("a", "app.toggle_all", "All traffic / failures"),
         Binding("s", "app.cycle_sort", "Sort"),
         Binding("slash", "open_filter", "Filter", key_display="/"),
+        Binding("g", "open_seek", "Replay: go to a time"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -40,11 +41,14 @@ class MainScreen(Screen[None]):
                 yield EventLog(id="event-log")
         yield Input(placeholder="filter: text pod:NAME ns:NS svc:NAME reason:R kind:K "
                     "(Enter applies, Esc clears)", id="filter")
+        yield Input(placeholder="replay: go to an offset from the start (90s, 2m, 1.5h); "
+                    "Enter goes, Esc cancels", id="seek")
         yield Static("", id="note")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#seek", Input).display = False
         self.query_one("#findings", FindingsTable).focus()
 
     def action_focus_findings(self) -> None:
@@ -61,7 +65,18 @@ class MainScreen(Screen[None]):
         box.display = True
         box.focus()
 
+    def action_open_seek(self) -> None:
+        box = self.query_one("#seek", Input)
+        box.display = True
+        box.focus()
+
     def action_clear_filter(self) -> None:
+        seek = self.query_one("#seek", Input)
+        if seek.display:
+            seek.value = ""
+            seek.display = False
+            self.query_one("#findings", FindingsTable).focus()
+            return
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
@@ -69,6 +84,12 @@ class MainScreen(Screen[None]):
         self.query_one("#findings", FindingsTable).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "seek":
+            if self.app.seek_to(event.value):  # type: ignore[attr-defined]
+                event.input.value = ""
+                event.input.display = False
+                self.query_one("#findings", FindingsTable).focus()
+            return
         if event.input.id == "filter" and \
                 self.app.set_filter(event.value):  # type: ignore[attr-defined]
                 event.input.display = bool(event.value)
