@@ -30,8 +30,10 @@ class _ToApp(logging.Handler):
 
 
 def run_tui(feed: Feed) -> int:
-    if not sys.stdout.isatty():
-        raise TracerError("-o tui needs a terminal on stdout (use -o table or -o jsonl)")
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        # Textual draws on stderr; stdout must not be a file expecting a line format
+        raise TracerError("-o tui needs a terminal on stdout and stderr "
+                          "(use -o table or -o jsonl)")
     app = NodetraceApp(feed)
     root = logging.getLogger()
     saved = root.handlers[:]

@@ -196,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         probes = lifecycle.probes_of(lab.scenario)
         duration = args.duration or sum(p.timeout_s for p in probes) + \
             (lab.scenario.probe.timeout_s if lab.scenario.probe else 0) + 4
-        output = args.output or ("tui" if sys.stdout.isatty() else "table")
+        output = args.output or ("tui" if sys.stdout.isatty() and sys.stderr.isatty()
+                                 else "table")
         status = runner.run(lab, output=output, duration_s=duration, say=_say)
     finally:
         if args.keep:

@@ -57,7 +57,10 @@ def add_output(parser: argparse.ArgumentParser) -> None:
 def resolve_output(choice: str | None) -> str:
     if choice:
         return choice
-    return "tui" if sys.stdout.isatty() else "jsonl"
+    if sys.stdout.isatty():
+        # the TUI draws on stderr (Textual's choice): with stderr redirected, a table
+        return "tui" if sys.stderr.isatty() else "table"
+    return "jsonl"
 
 
 # --- recordings (trace --record, record -w) ---------------------------------------------
