@@ -160,7 +160,7 @@ class NodetraceApp(App[int]):
         r = self.status.replay
         return r.position_ns if r is not None else self.wall_ns()
 
-    def refresh_view(self) -> None:
+    def refresh_view(self, force: bool = False) -> None:
         main = self.screen if isinstance(self.screen, MainScreen) else None
         if main is None or not main.is_mounted or not self.is_running:
             return
@@ -177,7 +177,8 @@ class NodetraceApp(App[int]):
         # the panes' cost grows with the connections held: under load redraw them no
         # more than REDRAW_SHARE of the time (keys are never waited for: they set
         # _filter_changed and redraw at once)
-        if not changed or (not self._filter_changed and time.perf_counter() < self._next_draw):
+        if not force and (not changed or (not self._filter_changed
+                                           and time.perf_counter() < self._next_draw)):
             return
         t0 = time.perf_counter()
         flt = self.filter
@@ -247,6 +248,7 @@ class NodetraceApp(App[int]):
 
     def action_toggle_display_pause(self) -> None:
         self.display_paused = not self.display_paused
+        self._filter_changed = True      # resuming redraws at once
         self.note("display paused: events are still collected (p resumes)"
                   if self.display_paused else "display resumed")
         self.refresh_view()

@@ -38,5 +38,5 @@ async def settle(pilot: Pilot[Any]) -> None:
     assert isinstance(app, NodetraceApp)
     await until(pilot, lambda: app.status.replay is not None and app.status.replay.done
                 and app.model.events == len(app.feed.records))  # type: ignore[attr-defined]
-    app.refresh_view()
+    app.refresh_view(force=True)
     await pilot.pause()

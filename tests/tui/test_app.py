@@ -84,7 +84,7 @@ async def test_pause_keeps_collecting_and_resume_shows_it() -> None:
         await pilot.press("space")           # the replay plays while the display is paused
         await until(pilot, lambda: app.status.replay is not None and app.status.replay.done
                     and app.model.events == 28)
-        app.refresh_view()
+        app.refresh_view(force=True)
         await pilot.pause()
         assert conn_rows(app) == 0           # nothing drawn while paused
         assert "DISPLAY PAUSED" in text_of(app.screen.query_one("#status", StatusHeader))
