@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,16 @@ class TraceOptions:
 FULL_REFRESH_S = 2.0        # scope, interfaces, sysctls
 SELECTION_REFRESH_S = 0.25  # -l: a new matching pod is attached within a second
 
+
+@dataclass(frozen=True)
+class Attached:
+    """What a session attached, for a display (the TUI's header)."""
+
+    kernel_release: str
+    netns: int
+    attached: tuple[str, ...]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
 # issue 5: failures that are not drops (built where the kernel has their hooks)
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 
@@ -78,9 +89,11 @@ DIAGNOSIS_HEARTBEAT_S = 0.2   # how often diagnosis looks at the clock when noth
 
 
 def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
-        diagnoser: Diagnoser | None = None) -> SourceStats:
+        diagnoser: Diagnoser | None = None,
+        on_attached: Callable[[Attached], None] | None = None) -> SourceStats:
     """Trace until `stop`; with a `diagnoser`, its findings go to the sink beside the
-    events, as soon as each is complete, and the rest at the end."""
+    events, as soon as each is complete, and the rest at the end; `on_attached` hears
+    what was attached (a display's header)."""
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
@@ -216,6 +229,9 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             for kind in KINDS:
                 for obj in meta.index.objects(kind):
                     recorder.on_change(kind, "added", obj, now)
+        if on_attached is not None:
+            on_attached(Attached(facts.release, node_ino, tuple(attached),
+                                 dict(module.unavailable)))
         if opts.ready_file:
             write_ready_file(opts.ready_file, attached)
         if opts.duration_s is not None:

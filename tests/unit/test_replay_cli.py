@@ -181,24 +181,6 @@ def test_bad_flags_are_usage_errors(argv: list[str]) -> None:
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
-def test_tui_output_is_accepted_and_says_it_is_not_built_yet() -> None:
-    if (ROOT / "tui" / "app.py").exists():
-        pytest.skip("the TUI exists: its own tests cover -o tui")
-    proc = replay(str(GOLDEN), "-o", "tui", unprivileged=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == ("nodetrace: error: -o tui: the TUI is not built yet; "
-                                   "use -o table or -o jsonl")
-
-
-@pytest.mark.parametrize("argv", [
-    ["record"],                                          # -w is required
-    ["record", "-w", "/nonexistent/dir/s.ntrec"],
-    ["trace", "--record", "/nonexistent/dir/s.ntrec"],
-    ["record", "-w", "s.ntrec", "--max-size", "1k"],      # too small for a recording
-    ["record", "-w", "s.ntrec", "--max-size", "lots"],
-    ["record", "-w", "s.ntrec", "--rotate", "0"],
-    ["record", "-w", "s.ntrec", "-o", "jsonl"],           # headless: no output format
-])
 def test_recording_flags_are_checked_before_anything_runs(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "tracer.cli.main", *argv],
                           capture_output=True, text=True, timeout=60, cwd=ROOT,

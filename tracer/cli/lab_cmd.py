@@ -63,8 +63,9 @@ def register(sub: Any) -> None:
                         epilog="example:\n  nodetrace lab run masquerade-missing -o jsonl",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _scenario_args(rn)
-    rn.add_argument("-o", "--output", choices=("table", "jsonl"), default="table",
-                    help="the tracer's output (default: table)")
+    rn.add_argument("-o", "--output", choices=("tui", "table", "jsonl"), default=None,
+                    help="the tracer's output (default: the TUI on a terminal, else table); "
+                         "with the TUI the lab stays up until you quit it (q)")
     rn.add_argument("--duration", type=positive_float, metavar="S",
                     help="seconds to trace after attaching (default: long enough for the "
                          "scenario's traffic)")
@@ -195,7 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         probes = lifecycle.probes_of(lab.scenario)
         duration = args.duration or sum(p.timeout_s for p in probes) + \
             (lab.scenario.probe.timeout_s if lab.scenario.probe else 0) + 4
-        status = runner.run(lab, output=args.output, duration_s=duration, say=_say)
+        output = args.output or ("tui" if sys.stdout.isatty() and sys.stderr.isatty()
+                                 else "table")
+        status = runner.run(lab, output=output, duration_s=duration, say=_say)
     finally:
         if args.keep:
             _say("left up (--keep); nodetrace lab down removes it")

@@ -7,7 +7,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-OUTPUTS = ("table", "jsonl")
+OUTPUTS = ("tui", "table", "jsonl")
 
 
 def _positive(text: str, conv: type[int] | type[float], what: str) -> float:
@@ -51,13 +51,16 @@ def writable_path(text: str) -> Path:
 
 def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=OUTPUTS, default=None,
-                        help="output format (default: table on a terminal, else jsonl)")
+                        help="output format (default: the TUI on a terminal, else jsonl)")
 
 
 def resolve_output(choice: str | None) -> str:
     if choice:
         return choice
-    return "table" if sys.stdout.isatty() else "jsonl"
+    if sys.stdout.isatty():
+        # the TUI draws on stderr (Textual's choice): with stderr redirected, a table
+        return "tui" if sys.stderr.isatty() else "table"
+    return "jsonl"
 
 
 # --- recordings (trace --record, record -w) ---------------------------------------------

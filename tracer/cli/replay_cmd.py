@@ -8,31 +8,22 @@ from __future__ import annotations
 
 import argparse
 import calendar
-import importlib.util
 import logging
 import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tracer.cli.options import OUTPUTS, positive_float, resolve_output
-from tracer.diagnosis.finding import Coverage
-from tracer.diagnosis.names import ObjectListNames
-from tracer.diagnosis.offline import recording_diagnoser
-from tracer.errors import TracerError, UsageError
-from tracer.metadata.index import MetadataIndex
-from tracer.pipeline.enrich import Enricher
-from tracer.recording.metadata import fan_out
+from tracer.errors import UsageError
+from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording.reader import Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink
-from tracer.sinks.records import Output
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
-from tracer.sources.replay import ReplaySource
 from tracer.timefmt import rfc3339_ns
 
 log = logging.getLogger(__name__)
@@ -105,64 +96,45 @@ def describe(path: Path, h: Header) -> str:
     return text
 
 
-TUI_ENTRY = "run_replay"   # tui/app.py: run_replay(args: argparse.Namespace) -> int
+def main_tui(args: argparse.Namespace) -> int:
+    """The TUI on a recording, or on a file of `trace -o jsonl` lines."""
+    from tui.feeds.replay import ReplayFeed, load  # Textual only when the TUI is wanted
+    from tui.run import run_tui
 
-
-def run_tui(args: argparse.Namespace) -> int:
-    """The TUI on a recording, once tui/app.py provides it."""
-    if importlib.util.find_spec("tui.app") is None:
-        raise TracerError("-o tui: the TUI is not built yet; use -o table or -o jsonl")
-    app = importlib.import_module("tui.app")
-    entry = getattr(app, TUI_ENTRY, None)
-    if entry is None:
-        raise TracerError(f"-o tui: tui/app.py has no {TUI_ENTRY}(); use -o table or -o jsonl")
-    status: int = entry(args)
-    return status
-
-
-class IndexFeed:
-    """The recorded metadata changes into the index names are resolved from."""
-
-    def __init__(self, index: MetadataIndex) -> None:
-        self.index = index
-
-    def on_change(self, kind: str, action: str, obj: Mapping[str, Any], at: float) -> None:
-        self.index.apply(kind, action, dict(obj), at)
+    loaded = load(args.file)
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
+    speed = 0.0 if args.fast else (args.speed or 1.0)   # the TUI plays at the recorded pace
+    feed = ReplayFeed(loaded.records, loaded.status, speed=speed)
+    if args.until:
+        until = parse_time(args.until, feed.start_ns)
+        feed = ReplayFeed([r for r, t in zip(loaded.records, feed.times, strict=True)
+                           if t <= until], loaded.status, speed=speed)
+    if args.since:
+        feed.seek(parse_time(args.since, feed.start_ns) - feed.start_ns)
+    return run_tui(feed)
 
 
 def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
     if output == "tui":
-        return run_tui(args)
+        return main_tui(args)
     with RecordingReader(args.file) as reader:
         h = reader.header
         since = parse_time(args.since, h.started_wall_ns) if args.since else None
         until = parse_time(args.until, h.started_wall_ns) if args.until else None
         log.info("%s", describe(args.file, h))
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
-        # the same stages as the live session after its recording tee, from the
-        # recorded facts (tracer/session.py): path marks, Kubernetes names from the
-        # recorded metadata, then diagnosis
-        names = ObjectListNames.from_files(args.metadata) if args.metadata else None
-        diag, state, marker = recording_diagnoser(
-            h, names=names, facts=None, node=args.node,
-            coverage=Coverage(metadata=("file " + ", ".join(map(str, args.metadata)))
-                              if args.metadata else "none"))
-        index = MetadataIndex(rebuild_interval_s=0.0)   # replay: every change at once
-        index.local_node = args.node or h.node or None
-        enrich = Enricher(index, h.netns)
-        source = ReplaySource(reader, speed=args.speed, since_ns=since, until_ns=until,
-                              metadata=fan_out(IndexFeed(index), state),
-                              on_node_state=state.on_node_state)
+        stages = ReplayPipeline(h, metadata=args.metadata, node=args.node)
+        source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
         for batch in source.batches(stop):
-            named = enrich.process(marker.process(batch))
+            named, findings = stages.process(batch)
             sink.write(named)
-            findings: list[Output] = list(diag.process(named))
             if findings:
                 sink.write(findings)
-        sink.write(diag.finish(source.end.wall_ns if source.end is not None else None))
+        sink.write(stages.finish(source.end.wall_ns if source.end is not None else None))
         sink.close()
         for warning in reader.warnings():
             log.warning("%s", warning)

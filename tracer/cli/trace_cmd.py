@@ -190,14 +190,26 @@ def main(args: argparse.Namespace) -> int:
     from tracer.session import run
 
     output = resolve_output(args.output)
-    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
-    stop = threading.Event()
-    install_stop_signals(stop)
     record = None
     if args.record is not None:
         record = RecordSpec(args.record, max_size=args.max_size, rotate=args.rotate)
-    stats = run(trace_options(args, record), sink, stop,
-                diagnoser=live_diagnoser(args.metadata, args.node))
+    opts = trace_options(args, record)   # usage errors (exit 2) before anything else
+    diagnoser = live_diagnoser(args.metadata, args.node)
+    if output == "tui":
+        from tui.feeds.live import LiveFeed  # Textual only when the TUI is wanted
+        from tui.run import run_tui
+
+        feed = LiveFeed(opts, node=args.node, diagnoser=diagnoser)
+        status = run_tui(feed)
+        lost = sum(feed.stats_lost.values())
+        if args.fail_on_loss and lost:
+            print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)
+            return 1
+        return status
+    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    stats = run(opts, sink, stop, diagnoser=diagnoser)
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)

@@ -79,8 +79,14 @@ def drive(lab: Lab, say: Callable[[str], None]) -> list[dict[str, str]]:
 
 def run(lab: Lab, *, output: str, duration_s: float, say: Callable[[str], None]) -> int:
     """Traces the scenario's node while driving its traffic; returns the tracer's exit
-    status.  The caller brings the lab up and down."""
+    status.  The caller brings the lab up and down.
+
+    With the TUI the tracer owns the terminal: what the lab says while it runs is held
+    and said once the operator has quit, and the trace ends when the operator quits."""
     node = lab.scenario.trace_node
+    tui = output == "tui"
+    held: list[str] = []
+    quiet: Callable[[str], None] = held.append if tui else say
     with tempfile.TemporaryDirectory(prefix="nodetrace-lab-run-") as tmp:
         ready = Path(tmp) / "ready"
         tracer = start_tracer(lab, node, tracer_argv(output, duration_s, ready,
@@ -90,9 +96,9 @@ def run(lab: Lab, *, output: str, duration_s: float, say: Callable[[str], None])
         try:
             say(f"tracing {node} ({lab.node(node).netns}); waiting for the tracer to attach")
             wait_for_file(ready, tracer, ATTACH_TIMEOUT_S)
-            say(f"scenario {lab.scenario.name}: {lab.scenario.summary}")
-            drive(lab, say)
-            tracer.wait(timeout=duration_s + 60)
+            quiet(f"scenario {lab.scenario.name}: {lab.scenario.summary}")
+            drive(lab, quiet)
+            tracer.wait(timeout=None if tui else duration_s + 60)
         finally:
             if tracer.poll() is None:
                 tracer.terminate()
@@ -101,4 +107,6 @@ def run(lab: Lab, *, output: str, duration_s: float, say: Callable[[str], None])
                 if tracer.poll() is None:
                     tracer.kill()
                     tracer.wait()
+            for line in held:
+                say(line)
     return tracer.returncode

@@ -1,0 +1,53 @@
+"""What the live session runs after its recording tee, run on a recording: path marks,
+Kubernetes names from the metadata the recording carries, diagnosis — one pipeline for
+`replay` and the TUI, so both show what `trace` showed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tracer.diagnosis.finding import Coverage, Finding
+from tracer.diagnosis.names import ObjectListNames
+from tracer.diagnosis.offline import recording_diagnoser
+from tracer.metadata.index import MetadataIndex
+from tracer.model import Event
+from tracer.pipeline.enrich import Enricher, NamedBatch
+from tracer.recording.metadata import fan_out
+from tracer.recording.reader import Header, RecordingReader
+from tracer.sources.replay import ReplaySource
+
+
+class IndexFeed:
+    """The recorded metadata changes into the index names are resolved from."""
+
+    def __init__(self, index: MetadataIndex) -> None:
+        self.index = index
+
+    def on_change(self, kind: str, action: str, obj: Mapping[str, Any], at: float) -> None:
+        self.index.apply(kind, action, dict(obj), at)
+
+
+class ReplayPipeline:
+    def __init__(self, h: Header, *, metadata: Sequence[Path] = (),
+                 node: str | None = None) -> None:
+        names = ObjectListNames.from_files(list(metadata)) if metadata else None
+        self.diag, self.state, self.marker = recording_diagnoser(
+            h, names=names, facts=None, node=node,
+            coverage=Coverage(metadata=("file " + ", ".join(map(str, metadata)))
+                              if metadata else "none"))
+        self.index = MetadataIndex(rebuild_interval_s=0.0)   # every change at once
+        self.index.local_node = node or h.node or None
+        self.enrich = Enricher(self.index, h.netns)
+
+    def source(self, reader: RecordingReader, **kwargs: Any) -> ReplaySource:
+        return ReplaySource(reader, metadata=fan_out(IndexFeed(self.index), self.state),
+                            on_node_state=self.state.on_node_state, **kwargs)
+
+    def process(self, batch: Sequence[Event]) -> tuple[NamedBatch, list[Finding]]:
+        named = self.enrich.process(self.marker.process(batch))
+        return named, list(self.diag.process(named))
+
+    def finish(self, end_wall_ns: int | None) -> list[Finding]:
+        return list(self.diag.finish(end_wall_ns))

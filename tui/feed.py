@@ -1,0 +1,178 @@
+"""What the TUI consumes: batches of record dicts and the feed's status.
+
+A record is exactly what `nodetrace trace -o jsonl` prints for one line
+(docs/events.md, tracer/sinks/records.py).  The app sees only this interface: a live
+session and a recording replay are two adapters (tui/feeds/) and the app does not know
+which one it runs on.
+
+A feed runs in a thread worker of the app and hands its output to a `FeedOutput`;
+the output batches records and posts them to the app at most ~10 times a second,
+bounded: when the app falls behind, the producer waits (a live session's kernel ring
+buffer then counts what it could not hold, as `lost` records).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+Record = dict[str, Any]
+
+POST_INTERVAL_S = 0.1          # ~10 updates a second
+MAX_PENDING = 50_000           # records held before the producer waits for the app
+MAX_IN_FLIGHT = 2              # batches posted and not yet taken by the app
+
+
+@dataclass(frozen=True)
+class RecordingState:
+    path: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ReplayState:
+    start_ns: int              # wall time of the first and last event of the recording
+    end_ns: int
+    position_ns: int           # wall time of the last event delivered
+    speed: float               # 0: as fast as the app takes it
+    paused: bool
+    done: bool
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    source: str = ""                           # "live" or the replayed file, for the header
+    node: str = "?"
+    kernel: str = "?"
+    attached: tuple[str, ...] = ()
+    unavailable: dict[str, str] = field(default_factory=dict)
+    metadata: str = "local only"               # API connected / stale / file / local only
+    recording: RecordingState | None = None
+    replay: ReplayState | None = None
+    running: bool = True
+    error: str | None = None                   # why the feed stopped, when it failed
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    records: Sequence[Record]
+    status: FeedStatus
+    reset: bool = False        # forget everything shown so far (a replay seeked back)
+
+
+class ReplayControls(Protocol):
+    def toggle_pause(self) -> None: ...
+    def step(self) -> None: ...                       # one batch of events, when paused
+    def set_speed(self, speed: float) -> None: ...    # 0: as fast as possible
+    def seek(self, offset_ns: int) -> None: ...       # from the recording's start
+
+
+class RecordingControl(Protocol):
+    def toggle_recording(self) -> str: ...            # what happened, for the status line
+
+
+class Feed(Protocol):
+    @property
+    def controls(self) -> ReplayControls | None: ...      # a replay's; None when live
+
+    @property
+    def recording(self) -> RecordingControl | None: ...   # `r`; None when it cannot record
+
+    def run(self, out: FeedOutput, stop: threading.Event) -> None:
+        """Produce until the source ends or `stop` is set; called in a thread."""
+
+
+class FeedOutput:
+    """Collects records from the producing thread and posts them in bounded batches.
+
+    `post` must be thread-safe (App.post_message is); the app calls `taken()` when it
+    has applied a batch.  Every method may be called from any thread.
+    """
+
+    def __init__(self, post: Callable[[FeedBatch], object], *,
+                 interval_s: float = POST_INTERVAL_S, max_pending: int = MAX_PENDING,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._post = post
+        self.interval_s = interval_s
+        self.max_pending = max_pending
+        self.clock = clock
+        self._pending: list[Record] = []
+        self._status = FeedStatus()
+        self._reset = False
+        self._last_post = 0.0
+        self._lock = threading.Lock()          # pending, status, reset
+        self._cond = threading.Condition()     # batches in flight
+        self._in_flight = 0
+        self._closed = False
+
+    @property
+    def status(self) -> FeedStatus:
+        return self._status
+
+    def set_status(self, **changes: Any) -> None:
+        with self._lock:
+            self._status = replace(self._status, **changes)
+
+    def reset(self) -> None:
+        """Everything emitted so far is void (seek backwards): drop what is pending."""
+        with self._lock:
+            self._pending = []
+            self._reset = True
+
+    def emit(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
+        with self._lock:
+            self._pending.extend(records)
+            full = len(self._pending) >= self.max_pending
+        if full:
+            self._wait_for_app(stop)
+            self.flush()
+        else:
+            self.tick()
+
+    def tick(self) -> None:
+        """Post if the interval has passed (the producer may be idle: call it on a timer)."""
+        if self.clock() - self._last_post >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Post what is pending (and the status) unless the app is still busy."""
+        with self._cond:
+            if self._in_flight >= MAX_IN_FLIGHT or self._closed:
+                return
+            self._in_flight += 1
+        with self._lock:
+            batch = FeedBatch(self._pending, self._status, self._reset)
+            self._pending, self._reset = [], False
+            self._last_post = self.clock()
+        self._post(batch)
+
+    def taken(self) -> None:
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """The app is gone: never wait for it again."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _wait_for_app(self, stop: threading.Event | None, timeout_s: float | None = None
+                      ) -> None:
+        deadline = None if timeout_s is None else self.clock() + timeout_s
+        with self._cond:
+            while self._in_flight >= MAX_IN_FLIGHT and not self._closed and \
+                    not (stop and stop.is_set()):
+                if deadline is not None and self.clock() > deadline:
+                    return
+                self._cond.wait(0.1)
+
+    def final(self) -> None:
+        """The producer ended: post everything, waiting (a little) for the app."""
+        self._wait_for_app(None, timeout_s=5.0)
+        with self._cond:
+            self._in_flight = min(self._in_flight, MAX_IN_FLIGHT - 1)
+        self.flush()

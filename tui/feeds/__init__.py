@@ -1,0 +1,1 @@
+"""Feed adapters: a live session (live.py) and a recording replay (replay.py)."""

@@ -1,0 +1,218 @@
+"""Replay feed: a recording's records, paced, with speed, pause, step and seek.
+
+Input is either a nodetrace recording (tracer/recording/, replayed through the same
+stages as `nodetrace replay`) or a file of `trace -o jsonl` lines.  Both are read
+whole into memory as record dicts first (seeking needs them by index); a recording
+too large for that should be cut with `nodetrace replay --since/--until -o jsonl`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracer.errors import RecordingFormatError, TracerError
+from tracer.recording.format import MAGIC_PREFIX
+from tui.feed import FeedOutput, FeedStatus, Record, RecordingControl, ReplayState
+from tui.records import time_ns
+
+FAST_CHUNK = 2_000           # records per emit when not paced
+TICK_S = 0.02                # how often a paced replay wakes up
+
+
+@dataclass
+class Loaded:
+    records: list[Record]
+    status: FeedStatus
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_jsonl(path: Path) -> Loaded:
+    records: list[Record] = []
+    bad = 0
+    try:
+        with path.open("rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    bad += 1
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("kind"), str):
+                    records.append(rec)
+                else:
+                    bad += 1
+    except OSError as exc:
+        raise TracerError(f"cannot read {path}: {exc.strerror}") from None
+    warnings = [f"{path}: skipped {bad} line(s) that are not records"] if bad else []
+    return Loaded(records, FeedStatus(source=str(path), metadata="as recorded (jsonl)"),
+                  warnings)
+
+
+def load_recording(path: Path) -> Loaded:
+    # imported here: only recordings need msgpack and the pipeline stages
+    from tracer.pipeline.enrich import names_of
+    from tracer.pipeline.replay import ReplayPipeline
+    from tracer.recording.reader import RecordingReader
+    from tracer.sinks.names import add_names
+    from tracer.sinks.records import event_record
+
+    records: list[Record] = []
+    with RecordingReader(path) as reader:
+        h = reader.header
+        stages = ReplayPipeline(h)   # what `replay -o jsonl` prints, names and findings
+        source = stages.source(reader)
+        for batch in source.batches(threading.Event()):
+            named, findings = stages.process(batch)
+            records.extend(add_names(event_record(ev), ev, names)
+                           for ev, names in zip(named, names_of(named), strict=True))
+            records.extend(event_record(f) for f in findings)
+        records.extend(event_record(f) for f in stages.finish(
+            source.end.wall_ns if source.end is not None else None))
+        warnings = list(reader.warnings())
+        if source.end is None and reader.truncated_at is None and reader.damaged_at is None:
+            warnings.append(f"{path} has no end record: the recording did not finish")
+        status = FeedStatus(source=str(path), node=h.node or "?",
+                            kernel=h.kernel_release or "?", attached=tuple(h.attached),
+                            unavailable=dict(h.unavailable), metadata="recorded")
+        # the end record's loss ledger: a loss the stream did not report as records
+        lost = dict(source.stats().lost)
+    seen = {r["layer"]: r["total"] for r in records if r.get("kind") == "lost"}
+    for layer, total in lost.items():
+        if total and seen.get(layer, 0) < total:
+            records.append({"kind": "lost", "time": records[-1]["time"] if records else "",
+                            "layer": layer, "count": total - seen.get(layer, 0),
+                            "total": total})
+    return Loaded(records, status, warnings)
+
+
+def load(path: Path) -> Loaded:
+    """A recording or a jsonl file, told apart by the recording's magic."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(MAGIC_PREFIX))
+    except OSError as exc:
+        raise TracerError(f"cannot read {path}: {exc.strerror}") from None
+    if head == MAGIC_PREFIX:
+        return load_recording(path)
+    if head[:1] in (b"{", b"\n", b" ", b""):
+        return load_jsonl(path)
+    raise RecordingFormatError(f"{path}: neither a nodetrace recording nor JSON lines")
+
+
+class ReplayFeed:
+    """Paces `records` by their `time`; speed 0 replays as fast as the app takes it."""
+
+    recording: RecordingControl | None = None
+
+    def __init__(self, records: Sequence[Record], status: FeedStatus, *,
+                 speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.records = records
+        # times never go backwards: final reports carry their flow's last packet time
+        self.times: list[int] = []
+        last = 0
+        for r in records:
+            last = max(last, time_ns(r.get("time")))
+            self.times.append(last)
+        self.start_ns = next((t for t in self.times if t), 0)
+        self.end_ns = self.times[-1] if self.times else 0
+        self.base_status = status
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self.index = 0             # next record to deliver
+        self.speed = speed
+        self.paused = False
+        self._steps = 0
+        self._seek: int | None = None
+        self._anchor: tuple[float, int] | None = None   # (clock, recording time)
+
+    @property
+    def controls(self) -> ReplayFeed:
+        return self
+
+    # --- controls, called from the app's thread ---------------------------------
+
+    def toggle_pause(self) -> None:
+        with self._lock:
+            self.paused = not self.paused
+            self._anchor = None
+        self._wake.set()
+
+    def step(self) -> None:
+        with self._lock:
+            self._steps += 1
+        self._wake.set()
+
+    def set_speed(self, speed: float) -> None:
+        with self._lock:
+            self.speed = max(0.0, speed)
+            self._anchor = None
+        self._wake.set()
+
+    def seek(self, offset_ns: int) -> None:
+        with self._lock:
+            self._seek = self.start_ns + max(0, offset_ns)
+        self._wake.set()
+
+    # --- the producer ------------------------------------------------------------
+
+    def position_ns(self) -> int:
+        i = self.index
+        return self.times[i - 1] if i else self.start_ns
+
+    def state(self) -> ReplayState:
+        return ReplayState(self.start_ns, self.end_ns, self.position_ns(), self.speed,
+                           self.paused, self.index >= len(self.records))
+
+    def _deliver(self, out: FeedOutput, upto: int, stop: threading.Event) -> None:
+        while self.index < upto and not stop.is_set():
+            end = min(upto, self.index + FAST_CHUNK)
+            chunk = self.records[self.index:end]
+            self.index = end
+            out.set_status(replay=self.state())
+            out.emit(chunk, stop)
+
+    def run(self, out: FeedOutput, stop: threading.Event) -> None:
+        out.set_status(**{k: getattr(self.base_status, k) for k in
+                          ("source", "node", "kernel", "attached", "unavailable",
+                           "metadata")}, replay=self.state(), running=True)
+        n = len(self.records)
+        while not stop.is_set():
+            with self._lock:
+                seek, self._seek = self._seek, None
+                steps, self._steps = self._steps, 0
+                paused, speed = self.paused, self.speed
+            if seek is not None:
+                target = bisect.bisect_left(self.times, seek)
+                if target < self.index:
+                    out.reset()
+                    self.index = 0
+                self._deliver(out, target, stop)
+                self._anchor = None
+            if steps and self.index < n:
+                self._deliver(out, min(n, self.index + steps), stop)
+            if not paused and self.index < n:
+                if speed <= 0:
+                    self._deliver(out, min(n, self.index + FAST_CHUNK), stop)
+                    continue
+                now = self.clock()
+                if self._anchor is None:
+                    self._anchor = (now, self.times[self.index])
+                due = self._anchor[1] + int((now - self._anchor[0]) * speed * 1e9)
+                upto = bisect.bisect_right(self.times, due, lo=self.index)
+                if upto > self.index:
+                    self._deliver(out, upto, stop)
+            out.set_status(replay=self.state())
+            out.emit((), stop)
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+        out.set_status(replay=self.state(), running=False)
+        out.final()

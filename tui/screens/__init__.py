@@ -1,0 +1,1 @@
+"""Screens: the main window, a finding, a connection, help."""

@@ -1,0 +1,51 @@
+"""A finding: its evidence, the Kubernetes objects, the fix, and its connections."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.connections import Connection
+from tui.findings import Finding
+from tui.records import clock
+
+
+def finding_text(f: Finding, related: list[Connection]) -> Text:
+    t = Text()
+    t.append(f"{f.severity.upper()}  {f.kind}\n", style="bold red")
+    t.append(f"{f.summary}\n\n", style="bold")
+    t.append(f"seen {f.count} time(s), first {clock(f.first_seen_ns)}, "
+             f"last {clock(f.last_seen_ns)}\n\n")
+    t.append("Kubernetes objects\n", style="bold underline")
+    for o in f.objects or ():
+        t.append(f"  {o}\n")
+    if not f.objects:
+        t.append("  (none named)\n", style="dim")
+    t.append("\nEvidence\n", style="bold underline")
+    for e in f.evidence or ("(none recorded)",):
+        t.append(f"  - {e}\n")
+    t.append("\nFix\n", style="bold underline")
+    t.append(f"  {f.fix or '(none given)'}\n", style="green")
+    if related:
+        t.append("\nConnections\n", style="bold underline")
+        for c in related[:20]:
+            t.append(f"  {c.src_name} -> {c.dst_name}  {c.state}\n")
+    return t
+
+
+class FindingScreen(Screen[None]):
+    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "Back")]
+
+    def __init__(self, finding: Finding, related: list[Connection]) -> None:
+        super().__init__()
+        self.finding = finding
+        self.related = related
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="finding-detail"):
+            yield Static(finding_text(self.finding, self.related), id="finding-body")
+        yield Footer()
