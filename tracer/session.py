@@ -19,12 +19,14 @@ from pathlib import Path
 
 from tracer.conntrack import ConntrackEvents
 from tracer.diagnosis.engine import Diagnoser
+from tracer.diagnosis.names import ObjectListNames
 from tracer.errors import UsageError
 from tracer.interfaces import Iface, bridge_ports, discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
+from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
 from tracer.metadata.setup import Metadata, MetadataOptions
 from tracer.pipeline.decode import DecodeContext, Decoder
@@ -77,6 +79,18 @@ class Attached:
 
 # issue 5: failures that are not drops (built where the kernel has their hooks)
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
+
+
+def refresh_diagnosis_names(diagnoser: Diagnoser, index: MetadataIndex, seen: int) -> int:
+    """Findings name objects from the same index as the events' names (API, files,
+    the node), rebuilt when it changed, as replay names them from the recorded
+    metadata.  Returns the index generation the names are of."""
+    generation = index.generation
+    if generation != seen:
+        objects = [{"kind": kind, **obj} for kind in KINDS for obj in index.objects(kind)]
+        if objects:
+            diagnoser.ctx.names = ObjectListNames(objects)
+    return generation
 
 
 def write_ready_file(path: Path, attached: list[str]) -> None:
@@ -240,6 +254,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             timer.start()
             stack.callback(timer.cancel)
         seen = 0
+        names_seen = -1
         for batch in source.batches(stop):
             batch = enricher.process(batch)
             if recorder is not None:
@@ -254,6 +269,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             sink.write(named)
             seen += len(named)
             if diagnoser is not None:
+                names_seen = refresh_diagnosis_names(diagnoser, meta.index, names_seen)
                 findings = diagnoser.process(named, time.time_ns())
                 if findings:
                     sink.write(findings)

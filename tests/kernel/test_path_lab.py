@@ -34,6 +34,11 @@ def flows(run: Any, *, role: str, direction: str, dst: str | None = None,
             and (src is None or e["src"]["ip"] == src)]
 
 
+def at(endpoint: dict[str, Any]) -> tuple[str, int]:
+    """An endpoint's address, without the Kubernetes names beside it."""
+    return endpoint["ip"], endpoint["port"]
+
+
 def pod_ips(lab: Lab, prefix: str) -> set[str]:
     return {ip for p in lab.state.pods if p.name.startswith(prefix) for ip in p.ips}
 
@@ -55,7 +60,7 @@ def test_healthy_node_shows_each_translation_and_flags_nothing(lab_scenario: Lab
     web = pod_ips(lab_scenario, "web-")
 
     # Service ClusterIP: the pod sent it to the VIP; conntrack chose a web endpoint
-    svc = [n for n in nat if n["orig"]["dst"] == {"ip": WEB_VIP, "port": WEB_PORT}]
+    svc = [n for n in nat if at(n["orig"]["dst"]) == (WEB_VIP, WEB_PORT)]
     assert svc and all("dnat" in n["translation"] for n in svc), nat
     assert {n["reply"]["src"]["ip"] for n in svc} <= web
     assert any(n["replied"] for n in svc)
@@ -71,7 +76,7 @@ def test_healthy_node_shows_each_translation_and_flags_nothing(lab_scenario: Lab
     assert not flows(node1, role="uplink", direction="egress", src=client)
 
     # NodePort on node1's address, to the web pod on node1
-    nodeport = [n for n in nat if n["orig"]["dst"] == {"ip": NODE1_IP, "port": NODEPORT}]
+    nodeport = [n for n in nat if at(n["orig"]["dst"]) == (NODE1_IP, NODEPORT)]
     assert nodeport and all("dnat" in n["translation"] for n in nodeport), nat
     assert {n["reply"]["src"]["ip"] for n in nodeport} <= web
 

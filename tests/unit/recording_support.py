@@ -4,6 +4,7 @@ Hypothesis strategies that build any model event from its dataclass fields."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,3 +70,15 @@ def write_recording(path: Path, batches: Iterable[Sequence[Event]], *,
 
 def replace_wall(ev: Event, wall_ns: int) -> Event:
     return dataclasses.replace(ev, wall_ns=wall_ns)
+
+
+def events_only(text: str) -> list[str]:
+    """The event lines: findings are derived again (by the code of the day, at times
+    of their own), compared by what they say (same_findings)."""
+    return [line for line in text.splitlines() if not line.startswith('{"kind":"finding"')]
+
+
+def findings_said(text: str) -> list[tuple[str, str, str]]:
+    found = [json.loads(line) for line in text.splitlines()
+             if line.startswith('{"kind":"finding"')]
+    return sorted((f["finding"], f["summary"], json.dumps(f["objects"])) for f in found)

@@ -14,7 +14,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from tests.unit.recording_support import GOLDEN, GOLDEN_JSONL
+from tests.unit.recording_support import GOLDEN, GOLDEN_JSONL, events_only, findings_said
 from tracer.recording import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,18 +64,6 @@ def test_the_sandbox_blocks_bcc(sandbox: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", "import bcc"], capture_output=True,
                           text=True, env=env)
     assert proc.returncode != 0 and "sandbox: bcc" in proc.stderr
-
-
-def events_only(text: str) -> list[str]:
-    """The event lines: findings are derived again (by the code of the day, at times
-    of their own), compared by what they say (same_findings)."""
-    return [line for line in text.splitlines() if not line.startswith('{"kind":"finding"')]
-
-
-def findings_said(text: str) -> list[tuple[str, str, str]]:
-    found = [json.loads(line) for line in text.splitlines()
-             if line.startswith('{"kind":"finding"')]
-    return sorted((f["finding"], f["summary"], json.dumps(f["objects"])) for f in found)
 
 
 def test_replay_prints_the_lines_the_live_run_printed(sandbox: Path) -> None:
@@ -181,6 +169,15 @@ def test_bad_flags_are_usage_errors(argv: list[str]) -> None:
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
+@pytest.mark.parametrize("argv", [
+    ["record"],                                          # -w is required
+    ["record", "-w", "/nonexistent/dir/s.ntrec"],
+    ["trace", "--record", "/nonexistent/dir/s.ntrec"],
+    ["record", "-w", "s.ntrec", "--max-size", "1k"],      # too small for a recording
+    ["record", "-w", "s.ntrec", "--max-size", "lots"],
+    ["record", "-w", "s.ntrec", "--rotate", "0"],
+    ["record", "-w", "s.ntrec", "-o", "jsonl"],           # headless: no output format
+])
 def test_recording_flags_are_checked_before_anything_runs(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "tracer.cli.main", *argv],
                           capture_output=True, text=True, timeout=60, cwd=ROOT,
