@@ -6,7 +6,8 @@ Every event gets two lookups (src, dst); the mix is what a node sees: pod to Ser
 VIP, pod to pod (an endpoint backing a Service), pod to external, node to NodePort.
 Also measured, as the ratio's reference: a loop that only reads the same two
 endpoints of every event (what any stage costs at least), and the rebuild of the
-resolver after a change (done at most every 0.2 s under churn).
+resolver after a change (done on its own thread, at most every max(0.2 s, 10 build
+times) under churn).
 
     .venv/bin/python bench/enrich_throughput.py [--pods 10000] [--services 5000] [--runs 5]
 """
@@ -168,7 +169,7 @@ def main() -> None:
           f"EndpointSlices), {args.nodes} nodes")
     print(f"load (slim + index): {t_load:.2f} s, first resolver build {t_build:.2f} s (both "
           f"under tracemalloc); rebuild: {statistics.median(builds) * 1e3:.0f} ms "
-          "(on the index's own thread, at most every 0.2 s)")
+          "(on the index's own thread, at most every max(0.2 s, 10 builds))")
     print(f"memory: slim objects {(after_objects - before) / 2**20:.1f} MiB, resolver "
           f"{(after_resolver - after_objects) / 2**20:.1f} MiB (tracemalloc)")
     print(f"enrich: {e_med / 1e3:.0f} k events/s on one core (median of {args.runs}; "

@@ -228,3 +228,24 @@ def test_selector_attaches_exactly_and_follows_new_pods(lab_scenario: Lab,
         assert "web-a" in (e["src"].get("pod", {}).get("name"), e["dst"].get("pod", {})
                            .get("name")), json.dumps(e)
     assert "late-web" in run.stderr and "no longer selected" in run.stderr
+
+
+@pytest.mark.parametrize("lab_scenario", ["healthy"], indirect=True)
+def test_metadata_file_names_service_traffic_and_nat(lab_scenario: Lab, tmp_path: Path) -> None:
+    """Offline: no API at all, the objects from a `kubectl get -o json` List."""
+    ns, _kubeconfig = node1(lab_scenario)
+    dump = tmp_path / "objects.json"
+    dump.write_text(Path(lab_scenario.state.objects_file).read_text())
+    with tracing(ns, tmp_path, "--no-api", "--metadata", str(dump)) as run:
+        assert lab_scenario.probe(WEB_SVC)["outcome"] == "ok"
+        events = finish(run)
+    assert "names from file, local" in run.stderr
+    nat = [e for e in events if e["kind"] == "nat" and e["orig"]["dst"]["ip"] == "10.43.0.20"]
+    assert nat, [e["kind"] for e in events]
+    for e in nat:
+        assert e["service"]["name"] == "web" and e["service"]["port"] == 80
+        assert (e["backend"]["namespace"], e["backend"]["name"]) == ("default", "web-a")
+        assert e["orig"]["src"]["pod"]["name"] == "client"
+    to_vip = [e for e in events if e["kind"] == "flow" and e["dst"]["ip"] == "10.43.0.20"]
+    assert to_vip and all(e["dst"]["scope"] == "service" and e["src"]["pod"]["name"] == "client"
+                          for e in to_vip)

@@ -243,13 +243,18 @@ class KubeProvider:
                            timeout_seconds=timeout, _preload_content=False,
                            _request_timeout=(CONNECT_TIMEOUT_S, timeout + 30))
         self.stats["watches"] += 1
-        self.health.ok()   # the server answered (a watch that merely ends says nothing)
         with self._resp_lock:
             self._responses.add(resp)
         try:
+            answered = False
             for line in _lines(resp):
                 if self._stop.is_set():
                     break
+                if not answered:
+                    # reachable: the watch delivered something (a server that is going
+                    # away may still accept a watch and end it at once)
+                    answered = True
+                    self.health.ok()
                 event = json.loads(line)
                 etype, obj = event.get("type"), event.get("object") or {}
                 if etype == "ERROR":
