@@ -20,7 +20,7 @@ from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
 from tracer.interfaces import discover, pod_networks
-from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
+from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
@@ -77,7 +77,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
-        if kprobes_available(tracefs_dir()):
+        if kprobes_available(tracefs_dir()) or fentry_available()[0]:
             families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
         # issue 5: every failure family whose required hooks this kernel has
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():

@@ -20,10 +20,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tracer.errors import AttachError, BpfLoadError, PrerequisiteError, TracerError
-from tracer.kernel import headers, offsets
+from tracer.kernel import fentry, headers, offsets
 from tracer.kernel.btf import Btf
-from tracer.kernel.features import ensure_tracefs, kprobes_available, missing_privileges
-from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, RawTracepoint, Tracepoint
+from tracer.kernel.features import (
+    ensure_tracefs,
+    fentry_available,
+    kprobes_available,
+    missing_privileges,
+)
+from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, Kprobe, RawTracepoint, Tracepoint
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +169,12 @@ def hook_unavailable(hook: Hook, tracefs: Path) -> str | None:
         if not (tracefs / "events" / hook.category / hook.event).is_dir():
             return "tracepoint not in this kernel"
         return None
-    if not kprobes_available(tracefs):
-        return "kernel has no kprobes"
-    return None
+    if kprobes_available(tracefs):
+        return None
+    if hook.fentry_fn is not None:
+        ok, why = fentry_available()
+        return None if ok else f"kernel has no kprobes, and {why}"
+    return "kernel has no kprobes"
 
 
 def buildable_families(tracefs: Path, wanted: tuple[str, ...] = FAMILIES) -> dict[str, str]:
@@ -191,6 +199,8 @@ class Module:
         self.facts: KernelFacts | None = None
         self.attached: list[str] = []
         self.unavailable: dict[str, str] = {}  # hook label -> why it is not attached
+        self.fallbacks: dict[str, str] = {}    # fentry label -> why the kprobe is used
+        self._fds: list[int] = []              # our own fentry programs and links
 
     # --- build ------------------------------------------------------------------------
     def load(self) -> KernelFacts:
@@ -242,12 +252,34 @@ class Module:
             attach = self.bpf.attach_raw_tracepoint
             where = {"tp": hook.event.encode()}
         else:
+            if hook.fentry_fn is not None and self._try_fentry(hook):
+                return
             fn = self.load_program(hook.fn_name, bcc.BPF.KPROBE)
             attach = self.bpf.attach_kprobe
             where = {"event": hook.function.encode()}
         bcc_call(lambda: attach(fn_name=fn.name, **where), AttachError,
                  f"attaching {hook.label} failed")
         self.attached.append(hook.label)
+
+    def _try_fentry(self, hook: Kprobe) -> bool:
+        """Attach `hook`'s fentry form where doctor's fentry check says fentry loads;
+        False (the reason kept in `fallbacks`) sends the caller to the kprobe."""
+        assert hook.fentry_fn is not None
+        ok, why = fentry_available()
+        if ok:
+            try:
+                target = fentry.resolve_target(hook.function)
+                insns = self.bpf.dump_func(hook.fentry_fn.encode())
+                prog = fentry.load(hook.fentry_fn, insns, target)
+                self._fds.append(prog)
+                self._fds.append(fentry.attach(prog, target))
+                self.attached.append(hook.fentry_label)
+                return True
+            except TracerError as exc:
+                why = exc.message
+        self.fallbacks[hook.fentry_label] = why
+        log.info("%s not used (%s): %s instead", hook.fentry_label, why, hook.label)
+        return False
 
     def _available(self, hook: Hook) -> str | None:
         """Why `hook` cannot exist on this kernel, or None."""
@@ -333,6 +365,9 @@ class Module:
 
     # --- lifetime ---------------------------------------------------------------------
     def close(self) -> None:
+        for fd in reversed(self._fds):  # links before their programs
+            os.close(fd)
+        self._fds.clear()
         if self.bpf is not None:
             with stdout_to_stderr():
                 self.bpf.cleanup()
