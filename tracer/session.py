@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tracer.conntrack import ConntrackEvents
+from tracer.errors import PrerequisiteError
 from tracer.interfaces import discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
@@ -52,6 +53,7 @@ class TraceOptions:
     keep_not_specified: bool = False   # also SKB_DROP_REASON_NOT_SPECIFIED frees
     stop_after: int | None = None      # stop after this many events
     tc_mode: str = "auto"              # "auto" (tcx where the kernel has it), "tcx", "legacy"
+    nat_hook: str = "auto"             # "auto" (fentry where it loads), "fentry", "kprobe"
     cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
@@ -77,8 +79,17 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
-        if kprobes_available(tracefs_dir()) or fentry_available()[0]:
-            families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
+        # per-packet NAT decisions (fentry where it loads, else kprobe); conntrack
+        # events otherwise
+        kprobes = kprobes_available(tracefs_dir())
+        fentry_ok, fentry_why = fentry_available()
+        if {"auto": kprobes or fentry_ok, "kprobe": kprobes, "fentry": fentry_ok}[opts.nat_hook]:
+            families.add("nat")
+        elif opts.nat_hook != "auto":
+            raise PrerequisiteError(
+                f"--nat-hook {opts.nat_hook}: " + ("this kernel has no kprobes"
+                                                   if opts.nat_hook == "kprobe" else fentry_why),
+                fix="--nat-hook auto   (NAT decisions then come from conntrack events)")
         # issue 5: every failure family whose required hooks this kernel has
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
             if why:
@@ -87,6 +98,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event) -> SourceStats:
                 families.add(family)
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
+            nat_hook=opts.nat_hook,
             ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()

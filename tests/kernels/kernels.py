@@ -41,6 +41,7 @@ class Kernel:
     release: str          # e.g. 6.1.0-56-amd64
     why: str              # what this kernel proves
     backports: bool       # from <codename>-backports rather than the system's suites
+    nat_hook: str = "auto"  # trace --nat-hook inside: "kprobe" proves the kprobe path
 
     @property
     def package(self) -> str:
@@ -126,7 +127,9 @@ def debian_stable() -> Kernel:
     if not trees:
         raise KernelFetchError("no Debian 6.1 headers in /usr/src (bin/setup installs them)")
     release = trees[-1].name.removeprefix("linux-headers-")
-    return Kernel("debian-6.1", release, "kprobes, fentry, exact headers", backports=False)
+    # fentry would be chosen here too: the kprobe is forced, or no kernel would run it
+    return Kernel("debian-6.1", release, "the kprobe NAT hook (forced), exact headers",
+                  backports=False, nat_hook="kprobe")
 
 
 def debian_backports() -> Kernel:
@@ -147,7 +150,7 @@ def debian_backports() -> Kernel:
             raise
         release = cached[-1]
     return Kernel("debian-backports", release,
-                  "kprobes, fentry, tcx, headers of another kernel (BTF offsets)",
+                  "the fentry NAT hook (auto), tcx, headers of another kernel (BTF offsets)",
                   backports=True)
 
 

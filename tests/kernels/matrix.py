@@ -64,6 +64,7 @@ def run_in_guest(kernel: Kernel, pytest_args: list[str], out: Path,
     for f in ("pytest.txt", "rc", "uptime", "nat.json"):
         (out / f).unlink(missing_ok=True)
     env_inner = (f"PYTHONDONTWRITEBYTECODE=1 NODETRACE_MATRIX_OUT={out} "
+                 f"NODETRACE_MATRIX_NAT_HOOK={kernel.nat_hook} "
                  "NODETRACE_LAB_READY_TIMEOUT_S=600 NODETRACE_REQUIRE_KERNEL=1")
     inner = (f"cat /proc/uptime > {out}/uptime; cd {ROOT} && {env_inner} "
              f"{VENV_BIN}/python -m pytest -p no:cacheprovider -q -rA -o timeout=1500 "

@@ -50,6 +50,7 @@ class BuildSpec:
     ringbuf_pages: int = 256          # power of two, x 4 KiB
     keep_not_specified: bool = False  # report SKB_DROP_REASON_NOT_SPECIFIED frees too
     wakeup_per_event: bool = False    # False: BPF_RB_NO_WAKEUP, drained on a timer
+    nat_hook: str = "auto"            # fentry where it loads | "fentry" | "kprobe"
 
 
 @dataclass(frozen=True)
@@ -263,9 +264,14 @@ class Module:
 
     def _try_fentry(self, hook: Kprobe) -> bool:
         """Attach `hook`'s fentry form where doctor's fentry check says fentry loads;
-        False (the reason kept in `fallbacks`) sends the caller to the kprobe."""
+        False (the reason kept in `fallbacks`) sends the caller to the kprobe.  With
+        nat_hook "fentry" a failure is an error, with "kprobe" fentry is not tried."""
         assert hook.fentry_fn is not None
         ok, why = fentry_available()
+        if self.spec.nat_hook == "kprobe":
+            ok, why = False, "--nat-hook kprobe"
+        elif self.spec.nat_hook == "fentry" and not ok:
+            raise AttachError(f"--nat-hook fentry: {why}")
         if ok:
             try:
                 target = fentry.resolve_target(hook.function)
@@ -276,6 +282,8 @@ class Module:
                 self.attached.append(hook.fentry_label)
                 return True
             except TracerError as exc:
+                if self.spec.nat_hook == "fentry":
+                    raise
                 why = exc.message
         self.fallbacks[hook.fentry_label] = why
         log.info("%s not used (%s): %s instead", hook.fentry_label, why, hook.label)
