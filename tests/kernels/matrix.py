@@ -30,6 +30,7 @@ VENV_BIN = Path(sys.executable).parent
 
 # what each VM proves; every test here must PASS inside it (none may skip)
 GUEST_TESTS = ["tests/kernel/test_nat_hook.py", "tests/kernel/test_prerequisites.py",
+               "tests/kernel/test_fentry.py", "tests/kernel/test_header_offsets.py",
                "tests/unit/test_btf_offsets.py"]
 
 
@@ -48,11 +49,20 @@ class GuestRun:
         for o in self.outcomes.values():
             counts[o] = counts.get(o, 0) + 1
         nat = self.nat
+        line = re.search(r"^headers: .*differing \(headers, BTF\): \{.*\}$", self.output, re.M)
+        header_note = "headers ?"
+        if line:
+            kind = "of another kernel" if "do NOT match" in line.group(0) else "exact"
+            differ = line.group(0).split("differing", 1)[1].count(":") - 1
+            header_note = f"headers {kind}: {differ} program offsets differ from BTF"
+        attached = [str(a) for a in nat.get("attached", [])]  # type: ignore[attr-defined]
+        notable = [a.split(":")[0] if a.startswith("tc/") else a for a in attached
+                   if "nf_nat" in a or a.startswith("tc/")]
         return (f"{self.kernel.name} ({self.kernel.release}): exit {self.returncode}, "
                 f"{self.seconds:.0f} s (boot {self.boot_s or 0:.0f} s, tracer ready "
                 f"{nat.get('ready_s', '?')} s); tests {counts}; attached "
-                f"{nat.get('attached', '?')}; fentry {nat.get('fentry', '?')}; "
-                f"NAT events {nat.get('nat_events', '?')}")
+                f"{len(attached)} probes, {notable}; doctor's fentry {nat.get('fentry', '?')}; "
+                f"NAT events {nat.get('nat_events', '?')}; {header_note}")
 
 
 def run_in_guest(kernel: Kernel, pytest_args: list[str], out: Path,

@@ -19,6 +19,7 @@ MUST_PASS = [
     "tests/kernel/test_nat_hook.py::test_nat_hook_reports_service_dnat_and_masquerade_per_connection",
     "tests/kernel/test_nat_hook.py::test_nat_hook_agrees_with_conntrack",
     "tests/kernel/test_prerequisites.py::test_doctor_reports_this_kernel",
+    "tests/kernel/test_header_offsets.py::test_btf_offsets_agree_with_exact_headers",
 ]
 
 

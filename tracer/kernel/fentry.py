@@ -70,11 +70,14 @@ def _bind() -> ctypes.CDLL:
 
 def module_of(func: str, kallsyms: Path = Path("/proc/kallsyms")) -> str | None:
     """The module that defines `func` ("nf_nat"), or None for vmlinux."""
-    with kallsyms.open() as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3 and parts[2] == func and parts[1] in "tT":
-                return parts[3].strip("[]") if len(parts) > 3 else None
+    try:
+        with kallsyms.open() as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == func and parts[1] in "tT":
+                    return parts[3].strip("[]") if len(parts) > 3 else None
+    except OSError as exc:
+        raise BtfError(f"cannot read {kallsyms}: {exc.strerror}") from exc
     raise BtfError(f"{func} is not a kernel function here (not in {kallsyms})")
 
 

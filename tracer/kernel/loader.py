@@ -275,7 +275,9 @@ class Module:
         if ok:
             try:
                 target = fentry.resolve_target(hook.function)
-                insns = self.bpf.dump_func(hook.fentry_fn.encode())
+                fn_name = hook.fentry_fn.encode()
+                insns = bcc_call(lambda: self.bpf.dump_func(fn_name), BpfLoadError,
+                                 f"BCC did not compile {hook.fentry_fn}")
                 prog = fentry.load(hook.fentry_fn, insns, target)
                 self._fds.append(prog)
                 self._fds.append(fentry.attach(prog, target))
