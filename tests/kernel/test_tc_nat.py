@@ -267,7 +267,7 @@ def test_legacy_filters_are_swept_after_kill_9_and_foreign_ones_kept(tmp_path: P
 
 
 # --- kprobe NAT programs -------------------------------------------------------------
-def test_nat_kprobe_program_passes_the_verifier_and_attach_degrades_without_kprobes() -> None:
+def test_nat_hook_program_passes_the_verifier_and_attach_degrades_without_kprobes() -> None:
     from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available
 
     with Module(BuildSpec(families=frozenset({"nat"}))) as m:
