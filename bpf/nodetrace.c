@@ -53,6 +53,15 @@ int kp_nf_nat_manip_pkt(struct pt_regs *ctx)
 	return on_nat_manip((const void *)PT_REGS_PARM2(ctx), (u32)PT_REGS_PARM3(ctx),
 			    (u32)PT_REGS_PARM4(ctx));
 }
+
+/* The same hook as fentry, where the kernel loads fentry programs (cheaper than a
+ * kprobe: a trampoline call instead of a breakpoint).  The trampoline hands over the
+ * arguments as an array of u64; the Python side loads this function as
+ * BPF_PROG_TYPE_TRACING on nf_nat_manip_pkt (tracer/kernel/fentry.py). */
+int fe_nf_nat_manip_pkt(u64 *ctx)
+{
+	return on_nat_manip((const void *)ctx[1], (u32)ctx[2], (u32)ctx[3]);
+}
 #endif
 
 /* --- issue 5: failures that are not drops ------------------------------------------

@@ -20,9 +20,9 @@ from pathlib import Path
 from tracer.conntrack import ConntrackEvents
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import ObjectListNames
-from tracer.errors import UsageError
+from tracer.errors import PrerequisiteError, UsageError
 from tracer.interfaces import Iface, bridge_ports, discover, pod_networks
-from tracer.kernel.features import ensure_tracefs, kprobes_available, tracefs_dir
+from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
@@ -56,6 +56,7 @@ class TraceOptions:
     keep_queue_purge: bool = False     # and QUEUE_PURGE (sockets closing)
     stop_after: int | None = None      # stop after this many events
     tc_mode: str = "auto"              # "auto" (tcx where the kernel has it), "tcx", "legacy"
+    nat_hook: str = "auto"             # "auto" (fentry where it loads), "fentry", "kprobe"
     cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
@@ -112,10 +113,20 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
         not_built: dict[str, str] = {}   # family -> why: the recording's header says it
-        if kprobes_available(tracefs_dir()):
-            families.add("nat")  # per-packet NAT decisions; conntrack events otherwise
+        # per-packet NAT decisions (fentry where it loads, else kprobe); conntrack
+        # events otherwise
+        kprobes = kprobes_available(tracefs_dir())
+        fentry_ok, fentry_why = fentry_available()
+        if {"auto": kprobes or fentry_ok, "kprobe": kprobes, "fentry": fentry_ok}[opts.nat_hook]:
+            families.add("nat")
+        elif opts.nat_hook != "auto":
+            raise PrerequisiteError(
+                f"--nat-hook {opts.nat_hook}: " + ("this kernel has no kprobes"
+                                                   if opts.nat_hook == "kprobe" else fentry_why),
+                fix="--nat-hook auto   (NAT decisions then come from conntrack events)")
         else:
-            not_built["family nat (per packet)"] = "no kprobes: NAT from conntrack events"
+            not_built["family nat (per packet)"] = ("no kprobes, no fentry: NAT from "
+                                                    "conntrack events")
         # issue 5: every failure family whose required hooks this kernel has
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
             if why:
@@ -126,6 +137,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
             keep_queue_purge=opts.keep_queue_purge,
+            nat_hook=opts.nat_hook,
             ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()

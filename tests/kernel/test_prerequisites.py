@@ -14,7 +14,7 @@ import pytest
 from tracer.cli.main import main
 from tracer.kernel import loader
 from tracer.kernel.btf import Btf
-from tracer.kernel.features import ensure_tracefs
+from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available
 
 pytestmark = pytest.mark.kernel
 
@@ -84,3 +84,20 @@ def test_compile_failure_is_exit_1_with_the_compiler_log(
     assert "error:" in captured.err  # clang's own diagnostics, not a Python traceback
     assert "Traceback" not in captured.err
     assert captured.out == ""
+
+
+def test_nat_hook_the_kernel_lacks_is_exit_3_saying_why() -> None:
+    fentry_ok, fentry_why = fentry_available()
+    lacking = {hook: why for hook, have, why in (
+        ("fentry", fentry_ok, fentry_why),
+        ("kprobe", kprobes_available(ensure_tracefs()), "this kernel has no kprobes"))
+        if not have}
+    for hook, why in lacking.items():  # none inside the kernel matrix VMs
+        proc = subprocess.run([sys.executable, "-m", "tracer.cli.main", "trace", "--nat-hook",
+                               hook, "--duration", "1"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 3, proc.stderr
+        assert f"--nat-hook {hook}: {why}" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "tracer.cli.main", "trace", "--nat-hook",
+                           "uprobe"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr, proc.stderr

@@ -267,15 +267,19 @@ def test_legacy_filters_are_swept_after_kill_9_and_foreign_ones_kept(tmp_path: P
 
 
 # --- kprobe NAT programs -------------------------------------------------------------
-def test_nat_kprobe_program_passes_the_verifier_and_attach_degrades_without_kprobes() -> None:
-    from tracer.kernel.features import ensure_tracefs, kprobes_available
+def test_nat_hook_program_passes_the_verifier_and_attach_degrades_without_kprobes() -> None:
+    from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available
 
     with Module(BuildSpec(families=frozenset({"nat"}))) as m:
         m.load()
         assert m.load_only() == ["kp_nf_nat_manip_pkt"]  # verifier accepted it
         attached = m.attach_all()
-        if kprobes_available(ensure_tracefs()):
+        fentry_ok, fentry_why = fentry_available()
+        if fentry_ok:  # doctor's fentry check decides (tests/kernel/test_nat_hook.py)
+            assert attached == ["fentry/nf_nat_manip_pkt"]
+        elif kprobes_available(ensure_tracefs()):
             assert attached == ["kprobe/nf_nat_manip_pkt"]
         else:
             assert attached == []
-            assert m.unavailable == {"kprobe/nf_nat_manip_pkt": "kernel has no kprobes"}
+            assert m.unavailable == {"kprobe/nf_nat_manip_pkt":
+                                     f"kernel has no kprobes, and {fentry_why}"}

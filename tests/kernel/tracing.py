@@ -52,9 +52,10 @@ class TraceRun:
 
 
 @contextlib.contextmanager
-def tracing(ns: Netns | None, tmp: Path, *extra: str) -> Iterator[TraceRun]:
+def tracing(ns: Netns | None, tmp: Path, *extra: str,
+            ready_timeout_s: float = 60) -> Iterator[TraceRun]:
     """A trace run that is ended (SIGKILL as a last resort) whatever the test does."""
-    run = start_trace(ns, tmp, *extra)
+    run = start_trace(ns, tmp, *extra, ready_timeout_s=ready_timeout_s)
     try:
         yield run
     finally:
@@ -63,7 +64,8 @@ def tracing(ns: Netns | None, tmp: Path, *extra: str) -> Iterator[TraceRun]:
             run.proc.communicate(timeout=10)
 
 
-def start_trace(ns: Netns | None, tmp: Path, *extra: str) -> TraceRun:
+def start_trace(ns: Netns | None, tmp: Path, *extra: str,
+                ready_timeout_s: float = 60) -> TraceRun:
     ready = tmp / "ready"
     ready.unlink(missing_ok=True)  # a ready file of an earlier run must not count
     cmd = [sys.executable, "-m", "tracer.cli.main", "trace", "-o", "jsonl",
@@ -73,7 +75,7 @@ def start_trace(ns: Netns | None, tmp: Path, *extra: str) -> TraceRun:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = TraceRun(proc, ready)
     try:
-        run.wait_ready()
+        run.wait_ready(ready_timeout_s)
     except BaseException:
         proc.kill()
         proc.communicate(timeout=10)

@@ -71,6 +71,9 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tc-mode", choices=("auto", "tcx", "legacy"), default="auto",
                    help="how tc programs attach: tcx links (kernel >= 6.6, removed by the "
                    "kernel if nodetrace dies) or legacy cls_bpf filters (default: auto)")
+    p.add_argument("--nat-hook", choices=("auto", "fentry", "kprobe"), default="auto",
+                   help="how the per-packet NAT hook attaches: fentry where doctor says "
+                   "fentry loads, else kprobe (default: auto)")
     p.add_argument("--cluster-cidr", action="append", default=[], metavar="CIDR",
                    type=cidr, help="the cluster's pod network (repeatable; default: the "
                    "node's own pod networks, from its routes)")
@@ -181,6 +184,7 @@ def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceO
                         keep_not_specified="NOT_SPECIFIED" in args.include_reason,
                         keep_queue_purge="QUEUE_PURGE" in args.include_reason,
                         stop_after=args.stop_after, tc_mode=args.tc_mode,
+                        nat_hook=args.nat_hook,
                         cluster_cidrs=tuple(args.cluster_cidr),
                         service_cidrs=tuple(args.service_cidr),
                         ringbuf_pages=args.ringbuf_pages, record=record)

@@ -71,6 +71,8 @@ def _load_libbpf() -> ctypes.CDLL:
                        fix="bin/setup") from exc
     lib.btf__parse.restype = ctypes.c_void_p
     lib.btf__parse.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    lib.btf__parse_split.restype = ctypes.c_void_p
+    lib.btf__parse_split.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
     lib.btf__find_by_name_kind.restype = ctypes.c_int32
     lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
     lib.btf__type_by_id.restype = ctypes.POINTER(_BtfType)
@@ -83,14 +85,18 @@ def _load_libbpf() -> ctypes.CDLL:
 
 
 class Btf:
-    """Read-only view of one BTF blob (normally the running kernel's vmlinux)."""
+    """Read-only view of one BTF blob (normally the running kernel's vmlinux).
 
-    def __init__(self, path: Path = VMLINUX_BTF) -> None:
+    A module's BTF (/sys/kernel/btf/<module>) is split BTF: its type ids continue
+    vmlinux's, so it is parsed on top of `base` (which must outlive it)."""
+
+    def __init__(self, path: Path = VMLINUX_BTF, base: Btf | None = None) -> None:
         if not path.exists():
             raise BtfError(f"{path} not found: the kernel was built without BTF "
                            "(CONFIG_DEBUG_INFO_BTF)", fix="use a kernel with BTF")
         self._lib = _load_libbpf()
-        handle = self._lib.btf__parse(str(path).encode(), None)
+        handle = (self._lib.btf__parse(str(path).encode(), None) if base is None else
+                  self._lib.btf__parse_split(str(path).encode(), base._btf))
         if not handle:
             raise BtfError(f"libbpf could not parse {path}", fix="check the kernel's BTF")
         self._btf: int = handle

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
+import functools
 import os
 import platform
 import subprocess
@@ -15,6 +13,7 @@ from pathlib import Path
 from tracer.errors import PrerequisiteError, TracerError
 from tracer.kernel import headers
 from tracer.kernel.btf import KIND_STRUCT, VMLINUX_BTF, Btf, BtfError
+from tracer.kernel.fentry import prog_load
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 REQUIRED_TRACEPOINTS = ("skb/kfree_skb",)
@@ -101,23 +100,6 @@ def missing_privileges() -> list[str]:
     return [name for name, bit in need.items() if not caps & (1 << bit)]
 
 
-class _ProgLoadOpts(ctypes.Structure):
-    # struct bpf_prog_load_opts of libbpf 1.x (bpf.h), up to log_buf; `sz` tells libbpf
-    # how much of it we know, so newer libbpf versions accept it.
-    _fields_ = [("sz", ctypes.c_size_t), ("attempts", ctypes.c_int),
-                ("expected_attach_type", ctypes.c_int), ("prog_btf_fd", ctypes.c_uint32),
-                ("prog_flags", ctypes.c_uint32), ("prog_ifindex", ctypes.c_uint32),
-                ("kern_version", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
-                ("attach_prog_fd", ctypes.c_uint32), ("attach_btf_obj_fd", ctypes.c_uint32),
-                ("fd_array", ctypes.c_void_p), ("func_info", ctypes.c_void_p),
-                ("func_info_cnt", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
-                ("line_info", ctypes.c_void_p), ("line_info_cnt", ctypes.c_uint32),
-                ("line_info_rec_size", ctypes.c_uint32), ("log_level", ctypes.c_uint32),
-                ("log_size", ctypes.c_uint32), ("log_buf", ctypes.c_char_p)]
-
-
-BPF_PROG_TYPE_TRACING = 26
-BPF_TRACE_FENTRY = 24
 KIND_FUNC = 12
 # r0 = 0; exit
 _RET0 = bytes.fromhex("b700000000000000" "9500000000000000")
@@ -129,20 +111,24 @@ def probe_fentry(btf: Btf, func: str = "tcp_v4_connect") -> tuple[bool, str]:
         btf_id = btf.find(func, KIND_FUNC)
     except BtfError:
         return False, f"no BTF for {func}"
-    lib = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
-    lib.bpf_prog_load.restype = ctypes.c_int
-    lib.bpf_prog_load.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
-                                  ctypes.c_char_p, ctypes.c_size_t,
-                                  ctypes.POINTER(_ProgLoadOpts)]
-    opts = _ProgLoadOpts(sz=ctypes.sizeof(_ProgLoadOpts),
-                         expected_attach_type=BPF_TRACE_FENTRY, attach_btf_id=btf_id)
-    fd = lib.bpf_prog_load(BPF_PROG_TYPE_TRACING, b"nt_probe_fentry", b"GPL", _RET0,
-                           len(_RET0) // 8, ctypes.byref(opts))
+    fd, why = prog_load("nt_probe_fentry", _RET0, btf_id)
     if fd >= 0:
         os.close(fd)
         return True, "an fentry program loads"
-    err = -fd if fd < 0 else ctypes.get_errno()
-    return False, f"loading an fentry program fails: {errno.errorcode.get(err, err)}"
+    return False, f"loading an fentry program fails: {why}"
+
+
+@functools.cache
+def fentry_available() -> tuple[bool, str]:
+    """doctor's fentry verdict for this process (one probe a run): where it is yes,
+    hooks that have an fentry form use it (tracer/kernel/loader.py)."""
+    if missing_privileges():
+        return False, "not probed (needs privileges)"
+    try:
+        with Btf(VMLINUX_BTF) as btf:
+            return probe_fentry(btf)
+    except TracerError as exc:
+        return False, f"not probed ({exc.message})"
 
 
 def kprobes_available(tracefs: Path | None) -> bool:

@@ -30,10 +30,17 @@ class Kprobe:
     function: str
     fn_name: str
     required: bool = False  # kprobes refine what tracepoints already show
+    # the same handler as an fentry program: used instead where fentry programs load
+    # (doctor's fentry check), the kprobe otherwise
+    fentry_fn: str | None = None
 
     @property
     def label(self) -> str:
         return f"kprobe/{self.function}"
+
+    @property
+    def fentry_label(self) -> str:
+        return f"fentry/{self.function}"
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,10 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     # tc programs follow interfaces, so the module attaches none itself: see
     # tracer/kernel/tc.py (tc_ingress / tc_egress on pod veths and uplinks)
     "tc": (),
-    # per-packet NAT decisions; built only where kprobes exist (conntrack events
-    # report NAT everywhere else)
-    "nat": (Kprobe("nf_nat_manip_pkt", "kp_nf_nat_manip_pkt"),),
+    # per-packet NAT decisions; built only where fentry or kprobes exist (conntrack
+    # events report NAT everywhere else)
+    "nat": (Kprobe("nf_nat_manip_pkt", "kp_nf_nat_manip_pkt",
+                   fentry_fn="fe_nf_nat_manip_pkt"),),
     # --- issue 5: failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
     # sockets.c).  A family is built where its required hooks exist; an optional hook
     # the kernel lacks is reported as unavailable and the rest goes on.

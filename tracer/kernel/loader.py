@@ -20,10 +20,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tracer.errors import AttachError, BpfLoadError, PrerequisiteError, TracerError
-from tracer.kernel import headers, offsets
+from tracer.kernel import fentry, headers, offsets
 from tracer.kernel.btf import Btf
-from tracer.kernel.features import ensure_tracefs, kprobes_available, missing_privileges
-from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, RawTracepoint, Tracepoint
+from tracer.kernel.features import (
+    ensure_tracefs,
+    fentry_available,
+    kprobes_available,
+    missing_privileges,
+)
+from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, Kprobe, RawTracepoint, Tracepoint
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class BuildSpec:
     keep_not_specified: bool = False  # report SKB_DROP_REASON_NOT_SPECIFIED frees too
     keep_queue_purge: bool = False    # and the queues a closing socket purges
     wakeup_per_event: bool = False    # False: BPF_RB_NO_WAKEUP, drained on a timer
+    nat_hook: str = "auto"            # fentry where it loads | "fentry" | "kprobe"
 
 
 @dataclass(frozen=True)
@@ -167,9 +173,12 @@ def hook_unavailable(hook: Hook, tracefs: Path) -> str | None:
         if not (tracefs / "events" / hook.category / hook.event).is_dir():
             return "tracepoint not in this kernel"
         return None
-    if not kprobes_available(tracefs):
-        return "kernel has no kprobes"
-    return None
+    if kprobes_available(tracefs):
+        return None
+    if hook.fentry_fn is not None:
+        ok, why = fentry_available()
+        return None if ok else f"kernel has no kprobes, and {why}"
+    return "kernel has no kprobes"
 
 
 def buildable_families(tracefs: Path, wanted: tuple[str, ...] = FAMILIES) -> dict[str, str]:
@@ -195,6 +204,8 @@ class Module:
         self.attached: list[str] = []
         self.node_netns = 0
         self.unavailable: dict[str, str] = {}  # hook label -> why it is not attached
+        self.fallbacks: dict[str, str] = {}    # fentry label -> why the kprobe is used
+        self._fds: list[int] = []              # our own fentry programs and links
 
     # --- build ------------------------------------------------------------------------
     def load(self) -> KernelFacts:
@@ -246,12 +257,43 @@ class Module:
             attach = self.bpf.attach_raw_tracepoint
             where = {"tp": hook.event.encode()}
         else:
+            if hook.fentry_fn is not None and self._try_fentry(hook):
+                return
             fn = self.load_program(hook.fn_name, bcc.BPF.KPROBE)
             attach = self.bpf.attach_kprobe
             where = {"event": hook.function.encode()}
         bcc_call(lambda: attach(fn_name=fn.name, **where), AttachError,
                  f"attaching {hook.label} failed")
         self.attached.append(hook.label)
+
+    def _try_fentry(self, hook: Kprobe) -> bool:
+        """Attach `hook`'s fentry form where doctor's fentry check says fentry loads;
+        False (the reason kept in `fallbacks`) sends the caller to the kprobe.  With
+        nat_hook "fentry" a failure is an error, with "kprobe" fentry is not tried."""
+        assert hook.fentry_fn is not None
+        ok, why = fentry_available()
+        if self.spec.nat_hook == "kprobe":
+            ok, why = False, "--nat-hook kprobe"
+        elif self.spec.nat_hook == "fentry" and not ok:
+            raise AttachError(f"--nat-hook fentry: {why}")
+        if ok:
+            try:
+                target = fentry.resolve_target(hook.function)
+                fn_name = hook.fentry_fn.encode()
+                insns = bcc_call(lambda: self.bpf.dump_func(fn_name), BpfLoadError,
+                                 f"BCC did not compile {hook.fentry_fn}")
+                prog = fentry.load(hook.fentry_fn, insns, target)
+                self._fds.append(prog)
+                self._fds.append(fentry.attach(prog, target))
+                self.attached.append(hook.fentry_label)
+                return True
+            except TracerError as exc:
+                if self.spec.nat_hook == "fentry":
+                    raise
+                why = exc.message
+        self.fallbacks[hook.fentry_label] = why
+        log.info("%s not used (%s): %s instead", hook.fentry_label, why, hook.label)
+        return False
 
     def _available(self, hook: Hook) -> str | None:
         """Why `hook` cannot exist on this kernel, or None."""
@@ -347,6 +389,9 @@ class Module:
 
     # --- lifetime ---------------------------------------------------------------------
     def close(self) -> None:
+        for fd in reversed(self._fds):  # links before their programs
+            os.close(fd)
+        self._fds.clear()
         if self.bpf is not None:
             with stdout_to_stderr():
                 self.bpf.cleanup()

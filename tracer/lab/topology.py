@@ -15,7 +15,9 @@ root namespace's interfaces, routes, sysctls or firewall.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from tracer.lab.cluster import (
     EXTERNAL_HOST,
@@ -31,7 +33,7 @@ from tracer.lab.cluster import (
     Node,
 )
 from tracer.lab.kubeproxy import ProxyOptions, render
-from tracer.lab.netns import Netns, batch, ours
+from tracer.lab.netns import Netns, NetnsError, batch, ours
 
 EXT = Netns(f"{NETNS_PREFIX}ext")
 ROUTER = Netns(f"{NETNS_PREFIX}router")
@@ -47,6 +49,9 @@ class TopologyOptions:
     node1_pod_route: str = "host-gw"  # node1 -> node2's pod CIDR: host-gw, none, not-adjacent
     node2_pod_route: str = "host-gw"  # node2 -> node1's pod CIDR: host-gw or none
     vpn_route: bool = True           # node1's route to the vpn-gw pod's range
+
+
+BRIDGE_SYSCTLS = Path("/proc/sys/net/bridge")
 
 
 def namespaces(cluster: Cluster) -> list[Netns]:
@@ -75,9 +80,22 @@ def _node_routes(node: Node, other: Node, opts: TopologyOptions, first: bool) ->
     return cmds
 
 
+def _bridge_netfilter() -> None:
+    """bridge-nf-call-iptables exists once br_netfilter is loaded; where it is a module
+    (distro kernels, the kernel matrix's VMs), load it, as kubeadm's preflight asks."""
+    if BRIDGE_SYSCTLS.is_dir():
+        return
+    proc = subprocess.run(["modprobe", "br_netfilter"], capture_output=True, text=True,
+                          check=False)
+    if not BRIDGE_SYSCTLS.is_dir():
+        raise NetnsError("bridged traffic cannot reach iptables (no br_netfilter): "
+                         f"modprobe br_netfilter: {proc.stderr.strip() or proc.returncode}")
+
+
 def build(cluster: Cluster, topo: TopologyOptions, proxy: ProxyOptions) -> None:
     """Creates every namespace, link, address, route, sysctl and rule.  Expects none
     of the lab's namespaces to exist (lifecycle.up removes a previous lab first)."""
+    _bridge_netfilter()
     for ns in namespaces(cluster):
         ns.create()
         # IPv4 only: without this every link sends router solicitations and ND, noise
