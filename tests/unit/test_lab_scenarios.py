@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tracer.errors import UsageError
 from tracer.lab import scenarios
 from tracer.lab.cluster import build_cluster
+from tracer.lab.lifecycle import Lab, abandoned
 from tracer.lab.scenarios import EXT, HEALTHY, OUTCOMES, SCENARIOS
+from tracer.lab.state import LabState, ProcessRecord, start_ticks
 from tracer.lab.workloads import dns_answer, dns_parse_answer, dns_query, dns_records
 
 ISSUE_3 = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",
@@ -52,3 +56,17 @@ def test_dns_round_trip() -> None:
     nx = dns_answer(dns_query("nope.default.svc.cluster.local", 8), dns_records())
     assert nx is not None and dns_parse_answer(nx) is None
     assert dns_answer(b"\0" * 5, {}) is None
+
+
+def test_a_lab_is_abandoned_only_past_its_ttl_with_no_process_alive() -> None:
+    st = LabState("healthy", created=1000.0, cgroup_root="/sys/fs/cgroup",
+                  cgroup_driver="cgroupfs", ttl_s=120)
+    dead = ProcessRecord(pid=os.getpid(), start_ticks=-1, role="container", netns="x",
+                         cgroup="/x")
+    st.processes = [dead]
+    assert abandoned(Lab(st), now=1121.0)
+    assert not abandoned(Lab(st), now=1119.0)          # a lab still being built
+    me = start_ticks(os.getpid())
+    assert me is not None
+    st.processes.append(ProcessRecord(os.getpid(), me, "apiserver", "x", "/x"))
+    assert not abandoned(Lab(st), now=1121.0)          # someone still runs in it

@@ -481,6 +481,14 @@ def _down_locked() -> list[str]:
     return removed
 
 
+def abandoned(lab: Lab, now: float | None = None) -> bool:
+    """A lab whose owner is gone: its time to live has passed and none of its processes
+    is alive (each exits at its TTL), as after a test run killed mid-way."""
+    st = lab.state
+    expired = st.created + st.ttl_s < (time.time() if now is None else now)
+    return expired and not any(state.alive(p) for p in st.processes)
+
+
 def current() -> Lab | None:
     st = state.load()
     return Lab(st) if st is not None else None
