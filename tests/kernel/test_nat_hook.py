@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, tracing
+from tests.kernel.tracing import TraceRun, raw, tracing
 from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available
 from tracer.lab.cluster import EXTERNAL_HOST
 from tracer.lab.lifecycle import lab_running
@@ -70,7 +70,7 @@ def nodeport_trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatTrac
                 attached = json.loads(run.ready.read_text())["attached"]
                 outcomes = [lab.probe(NODEPORT_REMOTE)["outcome"] for _ in range(CONNECTIONS)]
                 assert run.stop(timeout_s=120) == 0, run.stderr
-    nat = [e for e in run.events if e["kind"] == "nat" and e["orig"]["dst"] == NODEPORT
+    nat = [e for e in run.events if e["kind"] == "nat" and raw(e["orig"]["dst"]) == NODEPORT
            and e["orig"]["src"]["ip"] == EXTERNAL_HOST]
     trace = NatTrace(run, attached, outcomes, ready_s, nat)
     if OUT:
@@ -105,7 +105,7 @@ def test_nat_hook_reports_service_dnat_and_masquerade_per_connection(
     for e in hook:
         by_conn.setdefault(e["orig"]["src"]["port"], set()).add(e["manip"])
         # DNAT is decided first (PREROUTING): from then on the reply comes from web-a...
-        assert e["reply"]["src"] == WEB_A, e
+        assert raw(e["reply"]["src"]) == WEB_A, e
     for e in (k for k in hook if k["manip"] == "src"):
         # ...and once MASQUERADE is decided (POSTROUTING), it goes to node2's address
         assert e["reply"]["dst"]["ip"] == NODE2_IP, e
@@ -115,7 +115,8 @@ def test_nat_hook_reports_service_dnat_and_masquerade_per_connection(
 
 def test_nat_hook_agrees_with_conntrack(nodeport_trace: NatTrace) -> None:
     def key(e: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(json.dumps(e[k], sort_keys=True) for k in ("orig", "reply"))
+        return tuple(json.dumps(raw(e[k][end]), sort_keys=True)
+                     for k in ("orig", "reply") for end in ("src", "dst"))
 
     hook = {key(e) for e in nodeport_trace.nat if e["origin"] == "kprobe" and e["manip"] == "src"}
     conntrack = {key(e) for e in nodeport_trace.nat if e["origin"] == "conntrack"}
