@@ -159,9 +159,17 @@ NEIGH = WireStruct("ev_neigh", HDR.nested("hdr"), Field("addr", "16s"), Field("i
                    Field("family", "B"), Field("nud_state", "B"), Field("old_state", "B"),
                    Field("event", "B"), Field("ifname", "16s"), Field("probes", "I"),
                    Field("_pad", "I"))
+class IcmpVia(IntEnum):
+    """enum icmp_via: 0 is icmp_send, as every record before the tc source."""
+
+    ICMP_SEND = 0
+    TC = 1
+
+
 ICMP = WireStruct("ev_icmp", HDR.nested("hdr"), TUPLE.nested("inner"), Field("type", "B"),
-                  Field("code", "B"), Field("_pad", "H"), Field("ifindex", "I"),
-                  Field("ifname", "16s"), Field("skb_len", "I"), Field("_pad2", "I"))
+                  Field("code", "B"), Field("via", "B"), Field("direction", "B"),
+                  Field("ifindex", "I"), Field("ifname", "16s"), Field("skb_len", "I"),
+                  Field("mtu", "I"), Field("count", "I"), Field("_pad", "I"))
 TCP_HANDSHAKE = WireStruct("tcp_handshake", Field("start_ns", "Q"), Field("cgroup_id", "Q"),
                            Field("pid", "I"), Field("syn_retransmits", "I"),
                            Field("comm", "16s"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer import schema
+from tracer.icmpnames import icmp_meaning
 from tracer.model import (
     DropEvent,
     Endpoint,
@@ -26,7 +27,6 @@ from tracer.model import (
     SockEvent,
     TcpEvent,
     errno_name,
-    icmp_meaning,
     nud_state_name,
     tcp_state_name,
 )
@@ -232,14 +232,26 @@ def decode_neigh(v: Fields, ctx: DecodeContext) -> NeighEvent:
         probes=v["probes"])
 
 
+_FLOW_DIRECTIONS = {int(d): d.name.lower() for d in schema.FlowDirection}
+
+
 def decode_icmp(v: Fields, ctx: DecodeContext) -> IcmpEvent:
     src, dst, _, _ = _endpoints(v, "inner.")
     ts_ns = v["hdr.ts_ns"]
+    # icmp_send reports IPv4 errors, tc ICMPv6 ones: the error's own family, which
+    # an unparsed offending packet (inner.family 0) would not tell
+    tc = v["via"] == schema.IcmpVia.TC
+    icmp_type, code = v["type"], v["code"]
+    ifindex = v["ifindex"]
     return IcmpEvent(
         ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
-        icmp_type=v["type"], icmp_code=v["code"], meaning=icmp_meaning(v["type"], v["code"]),
+        icmp_type=icmp_type, icmp_code=code,
+        meaning=icmp_meaning(icmp_type, code, 6 if tc else 4),
         family=v["inner.family"], proto=v["inner.proto"], src=src, dst=dst,
-        ifindex=v["ifindex"], ifname=cstr(v["ifname"]), length=v["skb_len"])
+        ifindex=ifindex, ifname=ctx.ifname_of(ifindex) if tc else cstr(v["ifname"]),
+        length=v["skb_len"], via="tc" if tc else "icmp_send",
+        direction=_FLOW_DIRECTIONS.get(v["direction"], str(v["direction"])) if tc else None,
+        mtu=v["mtu"] if tc and icmp_type == 2 else None, count=v["count"] or 1)
 
 
 _TCP_EVENTS = {int(e): e.name.lower() for e in schema.TcpEv}
