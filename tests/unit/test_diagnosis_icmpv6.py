@@ -65,8 +65,9 @@ def test_service_no_endpoints_from_an_icmpv6_port_unreachable() -> None:
 
 def test_service_no_endpoints_needs_the_rejection_itself() -> None:
     """Without the ICMPv6 error and the refused connect, nothing says REJECT."""
-    evs = [e for e in events6("service-no-endpoints")
-           if not isinstance(e, IcmpEvent) and getattr(e, "error", None) != "ECONNREFUSED"]
+    evs: list[Event] = [e for e in events6("service-no-endpoints")
+                        if not isinstance(e, IcmpEvent)
+                        and getattr(e, "error", None) != "ECONNREFUSED"]
     assert "service-no-endpoints" not in [f.kind for f in diagnose6("service-no-endpoints",
                                                                     evs)]
 

@@ -1,8 +1,9 @@
 """The node's routes, addresses and forwarding sysctls, as the rules need them.
 
 Parsed from the text of tracer/recording/nodestate.py's snapshot (`ip route show table
-all`, `ip -6 route show table all`, `ip -o addr show`, /proc/sys/net): the same parser serves the live node (read
-again every few seconds), a recording's header and the committed test fixtures.
+all`, `ip -6 route show table all`, `ip -o addr show`, /proc/sys/net): the same parser
+serves the live node (read again every few seconds), a recording's header and the
+committed test fixtures.
 """
 
 from __future__ import annotations
