@@ -93,14 +93,6 @@ static __always_inline int tc_parse(struct __sk_buff *skb, struct flow_key *key,
 #endif
 #define ICMP6_ERROR_MAX 4	/* types 1..4: unreachable, too big, time exceeded, param */
 
-struct icmp6_key {
-	struct ev_tuple inner;
-	u32 ifindex;
-	u8 direction;
-	u8 type;
-	u8 code;
-	u8 _pad;
-};
 BPF_TABLE("lru_hash", struct icmp6_key, struct drop_val, icmp6_seen, 4096);
 
 /* The packet is IPv6 without extension headers (tc_parse found next header 58). */

@@ -217,6 +217,17 @@ struct ev_icmp {
 	__u32 _pad;
 };
 
+/* ICMPv6 error aggregation (bpf/tc.c, map icmp6_seen -> struct drop_val); user space
+ * reads what is left unreported at exit. */
+struct icmp6_key {
+	struct ev_tuple inner;
+	__u32 ifindex;
+	__u8 direction;		/* enum flow_direction */
+	__u8 type;
+	__u8 code;
+	__u8 _pad;
+};
+
 enum tcp_event {
 	TCP_EV_CONNECT = 1,	/* CLOSE -> SYN_SENT */
 	TCP_EV_ESTABLISHED = 2,	/* SYN_SENT -> ESTABLISHED */

@@ -150,6 +150,22 @@ def test_packet_too_big_carries_its_mtu_in_the_record_and_the_line() -> None:
                     "[fd00:5::2]:40000")
 
 
+def test_unreported_icmpv6_errors_decode_from_their_key() -> None:
+    from tracer.pipeline.decode import decode_unreported_icmp6
+
+    ws = schema.ICMP6_KEY
+    values: dict[str, Any] = {f.name: (b"" if f.fmt.endswith("s") else 0) for f in ws.fields}
+    values.update({"inner.saddr": v6("fd00:5::1"), "inner.daddr": v6("fd00:5::2"),
+                   "inner.sport": 40000, "inner.dport": 9, "inner.family": 6,
+                   "inner.proto": 17, "ifindex": 7, "direction": 1, "type": 1, "code": 4})
+    raw = ws.struct.pack(*(values[n] for n in ws.names))
+    ev = decode_unreported_icmp6(raw, 41, 5_000, 4026531840, CTX)
+    rec = event_record(ev)
+    assert (rec["meaning"], rec["via"], rec["direction"], rec["count"]) == (
+        "port-unreachable", "tc", "egress", 41)
+    assert rec["netns"] == 4026531840 and rec["dst"] == {"ip": "fd00:5::2", "port": 9}
+
+
 def test_icmpv6_names_are_not_icmp_names() -> None:
     # the same type number means different things in the two families
     assert icmp_meaning(3, 3) == "port-unreachable"
