@@ -201,7 +201,7 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 
 	if (tc_parse(skb, &key, &flags) < 0)
 		return TC_ACT_UNSPEC;
-	/* the error check costs every other packet this one comparison chain */
+	/* a packet that is no ICMPv6 error pays these comparisons and nothing more */
 	if (key.proto == NT_IPPROTO_ICMPV6 && key.family == 6 && key.sport >= 1 &&
 	    key.sport <= ICMP6_ERROR_MAX)
 		tc_icmp6_error(skb, direction);

@@ -26,7 +26,9 @@ ICMP6_OTHER = {128: "echo-request", 129: "echo-reply", 133: "router-solicitation
                134: "router-advertisement", 135: "neighbour-solicitation",
                136: "neighbour-advertisement", 137: "redirect"}
 
-ICMP_ERROR_TYPES = {1: (3, 4, 5, 11, 12), 58: (1, 2, 3, 4)}   # by IP protocol number
+# by IP protocol number: unreachable, time exceeded, parameter problem (and ICMPv6's
+# packet too big, which IPv4 says as unreachable code 4)
+ICMP_ERROR_TYPES = {1: (3, 11, 12), 58: (1, 2, 3, 4)}
 UNREACHABLE_TYPE = {1: 3, 58: 1}
 
 # the destination (or its network) has no route or did not answer: what "no route"

@@ -112,7 +112,8 @@ def test_rejected_policy_drop_says_rejected_with_icmpv6_admin_prohibited() -> No
 
 
 def test_error_and_unreachable_types_by_protocol() -> None:
-    assert is_error(1, 3) and is_error(1, 11) and not is_error(1, 8)
+    assert is_error(1, 3) and is_error(1, 11) and is_error(1, 12)
+    assert not is_error(1, 8) and not is_error(1, 0) and not is_error(1, 1)
     assert all(is_error(58, t) for t in (1, 2, 3, 4))
     assert not any(is_error(58, t) for t in (128, 129, 133, 135, 136, None))
     assert is_unreachable(1, 3) and is_unreachable(58, 1)
