@@ -3,6 +3,8 @@
  * passed the kernel's own ICMP rate limit, so the rate here is bounded by it.  The
  * offending packet's 5-tuple is parsed from the skb (the tracepoint's own ports are
  * UDP-only), so a REJECTed TCP SYN to a Service VIP shows VIP and port.
+ * IPv4 only: ICMPv6 errors have no tracepoint and are seen by the tc programs
+ * (bpf/tc.c), which in turn never report IPv4 ICMP, so no error is reported twice.
  */
 static __always_inline int on_icmp_send(const void *skb, int type, int code)
 {
@@ -21,6 +23,7 @@ static __always_inline int on_icmp_send(const void *skb, int type, int code)
 	e->type = (u8)type;
 	e->code = (u8)code;
 	e->skb_len = rd_u32(skb, OFF_SKB_LEN);
+	e->count = 1;	/* via ICMP_VIA_ICMP_SEND (0): the kernel's rate limit, not ours */
 	if (dev) {
 		e->ifindex = rd_u32(dev, OFF_DEV_IFINDEX);
 		bpf_probe_read_kernel_str(e->ifname, sizeof(e->ifname),

@@ -5,8 +5,9 @@
  * programs after ours (a CNI's) still run, and no byte is written.  Packets are
  * aggregated per flow in a bounded LRU table; an event is emitted only for a new
  * flow, for each TCP SYN/FIN/RST (never aggregated away), and at most once per
- * FLOW_UPDATE_NS per flow while it is active.  Only UAPI layouts are read here
- * (__sk_buff and the packet bytes), so no BTF offsets are needed.
+ * FLOW_UPDATE_NS per flow while it is active.  ICMPv6 errors are also reported as
+ * `icmp` records (tc_icmp6_error).  Only UAPI layouts are read here (__sk_buff and the
+ * packet bytes), so no BTF offsets are needed.
  */
 #include <uapi/linux/pkt_cls.h>
 
@@ -80,6 +81,85 @@ static __always_inline int tc_parse(struct __sk_buff *skb, struct flow_key *key,
 	return 0;
 }
 
+/* --- ICMPv6 errors (issue 5) ----------------------------------------------------
+ * ICMPv6 has no tracepoint (icmp:icmp_send is IPv4's), so its errors are read off the
+ * wire here: an `icmp` record (via ICMP_VIA_TC) per error type, code, offending tuple
+ * and hook, at once the first time, then at most once per ICMP6_REPORT_NS with the
+ * count since.  The kernel's icmpv6 rate limit bounds what this node sends, not what
+ * crosses its interfaces; this bounds both.  Per hook, like flows: an error crossing
+ * the node (in on one pod's veth, out on another's) is reported at both. */
+#ifndef ICMP6_REPORT_NS
+#define ICMP6_REPORT_NS 1000000000ULL
+#endif
+#define ICMP6_ERROR_MAX 4	/* types 1..4: unreachable, too big, time exceeded, param */
+
+BPF_TABLE("lru_hash", struct icmp6_key, struct drop_val, icmp6_seen, 4096);
+
+/* The packet is IPv6 without extension headers (tc_parse found next header 58). */
+static __always_inline void tc_icmp6_error(struct __sk_buff *skb, u8 direction)
+{
+	unsigned char *data = (unsigned char *)(long)skb->data;
+	unsigned char *end = (unsigned char *)(long)skb->data_end;
+	unsigned char *icmp = data + 14 + 40;
+	unsigned char *in = icmp + 8;	/* RFC 4443: the offending packet, as much as fits */
+	struct icmp6_key key = {};
+	u32 mtu = 0;
+
+	if (in > end)
+		return;
+	key.type = icmp[0];
+	key.code = icmp[1];
+	key.ifindex = skb->ifindex;
+	key.direction = direction;
+	if (key.type == 2)
+		mtu = bpf_ntohl(*(u32 *)(icmp + 4));
+	if (in + 40 <= end && (in[0] >> 4) == 6) {
+		unsigned char *l4 = in + 40;
+		key.inner.family = 6;
+		key.inner.proto = in[6];
+		__builtin_memcpy(key.inner.saddr, in + 8, 16);
+		__builtin_memcpy(key.inner.daddr, in + 24, 16);
+		if (key.inner.proto == NT_IPPROTO_TCP || key.inner.proto == NT_IPPROTO_UDP) {
+			if (l4 + 4 <= end) {
+				key.inner.sport = bpf_ntohs(*(u16 *)l4);
+				key.inner.dport = bpf_ntohs(*(u16 *)(l4 + 2));
+			}
+			if (key.inner.proto == NT_IPPROTO_TCP && l4 + 14 <= end)
+				key.inner.tcp_flags = l4[13];
+		} else if (key.inner.proto == NT_IPPROTO_ICMPV6 && l4 + 2 <= end) {
+			key.inner.sport = l4[0];
+			key.inner.dport = l4[1];
+		}
+	}
+
+	u64 now = bpf_ktime_get_ns();	/* exact: the record is ordered among others */
+	u32 count = 1;
+	struct drop_val *v = icmp6_seen.lookup(&key);
+	if (!v) {
+		struct drop_val fresh = {};
+		fresh.reported_ns = now;
+		icmp6_seen.update(&key, &fresh);
+	} else if (!storm_should_report(v, now, ICMP6_REPORT_NS, &count)) {
+		return;
+	}
+	int zero = 0;
+	struct nt_config *cfg = config.lookup(&zero);
+	struct ev_icmp *e = ev_reserve(sizeof(struct ev_icmp), EV_ICMP,
+				       cfg ? cfg->node_netns : 0, now);
+	if (!e)
+		return;
+	__builtin_memcpy(&e->inner, &key.inner, sizeof(e->inner));
+	e->type = key.type;
+	e->code = key.code;
+	e->via = ICMP_VIA_TC;
+	e->direction = direction;
+	e->ifindex = key.ifindex;
+	e->skb_len = skb->len;
+	e->mtu = mtu;
+	e->count = count;
+	events.ringbuf_submit(e, RB_FLAGS);
+}
+
 static __always_inline void emit_flow(const struct flow_key *key, const struct flow_val *v,
 				      u8 flags, u8 report)
 {
@@ -121,6 +201,10 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 
 	if (tc_parse(skb, &key, &flags) < 0)
 		return TC_ACT_UNSPEC;
+	/* a packet that is no ICMPv6 error pays these comparisons and nothing more */
+	if (key.proto == NT_IPPROTO_ICMPV6 && key.family == 6 && key.sport >= 1 &&
+	    key.sport <= ICMP6_ERROR_MAX)
+		tc_icmp6_error(skb, direction);
 	key.ifindex = skb->ifindex;
 	key.direction = direction;
 

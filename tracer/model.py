@@ -161,22 +161,6 @@ def nud_state_name(state: int) -> str:
     return "|".join(names) if names else "NONE"
 
 
-ICMP_UNREACH = {0: "net-unreachable", 1: "host-unreachable", 2: "protocol-unreachable",
-                3: "port-unreachable", 4: "fragmentation-needed", 5: "source-route-failed",
-                6: "net-unknown", 7: "host-unknown", 9: "net-prohibited",
-                10: "host-prohibited", 13: "admin-prohibited"}
-
-
-def icmp_meaning(icmp_type: int, code: int) -> str:
-    """RFC 792 names, as iptables' REJECT --reject-with spells them."""
-    if icmp_type == 3:
-        return ICMP_UNREACH.get(code, f"unreachable-{code}")
-    if icmp_type == 11:
-        return "ttl-exceeded" if code == 0 else "reassembly-time-exceeded"
-    return {5: "redirect", 12: "parameter-problem", 4: "source-quench"}.get(
-        icmp_type, f"type-{icmp_type}")
-
-
 @dataclass(frozen=True, slots=True)
 class Process:
     pid: int
@@ -256,7 +240,8 @@ class NeighEvent:
 
 @dataclass(frozen=True, slots=True)
 class IcmpEvent:
-    """An ICMP error the node sent; src/dst/proto: the offending packet's."""
+    """An ICMP error: one the node sent (IPv4, icmp_send) or an ICMPv6 error that
+    crossed one of its interfaces (tc); src/dst/proto: the offending packet's."""
 
     ts_ns: int
     wall_ns: int
@@ -271,6 +256,10 @@ class IcmpEvent:
     ifindex: int
     ifname: str
     length: int
+    via: str = "icmp_send"         # "icmp_send" (IPv4) | "tc" (ICMPv6, seen on the wire)
+    direction: str | None = None   # via tc: "ingress" | "egress"
+    mtu: int | None = None         # packet-too-big: the MTU it announces
+    count: int = 1                 # errors of this key this record stands for (tc)
 
     kind = "icmp"
 

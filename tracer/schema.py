@@ -159,9 +159,20 @@ NEIGH = WireStruct("ev_neigh", HDR.nested("hdr"), Field("addr", "16s"), Field("i
                    Field("family", "B"), Field("nud_state", "B"), Field("old_state", "B"),
                    Field("event", "B"), Field("ifname", "16s"), Field("probes", "I"),
                    Field("_pad", "I"))
+class IcmpVia(IntEnum):
+    """enum icmp_via: 0 is icmp_send, as every record before the tc source."""
+
+    ICMP_SEND = 0
+    TC = 1
+
+
 ICMP = WireStruct("ev_icmp", HDR.nested("hdr"), TUPLE.nested("inner"), Field("type", "B"),
-                  Field("code", "B"), Field("_pad", "H"), Field("ifindex", "I"),
-                  Field("ifname", "16s"), Field("skb_len", "I"), Field("_pad2", "I"))
+                  Field("code", "B"), Field("via", "B"), Field("direction", "B"),
+                  Field("ifindex", "I"), Field("ifname", "16s"), Field("skb_len", "I"),
+                  Field("mtu", "I"), Field("count", "I"), Field("_pad", "I"))
+ICMP6_KEY = WireStruct("icmp6_key", TUPLE.nested("inner"), Field("ifindex", "I"),
+                       Field("direction", "B"), Field("type", "B"), Field("code", "B"),
+                       Field("_pad", "B"))
 TCP_HANDSHAKE = WireStruct("tcp_handshake", Field("start_ns", "Q"), Field("cgroup_id", "Q"),
                            Field("pid", "I"), Field("syn_retransmits", "I"),
                            Field("comm", "16s"))
@@ -182,4 +193,4 @@ RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKin
                                      EvKind.ICMP: ICMP, EvKind.TCP: TCP, EvKind.SOCK: SOCK}
 # Map entries user space reads directly (checked against events.h like the records).
 MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL, DROP_KEY, DROP_VAL, ROUTE_KEY,
-                                       TCP_HANDSHAKE, SOCK_CALL)
+                                       ICMP6_KEY, TCP_HANDSHAKE, SOCK_CALL)

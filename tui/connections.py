@@ -87,7 +87,8 @@ class Hop:
         if self.kind == "drop":
             return f"{r.get('reason')} x{r.get('count')} at {r.get('location') or '?'}"
         if self.kind == "icmp":
-            return f"ICMP {r.get('meaning') or r.get('icmp')} sent to {addr(r.get('src'))}"
+            icmp = "ICMPv6" if r.get("via") == "tc" else "ICMP"
+            return f"{icmp} {r.get('meaning') or r.get('icmp')} sent to {addr(r.get('src'))}"
         proc = r.get("process") or {}
         who = f" by {proc.get('comm')}[{proc.get('pid')}]" if proc else ""
         return (f"{r.get('event')} {r.get('error') or ''} syn retransmits "

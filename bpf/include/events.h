@@ -194,17 +194,38 @@ struct ev_neigh {
 	__u32 _pad;
 };
 
-/* An ICMP error this node sent (bpf/icmp.c): tuple is the offending packet's. */
+/* Where an ICMP error was seen.  0 is icmp_send so that a zeroed field (an older
+ * record) means what it meant before the tc source existed. */
+enum icmp_via {
+	ICMP_VIA_ICMP_SEND = 0,	/* icmp:icmp_send (bpf/icmp.c): IPv4 errors this node sent */
+	ICMP_VIA_TC = 1,	/* a tc hook (bpf/tc.c): ICMPv6 errors crossing an interface */
+};
+
+/* An ICMP error (bpf/icmp.c, bpf/tc.c): `inner` is the offending packet's tuple. */
 struct ev_icmp {
 	struct ev_hdr hdr;
 	struct ev_tuple inner;
 	__u8 type;
 	__u8 code;
-	__u16 _pad;
-	__u32 ifindex;		/* the offending packet's device */
-	char ifname[16];
-	__u32 skb_len;
-	__u32 _pad2;
+	__u8 via;		/* enum icmp_via */
+	__u8 direction;		/* enum flow_direction; via tc only */
+	__u32 ifindex;		/* icmp_send: the offending packet's device; tc: the hook's */
+	char ifname[16];	/* icmp_send only: tc names its ifindex in user space */
+	__u32 skb_len;		/* icmp_send: the offending packet's; tc: the error's */
+	__u32 mtu;		/* ICMPv6 packet too big: the MTU it announces; else 0 */
+	__u32 count;		/* errors of this key this record stands for (>= 1; tc) */
+	__u32 _pad;
+};
+
+/* ICMPv6 error aggregation (bpf/tc.c, map icmp6_seen -> struct drop_val); user space
+ * reads what is left unreported at exit. */
+struct icmp6_key {
+	struct ev_tuple inner;
+	__u32 ifindex;
+	__u8 direction;		/* enum flow_direction */
+	__u8 type;
+	__u8 code;
+	__u8 _pad;
 };
 
 enum tcp_event {

@@ -60,10 +60,14 @@ def _ipv6(proto: int, payload: bytes) -> bytes:
 TCP_SYN = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 1000, 0, 0)
 UDP = struct.pack("!HHHH", 40000, 53, 12, 0) + b"dns!"
 ICMP = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"ping"
+# ICMPv6 errors quote the offending packet (RFC 4443): tc reads the inner tuple
+ICMP6_UNREACH = struct.pack("!BBHI", 1, 4, 0, 0) + _ipv6(17, UDP)[14:]
+ICMP6_TOO_BIG = struct.pack("!BBHI", 2, 0, 0, 1280) + _ipv6(6, TCP_SYN)[14:]
 
 VALID = {
     "tcp4-syn": _ipv4(6, TCP_SYN), "udp4": _ipv4(17, UDP), "icmp4": _ipv4(1, ICMP),
     "tcp6": _ipv6(6, TCP_SYN), "udp6": _ipv6(17, UDP), "icmp6": _ipv6(58, ICMP),
+    "icmp6-unreach": _ipv6(58, ICMP6_UNREACH), "icmp6-too-big": _ipv6(58, ICMP6_TOO_BIG),
     "fragment": _ipv4(6, TCP_SYN, frag=0x0010), "arp": _eth(0x0806) + bytes(28),
     "ipv4-options": _eth(0x0800) + struct.pack("!BBHHHBBH4s4s", 0x46, 0, 44, 1, 0, 64, 6, 0,
                                                socket.inet_aton("1.1.1.1"),
@@ -74,7 +78,7 @@ VALID = {
 
 def _truncated() -> dict[str, bytes]:
     out = {}
-    for name in ("tcp4-syn", "udp4", "tcp6"):
+    for name in ("tcp4-syn", "udp4", "tcp6", "icmp6-unreach", "icmp6-too-big"):
         full = VALID[name]
         ip_end = 34 if name.endswith("4") or name == "udp4" else 54
         for cut in range(ip_end, len(full)):

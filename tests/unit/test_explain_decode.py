@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from tracer import schema
+from tracer.icmpnames import icmp_meaning
 from tracer.model import (
     Endpoint,
+    IcmpEvent,
     PodRef,
     PortHolder,
     SockEvent,
     errno_name,
-    icmp_meaning,
     nud_state_name,
     tcp_state_name,
 )
@@ -24,7 +25,7 @@ from tracer.pipeline.decode import DecodeContext, Decoder, route_error
 from tracer.ports import parse_proc_net
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.records import event_record
-from tracer.sinks.table import TableSink
+from tracer.sinks.table import TableSink, icmp_line
 
 CTX = DecodeContext(drop_reasons={}, resolve_location=lambda a: "",
                     mono_to_wall_ns=1_700_000_000_000_000_000)
@@ -97,6 +98,81 @@ def test_icmp_record_has_the_offending_tuple() -> None:
         "type": 3, "code": 3, "ifname": b"cni0"}))
     assert rec["icmp"] == {"type": 3, "code": 3} and rec["meaning"] == "port-unreachable"
     assert rec["dst"] == {"ip": "10.43.0.30", "port": 80} and rec["proto"] == "tcp"
+
+
+def v6(ip: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, ip)
+
+
+def test_icmp_send_record_is_via_icmp_send_without_direction_or_mtu() -> None:
+    rec = decode(record(schema.ICMP, schema.EvKind.ICMP, type=3, code=4, count=1))
+    assert rec["via"] == "icmp_send" and rec["meaning"] == "fragmentation-needed"
+    assert "direction" not in rec and "mtu" not in rec and rec["count"] == 1
+
+
+@pytest.mark.parametrize(("icmp_type", "code", "meaning"), [
+    (1, 4, "port-unreachable"), (1, 1, "admin-prohibited"), (1, 3, "address-unreachable"),
+    (1, 0, "no-route"), (3, 0, "hop-limit-exceeded"), (3, 1, "reassembly-time-exceeded"),
+    (4, 1, "unrecognized-next-header")])
+def test_icmpv6_record_from_tc_is_named_as_icmpv6(icmp_type: int, code: int,
+                                                   meaning: str) -> None:
+    ctx = DecodeContext(drop_reasons={}, resolve_location=lambda a: "", mono_to_wall_ns=0,
+                        ifname_of=lambda i: {7: "veth-b"}.get(i, ""))
+    ev = Decoder(ctx).decode(record(schema.ICMP, schema.EvKind.ICMP, **{
+        "inner.saddr": v6("fd00:5::1"), "inner.daddr": v6("fd00:5::2"),
+        "inner.sport": 40000, "inner.dport": 9, "inner.family": 6, "inner.proto": 17,
+        "type": icmp_type, "code": code, "via": int(schema.IcmpVia.TC),
+        "direction": int(schema.FlowDirection.EGRESS), "ifindex": 7, "mtu": 1280,
+        "count": 3}))
+    assert ev is not None
+    rec = event_record(ev)
+    assert rec["meaning"] == meaning and rec["icmp"] == {"type": icmp_type, "code": code}
+    assert (rec["via"], rec["direction"], rec["ifname"], rec["count"]) == (
+        "tc", "egress", "veth-b", 3)
+    assert rec["family"] == "ipv6" and rec["proto"] == "udp"
+    assert rec["src"] == {"ip": "fd00:5::1", "port": 40000}
+    assert rec["dst"] == {"ip": "fd00:5::2", "port": 9}
+    assert "mtu" not in rec, "only packet too big carries an MTU"
+
+
+def test_packet_too_big_carries_its_mtu_in_the_record_and_the_line() -> None:
+    ev = Decoder(CTX).decode(record(schema.ICMP, schema.EvKind.ICMP, **{
+        "inner.saddr": v6("fd00:5::1"), "inner.daddr": v6("fd00:5::2"),
+        "inner.sport": 443, "inner.dport": 40000, "inner.family": 6, "inner.proto": 6,
+        "type": 2, "code": 0, "via": int(schema.IcmpVia.TC), "direction": 0, "mtu": 1400,
+        "count": 1}))
+    assert isinstance(ev, IcmpEvent)
+    rec = event_record(ev)
+    assert rec["meaning"] == "packet-too-big" and rec["mtu"] == 1400
+    assert rec["direction"] == "ingress"
+    _iface, text = icmp_line(ev)
+    assert text == ("ingress icmpv6 packet-too-big (mtu 1400) for tcp [fd00:5::1]:443 → "
+                    "[fd00:5::2]:40000")
+
+
+def test_unreported_icmpv6_errors_decode_from_their_key() -> None:
+    from tracer.pipeline.decode import decode_unreported_icmp6
+
+    ws = schema.ICMP6_KEY
+    values: dict[str, Any] = {f.name: (b"" if f.fmt.endswith("s") else 0) for f in ws.fields}
+    values.update({"inner.saddr": v6("fd00:5::1"), "inner.daddr": v6("fd00:5::2"),
+                   "inner.sport": 40000, "inner.dport": 9, "inner.family": 6,
+                   "inner.proto": 17, "ifindex": 7, "direction": 1, "type": 1, "code": 4})
+    raw = ws.struct.pack(*(values[n] for n in ws.names))
+    ev = decode_unreported_icmp6(raw, 41, 5_000, 4026531840, CTX)
+    rec = event_record(ev)
+    assert (rec["meaning"], rec["via"], rec["direction"], rec["count"]) == (
+        "port-unreachable", "tc", "egress", 41)
+    assert rec["netns"] == 4026531840 and rec["dst"] == {"ip": "fd00:5::2", "port": 9}
+
+
+def test_icmpv6_names_are_not_icmp_names() -> None:
+    # the same type number means different things in the two families
+    assert icmp_meaning(3, 3) == "port-unreachable"
+    assert icmp_meaning(3, 3, family=6) == "reassembly-time-exceeded"
+    assert icmp_meaning(1, 4, family=6) == icmp_meaning(3, 3) == "port-unreachable"
+    assert icmp_meaning(1, 1, family=6) == icmp_meaning(3, 13) == "admin-prohibited"
+    assert icmp_meaning(135, 0, family=6) == "neighbour-solicitation"
 
 
 def test_tcp_failed_record() -> None:

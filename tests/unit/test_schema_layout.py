@@ -34,9 +34,9 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
         lines.append(f'printf("enum FLOW_{r.name} %d\\n", (int)FLOW_{r.name});')
     for slot in schema.LossSlot:
         lines.append(f'printf("enum LOSS_{slot.name} %d\\n", (int)LOSS_{slot.name});')
-    # issue 5: enum neigh_event, tcp_event, sock_op
+    # issue 5: enum neigh_event, tcp_event, sock_op, icmp_via
     for prefix, enum in (("NEIGH_EV", schema.NeighEv), ("TCP_EV", schema.TcpEv),
-                         ("SOCK_OP", schema.SockOp)):
+                         ("SOCK_OP", schema.SockOp), ("ICMP_VIA", schema.IcmpVia)):
         for m in enum:
             lines.append(f'printf("enum {prefix}_{m.name} %d\\n", (int){prefix}_{m.name});')
     src = tmp_path_factory.mktemp("layout") / "layout.c"
@@ -72,7 +72,7 @@ def test_enums_match(c_layout: dict[str, int]) -> None:
     for r in schema.FlowReport:
         assert c_layout[f"enum FLOW_{r.name}"] == r.value
     for prefix, enum in (("NEIGH_EV", schema.NeighEv), ("TCP_EV", schema.TcpEv),
-                         ("SOCK_OP", schema.SockOp)):
+                         ("SOCK_OP", schema.SockOp), ("ICMP_VIA", schema.IcmpVia)):
         for m in enum:
             assert c_layout[f"enum {prefix}_{m.name}"] == m.value
 

@@ -1,8 +1,9 @@
 """The node's routes, addresses and forwarding sysctls, as the rules need them.
 
 Parsed from the text of tracer/recording/nodestate.py's snapshot (`ip route show table
-all`, `ip -o addr show`, /proc/sys/net): the same parser serves the live node (read
-again every few seconds), a recording's header and the committed test fixtures.
+all`, `ip -6 route show table all`, `ip -o addr show`, /proc/sys/net): the same parser
+serves the live node (read again every few seconds), a recording's header and the
+committed test fixtures.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Address:
     network: ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
-def parse_route(line: str) -> Route | None:
+def parse_route(line: str, default: str = "0.0.0.0/0") -> Route | None:
+    """One line of `ip route` (`default`: what "default" stands for, "::/0" for
+    `ip -6 route`)."""
     words = line.split()
     if not words:
         return None
@@ -49,8 +52,8 @@ def parse_route(line: str) -> Route | None:
     if not words:
         return None
     try:
-        dst: Network = ipaddress.ip_network("0.0.0.0/0" if words[0] == "default"
-                                            else words[0], strict=False)
+        dst: Network = ipaddress.ip_network(default if words[0] == "default" else words[0],
+                                            strict=False)
     except ValueError:
         return None
     opts: dict[str, str] = {}
@@ -75,12 +78,13 @@ class NodeFacts:
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> NodeFacts:
         facts = cls(node=snap.get("node"), netns=snap.get("netns"), known=True)
-        for line in str(snap.get("ip_route", "")).splitlines():
-            if line.startswith("#"):
-                continue
-            r = parse_route(line)
-            if r is not None:
-                facts.routes.append(r)
+        for name, default in (("ip_route", "0.0.0.0/0"), ("ip6_route", "::/0")):
+            for line in str(snap.get(name, "")).splitlines():
+                if line.startswith("#"):
+                    continue
+                r = parse_route(line, default)
+                if r is not None:
+                    facts.routes.append(r)
         for line in str(snap.get("ip_addr", "")).splitlines():
             words = line.replace("\\", " ").split()
             if len(words) >= 4 and words[2] in ("inet", "inet6"):
@@ -144,7 +148,7 @@ def read_live(node: str | None = None) -> NodeFacts:
     from tracer.recording import nodestate
 
     snap: dict[str, Any] = {name: nodestate._run(nodestate.COMMANDS[name])
-                            for name in ("ip_addr", "ip_route")}
+                            for name in ("ip_addr", "ip_route", "ip6_route")}
     snap["sysctls"] = nodestate.sysctls()
     snap["node"] = node
     return NodeFacts.from_snapshot(snap)

@@ -19,7 +19,8 @@ from typing import Any
 from tracer.diagnosis.finding import Finding
 from tracer.diagnosis.names import Names, ObjRef, ServiceInfo
 from tracer.diagnosis.nodefacts import NodeFacts, Route
-from tracer.model import DropEvent, Endpoint, SockEvent, TcpEvent, icmp_meaning, proto_name
+from tracer.icmpnames import NO_ROUTE, family_of_proto, icmp_meaning, is_unreachable
+from tracer.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
 from tracer.pipeline.connections import Connection, ConnectionTable, ep_text
 from tracer.pipeline.path import UNTRANSLATED_POD_SOURCE
 from tracer.sinks.records import event_record
@@ -212,7 +213,8 @@ def service_no_endpoints(ctx: Context, c: Connection) -> Finding | None:
     return _finding(
         ctx, c, "service-no-endpoints",
         f"{what} has no ready endpoints: {ctx.node_name()} rejects {who}'s connections to it "
-        "(kube-proxy's REJECT, ICMP port-unreachable)",
+        f"(kube-proxy's REJECT, {'ICMPv6' if ':' in str(c.dst.ip) else 'ICMP'} "
+        "port-unreachable)",
         [svc.ref if svc else None, ref],
         ev, f"make pods matching the Service's selector run and become Ready (`kubectl get "
         f"endpointslices -l kubernetes.io/service-name={svc.ref.name if svc else '<name>'}"
@@ -459,7 +461,8 @@ def _icmp_back(ctx: Context, c: Connection, route: Route | None) -> list[Any]:
     the next hop it was sent to, addressed to the connection's source (as translated)."""
     srcs = {c.src.ip, c.translated_src.ip}
     return [i for i in ctx.table.icmp_in
-            if i.icmp_type == 3 and i.dst.ip in srcs and i.direction == "ingress"
+            if is_unreachable(i.proto, i.icmp_type) and i.dst.ip in srcs
+            and i.direction == "ingress"
             and (route is None or route.gateway is None or i.src.ip == route.gateway)
             and c.first_ns - S // 10 <= i.wall_ns <= c.first_ns + ICMP_MATCH_NS]
 
@@ -469,7 +472,8 @@ def no_route(ctx: Context, c: Connection) -> Finding | None:
         return None
     ep = c.translated_dst
     route = ctx.facts.lookup(ep.ip)
-    icmp = [i for i in _icmp_back(ctx, c, route) if i.icmp_code in (0, 1, 6, 7)]
+    icmp = [i for i in _icmp_back(ctx, c, route)
+            if icmp_meaning(i.icmp_type, i.icmp_code, family_of_proto(i.proto)) in NO_ROUTE]
     failed_lookup = [r for r in ctx.table.routes if r.dst.ip == ep.ip
                      and ctx.in_node_netns(r.netns) and r.src.ip in (c.src.ip, c.translated_src.ip)
                      and c.first_ns - S <= r.wall_ns <= c.first_ns + ICMP_MATCH_NS]
@@ -487,7 +491,8 @@ def no_route(ctx: Context, c: Connection) -> Finding | None:
         gw = route.gateway or route.dev
         where = (f"{node} has no route to {ep.ip} in table main other than the default route "
                  f"via {gw}, and {gw} answered "
-                 + (icmp_name(icmp[0].icmp_type, icmp[0].icmp_code) if icmp else "nothing"))
+                 + (icmp_name(icmp[0].proto, icmp[0].icmp_type, icmp[0].icmp_code) if icmp
+                    else "nothing"))
     else:
         where = f"{node}'s route to {ep.ip} is `{route.text}`"
     ev: list[dict[str, Any]] = [_route(route, ep.ip)]
@@ -508,8 +513,9 @@ def no_route(ctx: Context, c: Connection) -> Finding | None:
         f"the /24 is a guess: the network that holds {ep.ip} is what needs the route")
 
 
-def icmp_name(t: int, code: int) -> str:
-    return f"ICMP {icmp_meaning(t, code)}"
+def icmp_name(proto: int, t: int, code: int) -> str:
+    family = family_of_proto(proto)
+    return f"ICMP{'v6' if family == 6 else ''} {icmp_meaning(t, code, family)}"
 
 
 def _guess_net(ip: str | None) -> str:

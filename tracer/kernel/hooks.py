@@ -80,7 +80,8 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     "neigh": (RawTracepoint("neigh", "neigh_timer_handler"),
               RawTracepoint("neigh", "neigh_update"),
               RawTracepoint("neigh", "neigh_event_send_dead", required=False)),
-    # icmp:icmp_send appeared in 6.9; there is no ICMPv6 counterpart
+    # icmp:icmp_send appeared in 6.9 (IPv4 only); ICMPv6 errors have no tracepoint
+    # and are read off the wire by the tc programs (bpf/tc.c)
     "icmp": (Tracepoint("icmp", "icmp_send"),),
     "tcp": (Tracepoint("sock", "inet_sock_set_state"),
             Tracepoint("tcp", "tcp_retransmit_skb"),

@@ -374,6 +374,20 @@ class Module:
                 table[key] = val
         return out
 
+    def unreported_icmp6(self) -> list[tuple[bytes, int, int]]:
+        """(raw struct icmp6_key, unreported count, last report ns) of ICMPv6 errors the
+        tc programs counted but did not report yet; handed out once, as drops are."""
+        if "tc" not in self.spec.families:
+            return []
+        table = self.bpf["icmp6_seen"]
+        out = []
+        for key, val in table.items():
+            if val.unreported:
+                out.append((bytes(key), int(val.unreported), int(val.reported_ns)))
+                val.unreported = 0
+                table[key] = val
+        return out
+
     def unreported_flows(self) -> list[tuple[bytes, bytes]]:
         """(raw struct flow_key, raw struct flow_val) of flows that saw packets since
         their last report: the ending update of each, read once at exit."""

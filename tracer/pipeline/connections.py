@@ -8,7 +8,8 @@ conntrack).  Every event that concerns it is attached, whatever tuple it carries
 - `nat` (conntrack) events, which tell how the tuple was rewritten: the table learns
   the translated tuples as aliases, and merges what it had already attached to them
   (conntrack events arrive milliseconds after the packets they describe);
-- `drop` records and the ICMP errors the node sent (`icmp`) about its packets;
+- `drop` records and the ICMP errors about its packets (`icmp`): IPv4 errors the node
+  sent, ICMPv6 errors seen on its interfaces (whoever sent them);
 - `tcp` socket events of the client and server (the client's `connect`/`failed` carry
   no source port until the port is chosen: they are matched by addresses and time).
 
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.icmpnames import is_error as icmp_is_error
 from tracer.model import (
     DropEvent,
     Endpoint,
@@ -45,7 +47,6 @@ from tracer.model import (
 Key = tuple[int, str | None, int | None, str | None, int | None]
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
-ICMP_ERROR_TYPES = (3, 11)
 IDLE_NS = 120 * 1_000_000_000
 MAX_CONNECTIONS = 50_000
 RECENT_MAX = 4096          # per list of loose events
@@ -335,7 +336,7 @@ class ConnectionTable:
 
     def _flow(self, ev: FlowEvent, t: int) -> Connection | None:
         if ev.proto in (1, 58):
-            if ev.icmp_type in ICMP_ERROR_TYPES:
+            if icmp_is_error(ev.proto, ev.icmp_type):
                 self.icmp_in.append(ev)
             return None
         if ev.proto not in (6, 17):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer import schema
+from tracer.icmpnames import icmp_meaning
 from tracer.model import (
     DropEvent,
     Endpoint,
@@ -26,7 +27,6 @@ from tracer.model import (
     SockEvent,
     TcpEvent,
     errno_name,
-    icmp_meaning,
     nud_state_name,
     tcp_state_name,
 )
@@ -235,11 +235,39 @@ def decode_neigh(v: Fields, ctx: DecodeContext) -> NeighEvent:
 def decode_icmp(v: Fields, ctx: DecodeContext) -> IcmpEvent:
     src, dst, _, _ = _endpoints(v, "inner.")
     ts_ns = v["hdr.ts_ns"]
+    # icmp_send reports IPv4 errors, tc ICMPv6 ones: the error's own family, which
+    # an unparsed offending packet (inner.family 0) would not tell
+    tc = v["via"] == schema.IcmpVia.TC
+    icmp_type, code = v["type"], v["code"]
+    ifindex = v["ifindex"]
     return IcmpEvent(
         ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=v["hdr.netns_ino"],
-        icmp_type=v["type"], icmp_code=v["code"], meaning=icmp_meaning(v["type"], v["code"]),
+        icmp_type=icmp_type, icmp_code=code,
+        meaning=icmp_meaning(icmp_type, code, 6 if tc else 4),
         family=v["inner.family"], proto=v["inner.proto"], src=src, dst=dst,
-        ifindex=v["ifindex"], ifname=cstr(v["ifname"]), length=v["skb_len"])
+        ifindex=ifindex, ifname=ctx.ifname_of(ifindex) if tc else cstr(v["ifname"]),
+        length=v["skb_len"], via="tc" if tc else "icmp_send",
+        direction=_DIRECTIONS.get(v["direction"], str(v["direction"])) if tc else None,
+        mtu=v["mtu"] if tc and icmp_type == 2 else None, count=v["count"] or 1)
+
+
+_ICMP6_KEY = schema.ICMP6_KEY.struct
+_ICMP6_KEY_IDX = {n: i for i, n in enumerate(schema.ICMP6_KEY.names)}
+
+
+def decode_unreported_icmp6(raw_key: bytes, count: int, ts_ns: int, netns: int,
+                            ctx: DecodeContext) -> IcmpEvent:
+    """The remainder of aggregated ICMPv6 errors, read from the tc programs' table at
+    exit: the errors of this key counted since its last record."""
+    v = Fields(_ICMP6_KEY_IDX, _ICMP6_KEY.unpack_from(raw_key))
+    src, dst, _, _ = _endpoints(v, "inner.")
+    icmp_type, code = v["type"], v["code"]
+    return IcmpEvent(
+        ts_ns=ts_ns, wall_ns=ts_ns + ctx.mono_to_wall_ns, netns=netns,
+        icmp_type=icmp_type, icmp_code=code, meaning=icmp_meaning(icmp_type, code, 6),
+        family=v["inner.family"], proto=v["inner.proto"], src=src, dst=dst,
+        ifindex=v["ifindex"], ifname=ctx.ifname_of(v["ifindex"]), length=0, via="tc",
+        direction=_DIRECTIONS.get(v["direction"], str(v["direction"])), count=count)
 
 
 _TCP_EVENTS = {int(e): e.name.lower() for e in schema.TcpEv}

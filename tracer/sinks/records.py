@@ -155,11 +155,17 @@ def neigh_record(ev: NeighEvent) -> dict[str, Any]:
 
 
 def icmp_record(ev: IcmpEvent) -> dict[str, Any]:
-    return {"kind": "icmp", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns,
-            "icmp": {"type": ev.icmp_type, "code": ev.icmp_code}, "meaning": ev.meaning,
-            "family": _family(ev.family), "proto": proto_name(ev.proto) if ev.family else None,
-            "src": endpoint(ev.src), "dst": endpoint(ev.dst),
-            "ifname": ev.ifname or None, "ifindex": ev.ifindex, "len": ev.length}
+    rec = {"kind": "icmp", "time": rfc3339_ns(ev.wall_ns), "netns": ev.netns,
+           "icmp": {"type": ev.icmp_type, "code": ev.icmp_code}, "meaning": ev.meaning,
+           "family": _family(ev.family), "proto": proto_name(ev.proto) if ev.family else None,
+           "src": endpoint(ev.src), "dst": endpoint(ev.dst),
+           "ifname": ev.ifname or None, "ifindex": ev.ifindex, "len": ev.length,
+           "via": ev.via, "count": ev.count}
+    if ev.direction is not None:
+        rec["direction"] = ev.direction
+    if ev.mtu is not None:
+        rec["mtu"] = ev.mtu
+    return rec
 
 
 def tcp_record(ev: TcpEvent) -> dict[str, Any]:

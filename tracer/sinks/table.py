@@ -113,8 +113,11 @@ def neigh_line(ev: NeighEvent) -> tuple[str, str]:
 
 
 def icmp_line(ev: IcmpEvent) -> tuple[str, str]:
-    return (ev.ifname or "-", f"sent {ev.meaning} for {proto_name(ev.proto)} "
-            f"{ep(ev.src)} → {ep(ev.dst)}")
+    what = ev.meaning + (f" (mtu {ev.mtu})" if ev.mtu is not None else "")
+    # icmp_send: the node sent it; tc: an ICMPv6 error crossed the interface
+    how = "sent" if ev.via == "icmp_send" else f"{ev.direction} icmpv6"
+    text = f"{how} {what} for {proto_name(ev.proto)} {ep(ev.src)} → {ep(ev.dst)}"
+    return (ev.ifname or "-", text + (f"  ({ev.count} errors)" if ev.count > 1 else ""))
 
 
 def tcp_line(ev: TcpEvent) -> tuple[str, str]:

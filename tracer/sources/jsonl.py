@@ -136,7 +136,9 @@ def event_of(rec: dict[str, Any]) -> Event | None:
         return IcmpEvent(0, t, rec["netns"], icmp.get("type", 0), icmp.get("code", 0),
                          rec.get("meaning", ""), _family(rec.get("family")),
                          _proto(rec.get("proto")), _ep(rec.get("src")), _ep(rec.get("dst")),
-                         rec.get("ifindex") or 0, rec.get("ifname") or "", rec.get("len", 0))
+                         rec.get("ifindex") or 0, rec.get("ifname") or "", rec.get("len", 0),
+                         rec.get("via", "icmp_send"), rec.get("direction"), rec.get("mtu"),
+                         rec.get("count", 1))
     if kind == "tcp":
         return TcpEvent(0, t, rec["netns"], rec["event"], _family(rec.get("family")),
                         _ep(rec.get("src")), _ep(rec.get("dst")), rec.get("state", ""),

@@ -15,7 +15,12 @@ from collections.abc import Callable, Iterator, Sequence
 
 from tracer.kernel.loader import Module
 from tracer.model import Event, LostEvent
-from tracer.pipeline.decode import Decoder, decode_final_flow, decode_unreported_drop
+from tracer.pipeline.decode import (
+    Decoder,
+    decode_final_flow,
+    decode_unreported_drop,
+    decode_unreported_icmp6,
+)
 from tracer.schema import LossSlot
 from tracer.sources.stats import SourceStats as SourceStats  # its old home: re-exported
 
@@ -112,6 +117,9 @@ class LiveSource:
         # what a drop storm left counted but unreported in the kernel
         for raw_key, count, ts_ns in self.module.unreported_drops():
             final.append(decode_unreported_drop(raw_key, count, ts_ns, self.decoder.ctx))
+        for raw_key, count, ts_ns in self.module.unreported_icmp6():
+            final.append(decode_unreported_icmp6(raw_key, count, ts_ns, self.module.node_netns,
+                                                 self.decoder.ctx))
         for raw_key, raw_val in self.module.unreported_flows():
             final.append(decode_final_flow(raw_key, raw_val, self.module.node_netns,
                                            self.decoder.ctx))
