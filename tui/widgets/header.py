@@ -1,4 +1,5 @@
-"""The status header: node, kernel, probes, metadata, rate, loss, recording, replay."""
+"""The status header: node, kernel, probes, metadata and its health, the pod
+selection, rate, loss, recording, replay."""
 
 from __future__ import annotations
 
@@ -29,16 +30,29 @@ def replay_text(r: ReplayState) -> str:
             f" {speed} {state}")
 
 
+def metadata_style(health: str) -> str:
+    """Stale names are a warning (they may be wrong); names from the node only, dim."""
+    if "stale" in health:
+        return "bold black on yellow"
+    if "listing" in health:
+        return "yellow"
+    if health.startswith("API connected"):
+        return "green"
+    return "dim" if health == "local only" else ""
+
+
 class StatusHeader(Static):
     text = Text()    # what is shown (tests read it)
 
     def show(self, status: FeedStatus, rate: float, events: int, lost: dict[str, int],
-             display_paused: bool) -> None:
+             display_paused: bool, selection: str = "") -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" nodetrace ", style="bold reverse")
-        t.append(f" node {status.node}  kernel {status.kernel}  ")
-        t.append(f"metadata: {status.metadata}  ", style="dim" if status.metadata ==
-                 "local only" else "")
+        t.append(f" node {status.node}  kernel {status.kernel}  metadata: ")
+        t.append(status.metadata, style=metadata_style(status.metadata))
+        t.append("  ")
+        if selection:
+            t.append(f"pods: {selection}  ", style="bold cyan")
         if status.source and status.source != "live":
             t.append(f"source {status.source}  ", style="dim")
         t.append("\n ")
