@@ -3,6 +3,8 @@ selection, rate, loss, recording, replay."""
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -59,8 +61,7 @@ class StatusHeader(Static):
         n_att = len(status.attached)
         t.append(f"probes {n_att} attached", style="green" if n_att else "yellow")
         if status.unavailable:
-            t.append(f", {len(status.unavailable)} unavailable "
-                     f"({', '.join(sorted(status.unavailable))})", style="yellow")
+            t.append(f", {len(status.unavailable)} unavailable", style="yellow")
         t.append(f"  {rate:,.0f} ev/s  {events:,} events  ")
         total = sum(lost.values())
         if total:
@@ -68,8 +69,8 @@ class StatusHeader(Static):
             t.append(f" lost {total:,} ({layers}) ", style="bold white on red")
         else:
             t.append("lost 0", style="green")
-        if status.recording is not None:
-            t.append(f"  ● REC {status.recording.path} "
+        if status.recording is not None:   # the file's name: its directory was said once
+            t.append(f"  ● REC {PurePath(status.recording.path).name} "
                      f"{human_bytes(status.recording.size_bytes)}", style="bold red")
         if status.replay is not None:
             t.append(f"  {replay_text(status.replay)}", style="bold cyan")
@@ -78,5 +79,8 @@ class StatusHeader(Static):
         if not status.running:
             t.append("  feed ended" + (f": {status.error}" if status.error else ""),
                      style="bold red" if status.error else "dim")
+        if status.unavailable:   # last: the line is cut at the screen's edge
+            t.append(f"  (unavailable: {', '.join(sorted(status.unavailable))})",
+                     style="yellow")
         self.text = t
         self.update(t)
