@@ -204,8 +204,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                         module.set_scope({node_ino, *selected.inodes}, node_ino)
                         _log_tc(*tc.sync(selected.ifaces()))
                     return
-            elif now - last_full < FULL_REFRESH_S:   # called often for a control
-                return
+            elif control is not None and now - last_full < FULL_REFRESH_S:
+                return    # called every SELECTION_REFRESH_S to serve the control
             last_full = now
             if selected is not None or not opts.all_netns:
                 module.set_scope(scope(), node_ino)
