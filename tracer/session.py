@@ -34,10 +34,11 @@ from tracer.pipeline.enrich import Enricher, PodFilter
 from tracer.pipeline.local import LocalEnricher
 from tracer.pipeline.path import PathMarker
 from tracer.podmap import PodMap
-from tracer.recording import nodestate
-from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
+from tracer.recording.live import LiveRecording
+from tracer.recording.writer import RecordSpec, SessionFacts
 from tracer.scope import node_namespaces, own_netns_inode
 from tracer.selection import PodSelection, Selection
+from tracer.session_control import SessionControl
 from tracer.sinks.sink import Sink as Sink  # its old home: re-exported
 from tracer.sources.live import LiveSource
 from tracer.sources.stats import SourceStats
@@ -94,6 +95,17 @@ def refresh_diagnosis_names(diagnoser: Diagnoser, index: MetadataIndex, seen: in
     return generation
 
 
+def _select(selection: Selection | None, meta: Metadata) -> PodSelection | None:
+    if selection is None:
+        return None
+    if not meta.knows_labels:
+        raise UsageError("selecting pods (-l, -n, --pod) needs Kubernetes metadata: "
+                         "a reachable API (--kubeconfig, --context) or --metadata FILE")
+    selected = PodSelection(selection, meta)
+    selected.refresh(force=True)
+    return selected
+
+
 def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "attached": attached}) + "\n")
@@ -105,10 +117,12 @@ DIAGNOSIS_HEARTBEAT_S = 0.2   # how often diagnosis looks at the clock when noth
 
 def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         diagnoser: Diagnoser | None = None,
-        on_attached: Callable[[Attached], None] | None = None) -> SourceStats:
+        on_attached: Callable[[Attached], None] | None = None,
+        control: SessionControl | None = None) -> SourceStats:
     """Trace until `stop`; with a `diagnoser`, its findings go to the sink beside the
     events, as soon as each is complete, and the rest at the end; `on_attached` hears
-    what was attached (a display's header)."""
+    what was attached (a display's header); `control` takes a display's requests
+    (recording, pod selection) while the session runs."""
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families = {"drops", "tc"}
@@ -143,17 +157,16 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         node_ino = own_netns_inode()
         # issue 6: names from the API, files and the node; -l selects pods
         meta = stack.enter_context(Metadata(opts.metadata, node_ino, local_addresses()))
-        selected = PodSelection(opts.selection, meta) if opts.selection else None
-        if selected is not None:
-            if not meta.knows_labels:
-                raise UsageError("selecting pods (-l, -n, --pod) needs Kubernetes metadata: "
-                                 "a reachable API (--kubeconfig, --context) or --metadata FILE")
-            selected.refresh(force=True)
-        scope_fn = None if opts.all_netns else node_namespaces
-        if selected is not None:
-            def scope_fn() -> set[int]:
+        if control is not None:
+            control.metadata_health = meta.health
+        selected = _select(opts.selection, meta)
+
+        def scope() -> set[int] | None:   # the selection may change (the TUI's -l)
+            if selected is not None:
                 return {node_ino, *selected.inodes}
-        module.set_scope(scope_fn() if scope_fn else None, node_ino)
+            return None if opts.all_netns else node_namespaces()
+
+        module.set_scope(scope(), node_ino)
         module.set_bridge_ports(bridge_ports())
         attached = module.attach_all()
 
@@ -181,6 +194,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         def refresh() -> None:
             nonlocal last_full
             now = time.monotonic()
+            if control is not None:
+                control.serve(recording, reselect)
             if selected is not None:
                 # pods come and go: follow the selection within a second
                 changed = selected.refresh()
@@ -189,12 +204,31 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                         module.set_scope({node_ino, *selected.inodes}, node_ino)
                         _log_tc(*tc.sync(selected.ifaces()))
                     return
+            elif control is not None and now - last_full < FULL_REFRESH_S:
+                return    # called every SELECTION_REFRESH_S to serve the control
             last_full = now
-            if scope_fn is not None:
-                module.set_scope(scope_fn(), node_ino)
+            if selected is not None or not opts.all_netns:
+                module.set_scope(scope(), node_ino)
             module.set_bridge_ports(bridge_ports())
             sysctls.refresh(local_addresses())
             _log_tc(*tc.sync(discover() if selected is None else selected.ifaces()))
+
+        pod_filter: PodFilter | None = None   # set once the enricher is built
+
+        def reselect(selection: Selection | None) -> str:
+            """The display's new -l/-n: attach to the pods it selects, now."""
+            nonlocal selected, pod_filter
+            selected = _select(selection, meta)
+            module.set_scope(scope(), node_ino)
+            _log_tc(*tc.sync(discover() if selected is None else selected.ifaces()))
+            pod_filter = PodFilter(selected.current) if selected is not None else None
+            return describe(selected)
+
+        def describe(sel: PodSelection | None) -> str:
+            if sel is None:
+                return ("every network namespace" if opts.all_netns else
+                        f"netns {node_ino} and its pod namespaces")
+            return f"pods of node {meta.index.local_node or '?'} ({sel.selection.describe()})"
 
         def _log_tc(added: list[Iface], removed: list[Iface]) -> None:
             for i in added:
@@ -214,7 +248,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             losses=lambda: {"conntrack": conntrack.overflows},
                             refresh=refresh, refresh_interval_s=(
-                                SELECTION_REFRESH_S if selected is not None else FULL_REFRESH_S),
+                                SELECTION_REFRESH_S if selected is not None or control
+                                else FULL_REFRESH_S),
                             heartbeat_s=DIAGNOSIS_HEARTBEAT_S if diagnoser else None)
         enrich = Enricher(meta.index, node_ino)
         pod_filter = PodFilter(selected.current) if selected is not None else None
@@ -227,34 +262,28 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                                                   if n not in marker.pod_networks]
             diagnoser.coverage.attached = list(attached)
             diagnoser.coverage.unavailable = {**not_built, **module.unavailable}
-        where = ("every network namespace" if opts.all_netns else
-                 f"netns {node_ino} and its pod namespaces")
-        if selected is not None:
-            where = f"pods of node {meta.index.local_node or '?'} ({selected.selection.describe()})"
+        where = describe(selected)
         names = ", ".join(meta.sources) or "nothing"
         log.info("tracing %s (%s); names from %s; Ctrl-C to stop", where, "; ".join(attached),
                  names)
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
-        recorder = None
+        recording = LiveRecording(SessionFacts(
+            kernel_release=facts.release, attached=attached,
+            unavailable={**not_built, **module.unavailable},
+            drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
+            netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
+            service_networks=[str(n) for n in marker.cluster_networks
+                              if n not in marker.pod_networks],
+            **({"node": meta.index.local_node} if meta.index.local_node else {})),
+            meta.index, source.stats,
+            on_full=stop.set if opts.record is not None and opts.record.stop_when_full
+            else None)
+        stack.callback(recording.close)
         if opts.record is not None:  # before the ready file: every event is recorded
-            recorder = stack.enter_context(RecordingWriter(opts.record, SessionFacts(
-                kernel_release=facts.release, attached=attached,
-                unavailable={**not_built, **module.unavailable},
-                drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
-                netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
-                service_networks=[str(n) for n in marker.cluster_networks
-                                  if n not in marker.pod_networks],
-                **({"node": meta.index.local_node} if meta.index.local_node else {})),
-                on_full=stop.set if opts.record.stop_when_full else None,
-                snapshot=nodestate.snapshot))
-            # the metadata as it changes, after what the index holds now as "added"
-            # (observer first: a change in between is recorded twice, never lost)
-            meta.index.add_observer(recorder.on_change)
-            now = time.time()
-            for kind in KINDS:
-                for obj in meta.index.objects(kind):
-                    recorder.on_change(kind, "added", obj, now)
+            recording.start(opts.record)
+            if control is not None:
+                control.recording_path = opts.record.path
         if on_attached is not None:
             on_attached(Attached(facts.release, node_ino, tuple(attached),
                                  dict(module.unavailable)))
@@ -269,12 +298,12 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         names_seen = -1
         for batch in source.batches(stop):
             batch = enricher.process(batch)
-            if recorder is not None:
+            if recording.writer is not None:
                 # decoded and joined with the node's state of the moment (pods, port
                 # holders, sysctls: gone by replay time); derivations such as the path
                 # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
                 # re-runs them with the code of the day on the recorded metadata
-                recorder.write(batch)
+                recording.write(batch)
             named = enrich.process(marker.process(batch))
             if pod_filter is not None:
                 named = pod_filter.process(named)
@@ -293,12 +322,11 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         stats = source.stats()
         if diagnoser is not None:
             diagnoser.coverage.lost = dict(stats.lost)
-        if recorder is not None:
-            recorder.finish(EndInfo("stopped", stats.received, stats.decode_errors, stats.lost))
-            if recorder.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
-                stats.lost["recording"] = recorder.failed
-                log.warning("recording %s: %d event(s) not written (%s)", recorder.path,
-                            recorder.failed, recorder.stopped)
+        recording.stop()
+        if control is not None:
+            control.ended()
+        if recording.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
+            stats.lost["recording"] = recording.failed
         if any(stats.lost.values()):
             log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()
                                                      if v))

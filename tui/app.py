@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent
 from textual.worker import Worker, WorkerFailed, WorkerState
 
+from tracer.selection import Selection
+from tracer.selectors import SelectorError
+from tui import selecting
 from tui.commands import NodetraceCommands
 from tui.connections import Connection
 from tui.feed import Feed, FeedBatch, FeedOutput, FeedStatus
@@ -81,8 +85,12 @@ class NodetraceApp(App[int]):
         self.wall_ns = wall_ns
         self.status = FeedStatus()
         self.stop = threading.Event()
-        self.out = FeedOutput(lambda batch: self.post_message(FeedArrived(batch)))
-        self.filter = Filter()
+        self.out = FeedOutput(lambda batch: self.post_message(FeedArrived(batch)),
+                              notify=lambda text, sev: self.post_message(StatusNote(text, sev)))
+        self.filter = Filter()          # what every pane shows: the text filter and, in a
+        self.text_filter = Filter()     # replay, the pod selection's view
+        # -l/-n: a live session's (it re-attaches), else the view's
+        self.selection: Selection | None = feed.pods.selection if feed.pods else None
         self.all_traffic = False
         self.sort = SORTS[0]
         self.display_paused = False
@@ -170,7 +178,7 @@ class NodetraceApp(App[int]):
             return
         header.show(
             self.status, self.model.rate(), self.model.events, self.model.lost,
-            self.display_paused)
+            self.display_paused, self.selection_text())
         if self.display_paused:
             return
         changed = self.model.version != self._shown_version or self._filter_changed
@@ -197,7 +205,7 @@ class NodetraceApp(App[int]):
             more = f" of {len(self.model.connections):,} held" if len(rows) >= MAX_ROWS else ""
             main.query_one("#connections-title", Static).update(
                 f"{len(rows)}{more} connection(s), {what} (a: toggle), failures first, sorted by "
-                f"{self.sort} (s)" + (f", filter: {flt.source}" if flt else ""))
+                f"{self.sort} (s)" + (f", filter: {flt.source}" if flt.source else ""))
         elif tab == "drops":
             text = " ".join(v for k, v in flt.terms if not k)
             main.query_one("#drops-view", DropsView).show(
@@ -219,13 +227,59 @@ class NodetraceApp(App[int]):
 
     def set_filter(self, text: str) -> bool:
         try:
-            self.filter = Filter.parse(text)
+            self.text_filter = Filter.parse(text)
         except FilterError as exc:
             self.note(str(exc), "error")
             return False
+        self.filter = replace(self.text_filter, pods=self.filter.pods,
+                              namespace=self.filter.namespace)
         self._filter_changed = self._log_rebuild = True
-        self.note(f"filter: {self.filter.source}" if self.filter else "filter cleared")
+        self.note(f"filter: {self.text_filter.source}" if self.text_filter
+                  else "filter cleared")
         self.refresh_view()
+        return True
+
+    # --- `l`, `N`: the pod selection ---------------------------------------------------
+
+    def selection_text(self) -> str:
+        if self.feed.pods is not None:
+            return self.status.selection    # what the session applied
+        return ("view: " + self.selection.describe()) if self.selection else ""
+
+    def set_selector(self, text: str) -> bool:
+        """`l`: a kubectl label selector; an invalid one is said, and kept for editing."""
+        try:
+            return self.select(selecting.with_labels(self.selection, text))
+        except SelectorError as exc:
+            self.note(f"-l {text.strip()}: {exc.message}", "error")
+            return False
+
+    def set_namespace(self, text: str) -> bool:
+        """`N`: a namespace, or -A for every one."""
+        try:
+            return self.select(selecting.with_namespace(self.selection, text))
+        except SelectorError as exc:
+            self.note(exc.message, "error")
+            return False
+
+    def select(self, selection: Selection | None) -> bool:
+        """A live session re-attaches to the pods selected; a replay narrows its view."""
+        if self.feed.pods is not None:
+            self.selection = selection
+            self.note(self.feed.pods.select(selection))
+            return True
+        try:
+            pods, namespace = selecting.view_scope(selection, self.feed.pod_labels)
+        except SelectorError as exc:
+            self.note(exc.message, "error")
+            return False
+        self.selection = selection
+        self.filter = replace(self.text_filter, pods=pods, namespace=namespace)
+        self._filter_changed = self._log_rebuild = True
+        self.note(f"showing {selection.describe()}" + (f": {len(pods)} pod(s)"
+                                                         if pods is not None else "")
+                  if selection else "showing every pod")
+        self.refresh_view(force=True)
         return True
 
     def action_toggle_all(self) -> None:
@@ -268,8 +322,12 @@ class NodetraceApp(App[int]):
 
     def action_toggle_recording(self) -> None:
         rec = self.feed.recording
-        self.note(rec.toggle_recording() if rec is not None else
-                  "this source cannot record (it is a replay)")
+        if rec is None:
+            text = "recording is only for live sessions (this is a replay)"
+            self.notify(text, title="r", severity="warning")
+            self.note(text)
+            return
+        self.note(rec.toggle_recording())
 
     def _controls_or_note(self) -> bool:
         if self.feed.controls is None:

@@ -20,6 +20,8 @@ COMMANDS = (
     ("Replay: from the start", "replay_seek_start()"),
     ("Replay: go to a time", "screen.open_seek()"),
     ("Clear the filter", "screen.clear_filter()"),
+    ("Edit the label selector (-l)", "screen.open_input('selector')"),
+    ("Switch namespace (-n, -A)", "screen.open_input('namespace')"),
     ("Help: every key", "help()"),
     ("Quit (detach)", "quit()"),
 )

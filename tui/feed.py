@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:   # the selection's module finds pods on the node: only its type here
+    from tracer.selection import Selection
 
 Record = dict[str, Any]
 
@@ -50,6 +53,7 @@ class FeedStatus:
     attached: tuple[str, ...] = ()
     unavailable: dict[str, str] = field(default_factory=dict)
     metadata: str = "local only"               # API connected / stale / file / local only
+    selection: str = ""                        # the live pod selection (-l, -n), described
     recording: RecordingState | None = None
     replay: ReplayState | None = None
     running: bool = True
@@ -74,12 +78,26 @@ class RecordingControl(Protocol):
     def toggle_recording(self) -> str: ...            # what happened, for the status line
 
 
+class PodSelectionControl(Protocol):
+    """A live session's -l/-n: changing it re-attaches to the pods it selects."""
+
+    @property
+    def selection(self) -> Selection | None: ...      # None: no pod selection
+    def select(self, selection: Selection | None) -> str: ...   # what happens, for a note
+
+
 class Feed(Protocol):
     @property
     def controls(self) -> ReplayControls | None: ...      # a replay's; None when live
 
     @property
     def recording(self) -> RecordingControl | None: ...   # `r`; None when it cannot record
+
+    @property
+    def pods(self) -> PodSelectionControl | None: ...     # `l`, `N`; None: they filter the view
+
+    @property
+    def pod_labels(self) -> Mapping[str, Mapping[str, str]]: ...   # "ns/name" -> labels
 
     def run(self, out: FeedOutput, stop: threading.Event) -> None:
         """Produce until the source ends or `stop` is set; called in a thread."""
@@ -94,8 +112,10 @@ class FeedOutput:
 
     def __init__(self, post: Callable[[FeedBatch], object], *,
                  interval_s: float = POST_INTERVAL_S, max_pending: int = MAX_PENDING,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 notify: Callable[[str, str], object] | None = None) -> None:
         self._post = post
+        self._notify = notify
         self.interval_s = interval_s
         self.max_pending = max_pending
         self.clock = clock
@@ -115,6 +135,12 @@ class FeedOutput:
     def set_status(self, **changes: Any) -> None:
         with self._lock:
             self._status = replace(self._status, **changes)
+
+    def note(self, text: str, severity: str = "information") -> None:
+        """A line for the app's status line, now (an outcome the producer learned
+        later than the key that asked for it: a recording that could not start)."""
+        if self._notify is not None and not self._closed:
+            self._notify(text, severity)
 
     def reset(self) -> None:
         """Everything emitted so far is void (seek backwards): drop what is pending."""

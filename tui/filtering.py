@@ -7,7 +7,9 @@
     reason:NETFILTER      a drop reason
     kind:drop             the record kind (drop, flow, nat, tcp, icmp, finding...)
 
-Matching is case-insensitive and by substring.  Findings, connections, drops and log
+Matching is case-insensitive and by substring.  In a replay, the label selector
+(`l`) and the namespace (`N`) narrow the view the same way, exactly: `pods` and
+`namespace` (a live session re-attaches instead).  Findings, connections, drops and log
 lines each expose a `Subject` (their values per field and a text), so one filter
 applies to every pane.
 """
@@ -42,6 +44,8 @@ class Subject:
 class Filter:
     terms: tuple[tuple[str, str], ...] = ()   # (field or "", lowercased value)
     source: str = ""
+    pods: frozenset[str] | None = None        # "ns/name", lowercased: a pod on either end
+    namespace: str | None = None              # exactly, on either end
 
     @classmethod
     def parse(cls, text: str) -> Filter:
@@ -64,9 +68,13 @@ class Filter:
         return cls(tuple(terms), text.strip())
 
     def __bool__(self) -> bool:
-        return bool(self.terms)
+        return bool(self.terms) or self.pods is not None or self.namespace is not None
 
     def matches(self, subject: Subject) -> bool:
+        if self.namespace is not None and self.namespace not in subject.fields.get("ns", ()):
+            return False
+        if self.pods is not None and self.pods.isdisjoint(subject.fields.get("pod", ())):
+            return False
         for key, value in self.terms:
             if key:
                 if not any(value in v for v in subject.fields.get(key, ())):

@@ -159,11 +159,15 @@ async def test_lost_events_counter_shows_a_recorded_loss() -> None:
         assert red, "the lost counter is not red"
 
 
-async def test_recording_key_says_why_it_cannot_record_a_replay() -> None:
+async def test_recording_key_says_recording_is_for_live_sessions() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
         await pilot.press("r")
-        assert "cannot record" in text_of(app.screen.query_one("#note", Static))
+        assert "only for live sessions" in text_of(app.screen.query_one("#note", Static))
+        assert [n.message for n in app._notifications] == [
+            "recording is only for live sessions (this is a replay)"]
+        assert app.is_running and app.status.recording is None
 
 
 async def test_quit_stops_the_feed() -> None:

@@ -49,6 +49,13 @@ def writable_path(text: str) -> Path:
     return path
 
 
+def directory(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return path
+
+
 def add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", choices=OUTPUTS, default=None,
                         help="output format (default: the TUI on a terminal, else jsonl)")

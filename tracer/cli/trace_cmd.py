@@ -13,6 +13,7 @@ from tracer.cli.options import (
     add_output,
     add_recording_size,
     cidr,
+    directory,
     positive_float,
     positive_int,
     power_of_two,
@@ -54,6 +55,9 @@ def register(sub: Any) -> None:
     add_session_options(p)
     p.add_argument("--record", type=writable_path, metavar="FILE",
                    help="also record the session to FILE (mode 0600) for `nodetrace replay`")
+    p.add_argument("--record-dir", type=directory, default=Path("."), metavar="DIR",
+                   help="where the TUI's r key starts a recording, "
+                   "nodetrace-NODE-TIME.ntrec (default: the current directory)")
     add_recording_size(p)
     p.set_defaults(func=main)
 
@@ -203,7 +207,7 @@ def main(args: argparse.Namespace) -> int:
         from tui.feeds.live import LiveFeed  # Textual only when the TUI is wanted
         from tui.run import run_tui
 
-        feed = LiveFeed(opts, node=args.node, diagnoser=diagnoser)
+        feed = LiveFeed(opts, node=args.node, diagnoser=diagnoser, record_dir=args.record_dir)
         status = run_tui(feed)
         lost = sum(feed.stats_lost.values())
         if args.fail_on_loss and lost:

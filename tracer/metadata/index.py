@@ -64,7 +64,11 @@ class MetadataIndex:
         """fn(kind, action, obj, at) for every change from now on; `obj` is the slim
         object's JSON (docs/events.md), `at` wall-clock seconds.  Called on the
         thread that made the change: keep it short."""
-        self._observers.append(fn)
+        self._observers = [*self._observers, fn]   # copied: _notify may be iterating
+
+    def remove_observer(self, fn: Observer) -> None:
+        """No more changes to fn (a recording stopped while the session goes on)."""
+        self._observers = [o for o in self._observers if o != fn]
 
     def _notify(self, kind: str, action: str, obj: Obj, at: float) -> None:
         for fn in self._observers:

@@ -165,6 +165,13 @@ class KubeProvider:
             self._threads.append(t)
         return self
 
+    def reachability(self) -> str:
+        """"connected" (every kind listed, the last request answered), "unreachable"
+        (the index serves the last known state) or "listing" (not listed yet)."""
+        if self.health.down:
+            return "unreachable"
+        return "connected" if self._synced_event.is_set() else "listing"
+
     def wait_synced(self, timeout_s: float) -> bool:
         """Whether every kind has been listed once within the timeout."""
         return self._synced_event.wait(timeout_s)

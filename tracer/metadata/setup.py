@@ -27,6 +27,8 @@ from tracer.metadata.resolver import node_addresses
 log = logging.getLogger(__name__)
 
 INITIAL_SYNC_S = 5.0
+API_HEALTH = {"connected": "API connected", "listing": "API listing",
+              "unreachable": "API stale (unreachable, last known state)"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,17 @@ class Metadata:
             if node["metadata"]["name"] in (host, host.split(".")[0]):
                 return host if node["metadata"]["name"] == host else host.split(".")[0]
         return None
+
+    def health(self) -> str:
+        """Where names come from now and whether that source is current, for a display:
+        "API connected", "API stale (unreachable, last known state)", "API listing",
+        "file" or "local only" (files beside an API: "API connected + file")."""
+        parts = []
+        if self.kube is not None:
+            parts.append(API_HEALTH[self.kube.reachability()])
+        if "file" in self.sources:
+            parts.append("file")
+        return " + ".join(parts) or "local only"
 
     @property
     def knows_labels(self) -> bool:

@@ -12,13 +12,21 @@ import bisect
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tracer.errors import RecordingFormatError, TracerError
 from tracer.recording.format import MAGIC_PREFIX
-from tui.feed import FeedOutput, FeedStatus, Record, RecordingControl, ReplayState
+from tui.feed import (
+    FeedOutput,
+    FeedStatus,
+    PodSelectionControl,
+    Record,
+    RecordingControl,
+    ReplayState,
+)
 from tui.records import time_ns
 
 FAST_CHUNK = 2_000           # records per emit when not paced
@@ -30,6 +38,7 @@ class Loaded:
     records: list[Record]
     status: FeedStatus
     warnings: list[str] = field(default_factory=list)
+    pod_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # for `l` in replay
 
 
 def load_jsonl(path: Path) -> Loaded:
@@ -65,9 +74,18 @@ def load_recording(path: Path) -> Loaded:
     from tracer.sinks.records import event_record
 
     records: list[Record] = []
+    labels: dict[str, dict[str, str]] = {}
+
+    def pod_seen(kind: str, _action: str, obj: Mapping[str, Any], _at: float) -> None:
+        if kind == "Pod":   # every pod of the recording, deleted ones too: `l` filters
+            m = obj.get("metadata") or {}
+            labels[f"{m.get('namespace', '')}/{m.get('name', '')}"] = dict(
+                m.get("labels") or {})
+
     with RecordingReader(path) as reader:
         h = reader.header
         stages = ReplayPipeline(h)   # what `replay -o jsonl` prints, names and findings
+        stages.index.add_observer(pod_seen)
         source = stages.source(reader)
         for batch in source.batches(threading.Event()):
             named, findings = stages.process(batch)
@@ -90,7 +108,7 @@ def load_recording(path: Path) -> Loaded:
             records.append({"kind": "lost", "time": records[-1]["time"] if records else "",
                             "layer": layer, "count": total - seen.get(layer, 0),
                             "total": total})
-    return Loaded(records, status, warnings)
+    return Loaded(records, status, warnings, labels)
 
 
 def load(path: Path) -> Loaded:
@@ -111,10 +129,13 @@ class ReplayFeed:
     """Paces `records` by their `time`; speed 0 replays as fast as the app takes it."""
 
     recording: RecordingControl | None = None
+    pods: PodSelectionControl | None = None      # `l`, `N` filter the view
 
     def __init__(self, records: Sequence[Record], status: FeedStatus, *,
-                 speed: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 speed: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 pod_labels: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.records = records
+        self.pod_labels: Mapping[str, Mapping[str, str]] = pod_labels or {}
         # times never go backwards: final reports carry their flow's last packet time
         self.times: list[int] = []
         last = 0

@@ -13,7 +13,16 @@ FILTER_HELP = """Filter (/): words must all match, case-insensitive substrings
   web             text anywhere        pod:client     a pod on either end
   ns:kube-system  a namespace          svc:orders     a Service
   reason:NETFILTER a drop reason       kind:drop      a record kind
-Esc clears the filter.  Enter on a finding or connection opens it."""
+Esc clears the filter.  Enter on a finding or connection opens it.
+
+Pods (l, N): kubectl's -l and -n.  Live, the session re-attaches to the pods
+selected (tc on their veths); in a replay they narrow the view instead.
+  l  app=web,tier!=db   env in (a,b)   !canary   (empty: no label selector)
+  N  shop               -A or empty: every namespace
+A label selector without a namespace means `default`, as kubectl has it.
+
+Recording (r, live only): starts nodetrace-NODE-TIME.ntrec in the current directory
+(--record-dir DIR), r again or q ends it; the header shows the file and its size."""
 
 
 def bindings_text(groups: list[tuple[str, list[Binding]]]) -> Text:

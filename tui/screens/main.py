@@ -7,11 +7,14 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
+from tui import selecting
 from tui.widgets.connections import ConnectionsTable
 from tui.widgets.drops import DropsView
 from tui.widgets.eventlog import EventLog
 from tui.widgets.findings import FindingsTable
 from tui.widgets.header import StatusHeader
+
+PROMPTS = ("filter", "seek", "selector", "namespace")
 
 
 class MainScreen(Screen[None]):
@@ -24,6 +27,8 @@ class MainScreen(Screen[None]):
         Binding("s", "app.cycle_sort", "Sort"),
         Binding("slash", "open_filter", "Filter", key_display="/"),
         Binding("g", "open_seek", "Replay: go to a time"),
+        Binding("l", "open_input('selector')", "Label selector (-l)", show=False),
+        Binding("N", "open_input('namespace')", "Namespace (-n, -A)", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -43,12 +48,17 @@ class MainScreen(Screen[None]):
                     "(Enter applies, Esc clears)", id="filter")
         yield Input(placeholder="replay: go to an offset from the start (90s, 2m, 1.5h); "
                     "Enter goes, Esc cancels", id="seek")
+        yield Input(placeholder="-l label selector, kubectl syntax (app=web,tier!=db, "
+                    "env in (a,b), !canary); empty: none; Enter applies, Esc cancels",
+                    id="selector")
+        yield Input(placeholder="-n namespace (-A or empty: every namespace); Enter "
+                    "applies, Esc cancels", id="namespace")
         yield Static("", id="note")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one("#seek", Input).display = False
+        for box in PROMPTS:
+            self.query_one(f"#{box}", Input).display = False
         self.query_one("#findings", FindingsTable).focus()
 
     def action_focus_findings(self) -> None:
@@ -66,17 +76,33 @@ class MainScreen(Screen[None]):
         box.focus()
 
     def action_open_seek(self) -> None:
-        box = self.query_one("#seek", Input)
+        self.action_open_input("seek")
+
+    def action_open_input(self, which: str) -> None:
+        """`l` and `N` open prefilled with what is selected now."""
+        for other in PROMPTS[1:]:      # one prompt at a time (the filter may stay)
+            self.query_one(f"#{other}", Input).display = False
+        box = self.query_one(f"#{which}", Input)
+        app = self.app
+        if which == "selector":
+            box.value = selecting.labels_text(app.selection)  # type: ignore[attr-defined]
+        elif which == "namespace":
+            box.value = selecting.namespace_text(app.selection)  # type: ignore[attr-defined]
         box.display = True
         box.focus()
+        box.cursor_position = len(box.value)
+
+    def _close(self, box: Input) -> None:
+        box.value = ""
+        box.display = False
+        self.query_one("#findings", FindingsTable).focus()
 
     def action_clear_filter(self) -> None:
-        seek = self.query_one("#seek", Input)
-        if seek.display:
-            seek.value = ""
-            seek.display = False
-            self.query_one("#findings", FindingsTable).focus()
-            return
+        for which in PROMPTS[1:]:
+            box = self.query_one(f"#{which}", Input)
+            if box.display:
+                self._close(box)
+                return
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
@@ -84,11 +110,12 @@ class MainScreen(Screen[None]):
         self.query_one("#findings", FindingsTable).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "seek":
-            if self.app.seek_to(event.value):  # type: ignore[attr-defined]
-                event.input.value = ""
-                event.input.display = False
-                self.query_one("#findings", FindingsTable).focus()
+        apply = {"seek": "seek_to", "selector": "set_selector",
+                 "namespace": "set_namespace"}.get(event.input.id or "")
+        if apply is not None:
+            # an invalid value stays for editing, the error under it
+            if getattr(self.app, apply)(event.value):
+                self._close(event.input)
             return
         if event.input.id == "filter" and \
                 self.app.set_filter(event.value):  # type: ignore[attr-defined]

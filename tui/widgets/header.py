@@ -1,6 +1,9 @@
-"""The status header: node, kernel, probes, metadata, rate, loss, recording, replay."""
+"""The status header: node, kernel, probes, metadata and its health, the pod
+selection, rate, loss, recording, replay."""
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 from rich.text import Text
 from textual.widgets import Static
@@ -29,24 +32,36 @@ def replay_text(r: ReplayState) -> str:
             f" {speed} {state}")
 
 
+def metadata_style(health: str) -> str:
+    """Stale names are a warning (they may be wrong); names from the node only, dim."""
+    if "stale" in health:
+        return "bold black on yellow"
+    if "listing" in health:
+        return "yellow"
+    if health.startswith("API connected"):
+        return "green"
+    return "dim" if health == "local only" else ""
+
+
 class StatusHeader(Static):
     text = Text()    # what is shown (tests read it)
 
     def show(self, status: FeedStatus, rate: float, events: int, lost: dict[str, int],
-             display_paused: bool) -> None:
+             display_paused: bool, selection: str = "") -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(" nodetrace ", style="bold reverse")
-        t.append(f" node {status.node}  kernel {status.kernel}  ")
-        t.append(f"metadata: {status.metadata}  ", style="dim" if status.metadata ==
-                 "local only" else "")
+        t.append(f" node {status.node}  kernel {status.kernel}  metadata: ")
+        t.append(status.metadata, style=metadata_style(status.metadata))
+        t.append("  ")
+        if selection:
+            t.append(f"pods: {selection}  ", style="bold cyan")
         if status.source and status.source != "live":
             t.append(f"source {status.source}  ", style="dim")
         t.append("\n ")
         n_att = len(status.attached)
         t.append(f"probes {n_att} attached", style="green" if n_att else "yellow")
         if status.unavailable:
-            t.append(f", {len(status.unavailable)} unavailable "
-                     f"({', '.join(sorted(status.unavailable))})", style="yellow")
+            t.append(f", {len(status.unavailable)} unavailable", style="yellow")
         t.append(f"  {rate:,.0f} ev/s  {events:,} events  ")
         total = sum(lost.values())
         if total:
@@ -54,8 +69,8 @@ class StatusHeader(Static):
             t.append(f" lost {total:,} ({layers}) ", style="bold white on red")
         else:
             t.append("lost 0", style="green")
-        if status.recording is not None:
-            t.append(f"  ● REC {status.recording.path} "
+        if status.recording is not None:   # the file's name: its directory was said once
+            t.append(f"  ● REC {PurePath(status.recording.path).name} "
                      f"{human_bytes(status.recording.size_bytes)}", style="bold red")
         if status.replay is not None:
             t.append(f"  {replay_text(status.replay)}", style="bold cyan")
@@ -64,5 +79,8 @@ class StatusHeader(Static):
         if not status.running:
             t.append("  feed ended" + (f": {status.error}" if status.error else ""),
                      style="bold red" if status.error else "dim")
+        if status.unavailable:   # last: the line is cut at the screen's edge
+            t.append(f"  (unavailable: {', '.join(sorted(status.unavailable))})",
+                     style="yellow")
         self.text = t
         self.update(t)
