@@ -42,7 +42,7 @@ def test_floats_take_the_json_module() -> None:
 
 def test_no_model_field_is_a_float() -> None:
     """Event records reach float_free_line: a float field needs json_line instead."""
-    classes = set(EVENT_TYPES.values())
+    classes: set[type] = set(EVENT_TYPES.values())
     for cls in EVENT_TYPES.values():
         classes.update(structs_of(cls).values())
     for cls in classes:
