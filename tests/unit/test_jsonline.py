@@ -43,8 +43,8 @@ def test_floats_take_the_json_module() -> None:
 def test_no_model_field_is_a_float() -> None:
     """Event records reach float_free_line: a float field needs json_line instead."""
     classes: set[type] = set(EVENT_TYPES.values())
-    for cls in EVENT_TYPES.values():
-        classes.update(structs_of(cls).values())
+    for event_type in EVENT_TYPES.values():
+        classes.update(structs_of(event_type).values())
     for cls in classes:
         for name, ft in field_types(cls).items():
             assert float not in ft.allowed, f"{cls.__name__}.{name}"
