@@ -30,20 +30,38 @@ def _plain(cls: type[T], pick: Pick) -> Callable[[Any], T]:
     return make
 
 
-def constructor(cls: type[T], pick: Pick) -> Callable[[Any], T]:
-    """`make(source)` == `cls(*pick(source))`; `pick` gives every field, in order."""
+_TWINS: dict[type, type | None] = {}
+
+
+def _twin(cls: type) -> type | None:
+    """The plain slotted twin of `cls`, or None where the class switch cannot work.
+    Remembered: every reader makes constructors for every kind it opens."""
+    if cls not in _TWINS:
+        _TWINS[cls] = _make_twin(cls)
+    return _TWINS[cls]
+
+
+def _make_twin(cls: type) -> type | None:
     if not dataclasses.is_dataclass(cls) or "__slots__" not in vars(cls) \
             or hasattr(cls, "__post_init__"):
-        return _plain(cls, pick)
+        return None
     fields = dataclasses.fields(cls)
     if any(not f.init for f in fields) or len(fields) != len(vars(cls)["__slots__"]):
-        return _plain(cls, pick)
+        return None
     twin: type = dataclasses.make_dataclass(
         cls.__name__, [(f.name, Any) for f in fields], slots=True, eq=False)
     try:
         probe = twin(*([None] * len(fields)))
         probe.__class__ = cls
     except TypeError:     # layouts differ (a base with slots of its own, __weakref__)
+        return None
+    return twin
+
+
+def constructor(cls: type[T], pick: Pick) -> Callable[[Any], T]:
+    """`make(source)` == `cls(*pick(source))`; `pick` gives every field, in order."""
+    twin = _twin(cls)
+    if twin is None:
         return _plain(cls, pick)
 
     def make(source: Any) -> T:
