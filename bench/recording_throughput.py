@@ -7,8 +7,12 @@
    a ratio against the unrecorded session; runs alternate and pair, so drift cancels.
 2. `nodetrace replay FILE --fast -o jsonl` (the real CLI entry, in-process, stdout to
    /dev/null): events per second, wall and CPU.
-3. Decode-only: the reader yielding model events (framing, limits, validation, the
-   dataclasses); and msgpack framing alone with the reader's caps, for reference.
+   Then the same replay taken apart: CPU per event in each stage (the source with the
+   reader, path marks, enrichment, diagnosis, the jsonl sink).
+3. Decode-only: RecordingReader iterated to the end, yielding the typed records the
+   pipeline consumes (framing with the caps, validation of every value's type, the
+   frozen model events and their nested structs) and nothing else; and msgpack
+   framing alone with the reader's caps, for reference.
 4. File size per event, for the golden recording's mix of kinds.
 
 No root needed (nothing attaches).  Process CPU time is the measure: other work on
@@ -37,9 +41,11 @@ import msgpack
 
 from tracer import schema
 from tracer.cli import main as cli
+from tracer.cli import replay_cmd
 from tracer.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.path import PathMarker
+from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording import RecordingReader, load
 from tracer.recording.format import LIMITS
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
@@ -164,6 +170,40 @@ def replay_rate(path: Path, events: int) -> tuple[float, float]:
     return events / wall, events / cpu
 
 
+STAGES = ("source and reader", "path marks", "enrich", "diagnosis", "jsonl sink")
+
+
+def replay_stages(path: Path, events: int) -> dict[str, float]:
+    """CPU us per event in each stage of `replay --fast -o jsonl` (the CLI's loop,
+    with its GC setting, timed around each stage)."""
+    spent = dict.fromkeys(STAGES, 0.0)
+    clock = time.thread_time
+    with RecordingReader(path) as reader, open(os.devnull, "w") as null, \
+            replay_cmd.batch_sized_gc():
+        stages = ReplayPipeline(reader.header)
+        sink = JsonlSink(null)
+        batches = stages.source(reader).batches(threading.Event())
+        while True:
+            t0 = clock()
+            batch = next(batches, None)
+            t1 = clock()
+            if batch is None:
+                break
+            marked = stages.marker.process(batch)
+            t2 = clock()
+            named = stages.enrich.process(marked)
+            t3 = clock()
+            findings = stages.diag.process(named)
+            t4 = clock()
+            sink.write(named)
+            sink.write(findings)
+            t5 = clock()
+            for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4),
+                                 strict=True):
+                spent[stage] += dt
+    return {stage: dt / events * 1e6 for stage, dt in spent.items()}
+
+
 def decode_rate(path: Path) -> tuple[float, float]:
     t = time.process_time()
     with RecordingReader(path) as r:
@@ -213,10 +253,15 @@ def main() -> int:
         walls, cpus = zip(*(replay_rate(big, args.events) for _ in range(args.runs)),
                           strict=True)
         print(f"replay --fast -o jsonl: {statistics.median(walls) / 1000:.0f} k events/s "
-              f"wall, {statistics.median(cpus) / 1000:.0f} k events per CPU second")
+              f"wall, {statistics.median(cpus) / 1000:.0f} k events per CPU second "
+              f"(runs: {', '.join(f'{c / 1000:.0f}' for c in cpus)})")
+        split = [replay_stages(big, args.events) for _ in range(args.runs)]
+        print("replay, CPU us per event by stage: " + ", ".join(
+            f"{stage} {statistics.median(s[stage] for s in split):.2f}" for stage in STAGES))
         models, framings = zip(*(decode_rate(big) for _ in range(args.runs)), strict=True)
         print(f"decode-only: {statistics.median(models) / 1000:.0f} k records/s to model "
-              f"events; msgpack framing with the reader's caps "
+              f"events (runs: {', '.join(f'{m / 1000:.0f}' for m in models)}); "
+              f"msgpack framing with the reader's caps "
               f"{statistics.median(framings) / 1000:.0f} k records/s")
     return 0
 

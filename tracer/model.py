@@ -14,7 +14,14 @@ def proto_name(proto: int) -> str:
     return PROTO_NAMES.get(proto, str(proto))
 
 
+# every value of the flags byte, spelled out once (twice per flow line in -o jsonl)
+_FLAG_NAMES = tuple(tuple(name for bit, name in TCP_FLAG_NAMES if flags & bit)
+                    for flags in range(256))
+
+
 def tcp_flag_names(flags: int) -> list[str]:
+    if 0 <= flags < 256:
+        return list(_FLAG_NAMES[flags])
     return [name for bit, name in TCP_FLAG_NAMES if flags & bit]
 
 

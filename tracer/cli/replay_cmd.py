@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import contextlib
+import gc
 import logging
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,25 @@ from tracer.sinks.table import TableSink
 from tracer.timefmt import rfc3339_ns
 
 log = logging.getLogger(__name__)
+
+# A batch allocates some ten container objects per event that live until it is
+# written: with the default young generation (700) they are traversed several times,
+# promoted, and then traversed again by full collections that also walk the connection
+# table and the metadata index, 15-20 % of a fast replay.  Young collections every
+# few batches instead, and the setup's objects frozen out of them.
+YOUNG_GENERATION = 50_000
+
+
+@contextlib.contextmanager
+def batch_sized_gc() -> Iterator[None]:
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 EXAMPLES = """examples:
   nodetrace replay node.ntrec                         every event, as fast as it prints
@@ -131,11 +153,12 @@ def main(args: argparse.Namespace) -> int:
         source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
-        for batch in source.batches(stop):
-            named, findings = stages.process(batch)
-            sink.write(named)
-            if findings:
-                sink.write(findings)
+        with batch_sized_gc():
+            for batch in source.batches(stop):
+                named, findings = stages.process(batch)
+                sink.write(named)
+                if findings:
+                    sink.write(findings)
         sink.write(stages.finish(source.end.wall_ns if source.end is not None else None))
         sink.close()
         for warning in reader.warnings():

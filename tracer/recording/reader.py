@@ -35,6 +35,7 @@ from typing import IO, Any
 
 import msgpack
 
+from tracer import frozen
 from tracer.errors import RecordingFormatError
 from tracer.model import Event
 from tracer.recording.format import (
@@ -55,6 +56,7 @@ from tracer.recording.metadata import ACTIONS, MetadataRecord
 from tracer.recording.writer import EndInfo, NodeState
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
+_EVENT = int(Rec.EVENT)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,13 @@ def _str_tuple(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _picker(picks: list[int]) -> Callable[[list[Any]], Sequence[Any]]:
+    if len(picks) == 1:
+        only = picks[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*picks)
+
+
 @dataclass
 class _Columns:
     """A recorded column list, after fix-ups."""
@@ -134,10 +143,12 @@ class _Columns:
 class Plan:
     """Builds one dataclass from an array laid out by the recorded columns.
 
-    The common case costs a length check, a C-level type signature of the row looked
-    up in a set of signatures already validated, an itemgetter for the plain fields
-    and a call per nested field.  A signature seen for the first time is validated
-    column by column against this version's field types.
+    `decode(row)` is a closure (no attribute look-ups per record).  The common case
+    costs a length check, a C-level type signature of the row looked up in a set of
+    signatures already validated, a call per nested field (appended to the row, which
+    is ours: msgpack built it), one itemgetter for every field and the construction
+    without the frozen `__init__` (tracer/frozen.py).  A signature seen for the first
+    time is validated column by column against this version's field types.
     """
 
     MAX_SIGS = 256
@@ -150,19 +161,44 @@ class Plan:
         self.checks: list[tuple[int, tuple[type, ...]]] = []
         used: set[str] = set()
         picks: list[int] = []
-        self.patches: list[tuple[int, Callable[[list[Any]], Any]]] = []
-        for pos, (name, ft) in enumerate(field_types(cls).items()):
+        # values computed from the row (nested structs, defaults): appended to it
+        extras: list[Callable[[list[Any]], Any]] = []
+        for name, ft in field_types(cls).items():
             getter = self._getter(cls, name, ft, index, cols, structs, used)
             if isinstance(getter, int):
                 picks.append(getter)
             else:
-                picks.append(0)
-                self.patches.append((pos, getter))
+                picks.append(self.length + len(extras))
+                extras.append(getter)
         self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
         self.unknown_warnings: list[str] = []
-        self._pick = operator.itemgetter(*picks) if len(picks) > 1 else (
-            lambda row: (row[picks[0]],))
         self._sigs: set[tuple[type, ...]] = set()
+        self.decode: Callable[[Any], Any] = self._decoder(picks, extras)
+
+    def _decoder(self, picks: list[int], extras: list[Callable[[list[Any]], Any]]
+                 ) -> Callable[[Any], Any]:
+        length, sigs, validate = self.length, self._sigs, self._validate
+        make: Callable[[Any], Any] = frozen.constructor(self.cls, _picker(picks))
+
+        def decode(row: Any) -> Any:
+            if type(row) is not list or len(row) != length:
+                raise Malformed("wrong number of values")
+            if tuple(map(type, row)) not in sigs:
+                validate(row)
+            for fn in extras:
+                row.append(fn(row))
+            try:
+                return make(row)
+            except (TypeError, ValueError) as exc:   # a struct that validates its values
+                raise Malformed(str(exc)) from None
+        return decode
+
+    def _validate(self, row: list[Any]) -> None:
+        for i, allowed in self.checks:
+            if type(row[i]) not in allowed:
+                raise Malformed(f"value {i} is a {type(row[i]).__name__}")
+        if len(self._sigs) < self.MAX_SIGS:
+            self._sigs.add(tuple(map(type, row)))
 
     def _getter(self, owner: type, name: str, ft: FieldType, index: dict[str, int],
                 cols: _Columns, structs: Mapping[str, Plan], used: set[str]
@@ -171,14 +207,10 @@ class Plan:
             # flattened: rebuild from the dotted columns
             sub = [self._getter(ft.struct, f"{name}.{n}", sft, index, cols, structs, used)
                    for n, sft in field_types(ft.struct).items()]
-            cls = ft.struct
             if all(isinstance(g, int) for g in sub):       # the common case: Endpoint
-                pick: Callable[[list[Any]], Any] = operator.itemgetter(*sub)
-                if len(sub) == 1:
-                    return lambda row: cls(pick(row))
-                return lambda row: cls(*pick(row))
+                return frozen.constructor(ft.struct, _picker(sub))   # type: ignore[arg-type]
             fns = [operator.itemgetter(g) if isinstance(g, int) else g for g in sub]
-            return lambda row: cls(*[fn(row) for fn in fns])
+            return frozen.constructor(ft.struct, lambda row: [fn(row) for fn in fns])
         i = index.get(name)
         if i is None:
             return self._default(owner, name, cols)
@@ -211,24 +243,6 @@ class Plan:
                     return lambda _row: factory()
         raise Malformed(f"{self.cls.__name__}.{name} is not in the recording and has no "
                         "default (a fix-up is missing)")
-
-    def decode(self, row: Any) -> Any:
-        if type(row) is not list or len(row) != self.length:
-            raise Malformed("wrong number of values")
-        sig = tuple(map(type, row))
-        if sig not in self._sigs:
-            for i, allowed in self.checks:
-                if type(row[i]) not in allowed:
-                    raise Malformed(f"value {i} is a {type(row[i]).__name__}")
-            if len(self._sigs) < self.MAX_SIGS:
-                self._sigs.add(sig)
-        vals = list(self._pick(row))
-        for pos, fn in self.patches:
-            vals[pos] = fn(row)
-        try:
-            return self.cls(*vals)
-        except (TypeError, ValueError) as exc:   # a struct that validates its values
-            raise Malformed(str(exc)) from None
 
 
 def _parse_columns(raw: Any, what: str) -> _Columns:
@@ -440,28 +454,41 @@ class RecordingReader:
     # records ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Item]:
-        unpacker = self._unpacker
-        decode = self._decode
-        while True:
-            try:
-                rec = next(unpacker)
-            except StopIteration:
-                break
-            except _UNPACK_ERRORS as exc:
-                self.damaged_at = self._pos
-                self.damage = str(exc) or type(exc).__name__
-                return
-            self._pos = unpacker.tell()
-            self.records += 1
-            try:
-                item = decode(rec)
-            except Malformed as exc:
-                self.skipped[f"malformed record skipped ({exc})"] += 1
-                continue
-            if item is not None:
-                yield item
-        if self._pos < self.size:
-            self.truncated_at = self._pos
+        unpacker, tell, decode = self._unpacker, self._unpacker.tell, self._decode
+        # events are nearly every record: their plans are looked up here, not in
+        # _decode (a kind with warnings to count goes the long way)
+        fast = [p.decode if isinstance(p, Plan) and not p.unknown_warnings else None
+                for p in self._plans]
+        n_fast = len(fast)
+        pos, records = self._pos, self.records
+        try:
+            while True:
+                try:
+                    rec = next(unpacker)
+                except StopIteration:
+                    break
+                except _UNPACK_ERRORS as exc:
+                    self.damaged_at = pos
+                    self.damage = str(exc) or type(exc).__name__
+                    return
+                pos = tell()
+                records += 1
+                try:
+                    if type(rec) is list and len(rec) > 1 and rec[0] == _EVENT \
+                            and type(idx := rec[1]) is int and 0 <= idx < n_fast \
+                            and (dec := fast[idx]) is not None:
+                        item = dec(rec)
+                    else:
+                        item = decode(rec)
+                except Malformed as exc:
+                    self.skipped[f"malformed record skipped ({exc})"] += 1
+                    continue
+                if item is not None:
+                    yield item
+        finally:
+            self._pos, self.records = pos, records
+        if pos < self.size:
+            self.truncated_at = pos
 
     def events(self) -> Iterator[Event]:
         for item in self:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TextIO
 
+from tracer.diagnosis.finding import Finding
 from tracer.pipeline.enrich import names_of
+from tracer.sinks.jsonline import float_free_line, json_line
 from tracer.sinks.names import add_names
 from tracer.sinks.output import OutputStream
 from tracer.sinks.records import Output, event_record
-
-# one encoder: json.dumps with separators builds a new JSONEncoder per call
-_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class JsonlSink:
@@ -22,9 +20,11 @@ class JsonlSink:
     def write(self, batch: Sequence[Output]) -> None:
         if not batch:
             return
-        self.out.write("".join(
-            _encode(add_names(event_record(ev), ev, names)) + "\n"
-            for ev, names in zip(batch, names_of(batch), strict=True)))
+        lines = [(json_line if isinstance(ev, Finding) else float_free_line)(
+                    add_names(event_record(ev), ev, names))
+                 for ev, names in zip(batch, names_of(batch), strict=True)]
+        lines.append(b"")
+        self.out.write_bytes(b"\n".join(lines))
         self.out.flush()
 
     def close(self) -> None:

@@ -27,7 +27,14 @@ class OutputStream:
         if self.fd is None:
             self.out.write(text)
             return
-        view = memoryview(text.encode())
+        self.write_bytes(text.encode())
+
+    def write_bytes(self, data: bytes) -> None:
+        """UTF-8 text, already encoded."""
+        if self.fd is None:
+            self.out.write(data.decode())
+            return
+        view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
 

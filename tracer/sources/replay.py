@@ -16,13 +16,15 @@ import time
 from collections.abc import Callable, Iterator
 
 from tracer.model import Event, LostEvent
+from tracer.recording.format import EVENT_TYPES
 from tracer.recording.metadata import MetadataRecord, MetadataRecorder
-from tracer.recording.reader import EndRecord, RecordingReader, SyncMarker
+from tracer.recording.reader import EndRecord, RecordingReader
 from tracer.recording.writer import NodeState
 from tracer.sources.stats import SourceStats
 
 BATCH_MAX = 1024
 PACE_SLICE_NS = 10_000_000   # paced replay: events this close in time share a batch
+_EVENT_TYPES = frozenset(EVENT_TYPES.values())
 
 
 class ReplaySource:
@@ -64,28 +66,27 @@ class ReplaySource:
         for item in self.reader:
             if stop.is_set():
                 break
-            if isinstance(item, MetadataRecord | NodeState):
-                if batch:
-                    yield batch
-                    batch = []
-                if isinstance(item, MetadataRecord):
-                    if self.metadata is not None:
-                        item.deliver(self.metadata)
-                else:
-                    self.node_states.append(item)
-                    if self.on_node_state is not None:
-                        self.on_node_state(item)
-                continue
-            if isinstance(item, SyncMarker):
-                continue
-            if isinstance(item, EndRecord):
-                self.end = item
-                continue
-            wall = item.wall_ns
+            if type(item) not in _EVENT_TYPES:     # nearly every item is an event
+                if isinstance(item, MetadataRecord | NodeState):
+                    if batch:
+                        yield batch
+                        batch = []
+                    if isinstance(item, MetadataRecord):
+                        if self.metadata is not None:
+                            item.deliver(self.metadata)
+                    else:
+                        self.node_states.append(item)
+                        if self.on_node_state is not None:
+                            self.on_node_state(item)
+                elif isinstance(item, EndRecord):
+                    self.end = item
+                continue    # and sync markers
+            ev: Event = item   # type: ignore[assignment]   # (narrowed by the type test)
+            wall = ev.wall_ns
             if (since is not None and wall < since) or (until is not None and wall > until):
                 continue
-            if isinstance(item, LostEvent):
-                self._lost[item.layer] = item.total
+            if type(ev) is LostEvent:
+                self._lost[ev.layer] = ev.total
             if paced:
                 if t0_wall is None:
                     t0_wall, t0_clock, slice_end = wall, self.clock(), wall + PACE_SLICE_NS
@@ -103,7 +104,7 @@ class ReplaySource:
             elif len(batch) >= BATCH_MAX:
                 yield batch
                 batch = []
-            batch.append(item)
+            batch.append(ev)
             self._stats.received += 1
         if batch and not stop.is_set():
             yield batch
