@@ -4,7 +4,9 @@ Two namespaces joined by a veth; `nodetrace trace` runs in one of them, so its t
 programs sit on that end (ingress and egress) together with every tracepoint it
 attaches.  Untraced and traced runs alternate, and the ratio of each pair is taken,
 so drift between runs cancels out.  Also reports each tc program's own cost per run
-(BPF_PROG_TEST_RUN, 100 000 repeats).
+(BPF_PROG_TEST_RUN, 100 000 repeats), and, from the kernel's run-time statistics
+(bpf_stats) during the traced runs, every program that ran: runs/s, ns/run, and the
+share of one CPU they took together; and the tracer process's own CPU seconds.
 
     sudo .venv/bin/python -m bench.tc_throughput [--runs 5] [--seconds 4]
 """
@@ -12,7 +14,9 @@ so drift between runs cancels out.  Also reports each tc program's own cost per 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,9 +24,20 @@ import time
 from pathlib import Path
 
 from bench.iperf import TCP, TCP_NO_GSO, UDP_SMALL, iperf, summary
+from tracer.kernel.progstats import programs_of, stats, stats_enabled
 from tracer.lab.netns import Netns, veth
 
 A_IP, B_IP = "10.99.7.1", "10.99.7.2"
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process, all its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+TRACER_CPU: list[float] = []   # the tracer's own CPU during each traced run
+PROG_RUNS: dict[str, list[int]] = {}   # program name -> [runs, ns] over the traced runs
 
 
 def with_tracer(a: Netns, fn: object) -> float:
@@ -37,7 +52,15 @@ def with_tracer(a: Netns, fn: object) -> float:
                 if tracer.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("tracer did not attach")
                 time.sleep(0.05)
-            return fn()  # type: ignore[operator, no-any-return]
+            ids = programs_of(tracer.pid)   # `ip netns exec` execs: the tracer's pid
+            before, progs = cpu_s(tracer.pid), stats(ids)
+            result: float = fn()  # type: ignore[operator]
+            TRACER_CPU.append(cpu_s(tracer.pid) - before)
+            for pid, after in stats(ids).items():
+                runs = PROG_RUNS.setdefault(after.name, [0, 0])
+                runs[0] += after.run_cnt - progs[pid].run_cnt
+                runs[1] += after.run_time_ns - progs[pid].run_time_ns
+            return result
         finally:
             tracer.terminate()
             tracer.wait(timeout=30)
@@ -65,6 +88,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--seconds", type=float, default=4)
     args = p.parse_args()
+    stack = contextlib.ExitStack()
+    stack.enter_context(stats_enabled())
     a, b = Netns("nt-bench-a"), Netns("nt-bench-b")
     for ns in (a, b):
         ns.delete()
@@ -85,6 +110,18 @@ def main() -> None:
                 traced.append(with_tracer(
                     a, lambda extra=extra: iperf(a, B_IP, extra, args.seconds)))
             results[name] = summary(base, traced)
+            # on 2 cores both are busy with iperf: what the tracer uses comes off them
+            results[name]["tracer_cpu_s"] = [round(c, 2) for c in TRACER_CPU]
+            # in-kernel cost (bpf_stats), every program that ran during the traced runs
+            traced_s = args.runs * args.seconds
+            results[name]["bpf_stats"] = {
+                prog: {"runs_per_s": round(n / traced_s), "ns_per_run": round(ns / n, 1)}
+                for prog, (n, ns) in sorted(PROG_RUNS.items()) if n}
+            results[name]["bpf_cpu_share"] = round(
+                sum(ns for _, ns in PROG_RUNS.values()) / (traced_s * 1e9), 4)
+            TRACER_CPU.clear()
+            PROG_RUNS.clear()
+        stack.close()   # stats cost two clock reads a run: not in the test-run figure
         results["prog_ns_per_run"] = prog_costs()  # type: ignore[assignment]
         print(json.dumps(results, indent=2))
     finally:
@@ -93,6 +130,7 @@ def main() -> None:
             server.wait(timeout=10)
         for ns in (a, b):
             ns.delete()
+        stack.close()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, bpf_programs_of, loaded_bpf_programs, poke, tracing
+from tests.kernel.tracing import TraceRun, poke, tracing
+from tracer.kernel.progstats import loaded_programs, programs_of
 from tracer.lab.demo import CLOSED_UDP_PORT, DROPPED_TCP_PORT, DropDemo
 
 pytestmark = pytest.mark.kernel
@@ -111,13 +112,13 @@ def test_nothing_of_ours_stays_attached_after_exit(demo: DropDemo, tmp_path: Pat
                                                    how: str) -> None:
     extra = ["--duration", "1"] if how == "duration" else []
     with tracing(demo.node, tmp_path, *extra) as run:
-        ours = bpf_programs_of(run.proc.pid)
+        ours = programs_of(run.proc.pid)
         assert ours, "the tracer's programs are loaded"
         poke(demo.pod, "udp", demo.node_addr.v4, CLOSED_UDP_PORT)
         code = run.finish(timeout_s=30) if how == "duration" else run.stop(getattr(signal, how))
     assert code == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert not ours & loaded_bpf_programs(), "a program outlived the tracer"
+    assert not ours & {p["id"] for p in loaded_programs()}, "a program outlived the tracer"
     # what was drained before exit was written
     assert any(e["dst"]["port"] == CLOSED_UDP_PORT for e in run.drops())
 

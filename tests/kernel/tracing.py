@@ -93,29 +93,3 @@ def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
     return ns.exec(sys.executable, "-m", "tracer.lab.poke", proto, host, str(port),
                    "--sport", str(sport), "--timeout", str(timeout_s), "--count", str(count),
                    *(["--vary-sport"] if vary_sport else []), timeout=120).stdout.strip()
-
-
-def bpf_programs_of(pid: int) -> set[int]:
-    """Ids of loaded BPF programs that process `pid` holds a descriptor of (fdinfo's
-    prog_id; bpftool's per-program pids need a BPF iterator it may lack).
-
-    By owner, not by name: other tracers (other test runs on the machine) may load
-    programs with the same names at the same time."""
-    ids = set()
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        with contextlib.suppress(OSError):
-            for line in info.read_text().splitlines():
-                if line.startswith("prog_id:"):
-                    ids.add(int(line.split()[1]))
-    return ids
-
-
-def loaded_bpf_programs() -> set[int]:
-    return {p["id"] for p in _bpf_programs()}
-
-
-def _bpf_programs() -> list[dict[str, Any]]:
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
-                         text=True, check=True).stdout
-    programs: list[dict[str, Any]] = json.loads(out)
-    return programs

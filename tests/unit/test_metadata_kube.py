@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tracer.cli.main import build_parser
+from tracer.cli.trace_cmd import selection_of
 from tracer.lab.apiserver import ApiServer, ObjectStore, write_kubeconfig
 from tracer.lab.cluster import build_cluster
 from tracer.lab.objects import cluster_objects
@@ -230,3 +232,38 @@ def test_nothing_on_stdout(api: Api, capfd: pytest.CaptureFixture[str]) -> None:
     with KubeProvider(index, KubeConfig(kubeconfig=str(api.kubeconfig))) as p:
         assert p.wait_synced(10)
     assert capfd.readouterr().out == ""
+
+
+KUBECONFIG_TWO_CONTEXTS = """apiVersion: v1
+kind: Config
+clusters:
+- name: lab
+  cluster: {server: "http://127.0.0.1:1"}
+users:
+- name: u
+  user: {}
+contexts:
+- name: ops
+  context: {cluster: lab, user: u, namespace: kube-system}
+- name: plain
+  context: {cluster: lab, user: u}
+current-context: ops
+"""
+
+
+def test_without_n_the_namespace_is_the_contexts_as_kubectl_does(tmp_path: Path) -> None:
+    cfg = tmp_path / "config"
+    cfg.write_text(KUBECONFIG_TWO_CONTEXTS)
+
+    def namespace(*argv: str) -> str | None:
+        args = build_parser().parse_args(["trace", "--kubeconfig", str(cfg), *argv])
+        sel = selection_of(args)
+        assert sel is not None
+        return sel.namespace
+
+    assert namespace("-l", "app=web") == "kube-system"                 # current context
+    assert namespace("-l", "app=web", "--context", "plain") == "default"
+    assert namespace("-l", "app=web", "-n", "team-a") == "team-a"
+    assert namespace("-l", "app=web", "-A") is None
+    cfg.write_text("{not yaml: [")
+    assert namespace("-l", "app=web") == "default"   # the API client says what is wrong

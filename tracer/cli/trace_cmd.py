@@ -24,7 +24,7 @@ from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.errors import UsageError
 from tracer.metadata.index import POD_FIELDS
-from tracer.metadata.kube import KubeConfig, configured
+from tracer.metadata.kube import KubeConfig, configured, context_namespace
 from tracer.metadata.setup import MetadataOptions
 from tracer.recording.writer import RecordSpec
 from tracer.selection import Selection
@@ -120,7 +120,8 @@ def add_metadata_options(p: argparse.ArgumentParser) -> None:
                    "spec.nodeName, spec.hostNetwork, status.phase, status.podIP)")
     g.add_argument("--pod", metavar="NAME", help="trace only this pod (of this node)")
     g.add_argument("-n", "--namespace", metavar="NS",
-                   help="namespace of the selected pods (default: default)")
+                   help="namespace of the selected pods (default: the kubeconfig "
+                   "context's, else default)")
     g.add_argument("-A", "--all-namespaces", action="store_true",
                    help="select pods in every namespace")
     g.add_argument("--node", metavar="NAME",
@@ -163,7 +164,9 @@ def selection_of(args: argparse.Namespace) -> Selection | None:
                              f"{', '.join(sorted(unknown))} (supported: {', '.join(POD_FIELDS)})")
     return Selection(labels=LabelSelector.parse(args.selector) if args.selector is not None
                      else None, fields=fields, pod=args.pod,
-                     namespace=None if args.all_namespaces else (args.namespace or "default"))
+                     namespace=None if args.all_namespaces else (
+                         args.namespace or context_namespace(
+                             KubeConfig(args.kubeconfig, args.context))))
 
 
 def metadata_options(args: argparse.Namespace) -> MetadataOptions:

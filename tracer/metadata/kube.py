@@ -50,6 +50,35 @@ class KubeConfig:
     context: str | None = None
 
 
+def _config_path(cfg: KubeConfig) -> str:
+    return cfg.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] \
+        or str(Path.home() / ".kube" / "config")
+
+
+SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def context_namespace(cfg: KubeConfig) -> str:
+    """The namespace kubectl would use without -n: the kubeconfig context's (the one
+    --context names, else the current one), in a pod its service account's, else
+    "default".  A kubeconfig that cannot be read here is _load_client's to report."""
+    from kubernetes import config
+
+    path = _config_path(cfg)
+    if Path(path).exists():
+        with contextlib.redirect_stdout(sys.stderr), contextlib.suppress(Exception):
+            contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=path)
+            chosen = next((c for c in contexts if c.get("name") == cfg.context), None) \
+                if cfg.context else current
+            ns = ((chosen or {}).get("context") or {}).get("namespace")
+            return str(ns) if ns else "default"
+        return "default"
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and SA_NAMESPACE.is_file():
+        return SA_NAMESPACE.read_text().strip() or "default"
+    return "default"
+
+
 def _load_client(cfg: KubeConfig) -> Any:
     """An ApiClient from --kubeconfig/--context, $KUBECONFIG, ~/.kube/config or the
     in-cluster service account.  stdout is sent to stderr meanwhile."""
@@ -57,8 +86,7 @@ def _load_client(cfg: KubeConfig) -> Any:
 
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            path = cfg.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] \
-                or str(Path.home() / ".kube" / "config")
+            path = _config_path(cfg)
             if cfg.kubeconfig or cfg.context or Path(path).exists():
                 if not Path(path).exists():
                     raise MetadataError(f"kubeconfig {path} does not exist")
@@ -80,9 +108,7 @@ def configured(cfg: KubeConfig) -> bool:
     """Whether an API is configured at all (without contacting it)."""
     if cfg.kubeconfig or cfg.context or os.environ.get("KUBERNETES_SERVICE_HOST"):
         return True
-    path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] \
-        or str(Path.home() / ".kube" / "config")
-    return Path(path).exists()
+    return Path(_config_path(cfg)).exists()
 
 
 @dataclass(frozen=True)
