@@ -16,7 +16,10 @@ UDP_SMALL = {"udp_64B_pps": ["-u", "-l", str(UDP_PAYLOAD), "-b", "0"]}
 
 def iperf(client: Netns, server_ip: str, args: list[str], seconds: float) -> float:
     """Bits/s received for TCP; datagrams/s received for UDP (sent less lost)."""
-    out = client.exec("iperf3", "-c", server_ip, "-t", str(seconds), "-J", *args,
+    # client on CPU 0, server on CPU 1: unpinned, the scheduler's placement alone moved
+    # an untraced/untraced pair's ratio between 0.85 and 1.46 on this 2-CPU machine;
+    # pinned, 0.95 to 1.03
+    out = client.exec("iperf3", "-c", server_ip, "-t", str(seconds), "-J", "-A", "0,1", *args,
                       timeout=seconds + 30).stdout
     end = json.loads(out)["end"]
     if "-u" in args:
