@@ -8,10 +8,14 @@ forwarded packet (and the fib6, neigh, icmp, tcp, sock and syscall hooks for wha
 they see), so the node's per-packet path carries a program run even though nothing
 fails.  Only the issue-5 families are built (`--families`), so the ratio is theirs,
 not the tc or drop programs'.  Untraced and traced runs alternate and each pair gives
-a ratio, so drift cancels out.  Also counts the programs' runs and run time while
-traced (kernel.bpf_stats_enabled, restored afterwards).
+a ratio, so drift cancels out.  Also counts the programs' runs and run time, from one
+more traced run (bpf_stats slow every program run down: not in the ratio's runs).
+`--families sock` measures one family alone: the sock family's syscall tracepoints
+put every syscall of the machine on the kernel's slow path, a cost no program run
+shows (bench/syscall_tax.py measures it).
 
     sudo .venv/bin/python -m bench.explain_throughput [--runs 5] [--seconds 4]
+                                                      [--families route,sock]
 """
 
 from __future__ import annotations
@@ -21,22 +25,19 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from bench.iperf import TCP, TCP_NO_GSO, UDP_SMALL, iperf, summary
+from tracer.kernel.progstats import loaded_programs, stats_enabled
 from tracer.lab.netns import Netns, veth
 
 C_IP, N_C_IP, N_S_IP, S_IP = "10.99.8.2", "10.99.8.1", "10.99.9.1", "10.99.9.2"
 FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
-STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 def prog_stats() -> dict[str, tuple[int, int]]:
     """name -> (run_cnt, run_time_ns) of our tracepoint programs."""
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True,
-                         text=True, check=True).stdout
     return {p["name"]: (int(p.get("run_cnt", 0)), int(p.get("run_time_ns", 0)))
-            for p in json.loads(out)
+            for p in loaded_programs()
             if p.get("type") in ("tracepoint", "raw_tracepoint") and "run_cnt" in p}
 
 
@@ -44,10 +45,10 @@ class Tracer:
     """The issue-5 programs, compiled once and attached for the whole session; their
     attach state is what alternates (attach/detach per run is ~0.05 s, a compile 1 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, families: frozenset[str]) -> None:
         from tracer.kernel.loader import BuildSpec, Module
 
-        self.module = Module(BuildSpec(families=frozenset(FAMILIES)))
+        self.module = Module(BuildSpec(families=families))
         self.module.load()
 
     def traced(self, fn: Callable[[], float]) -> tuple[float, dict[str, object]]:
@@ -81,13 +82,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--seconds", type=float, default=4)
+    p.add_argument("--families", default=",".join(FAMILIES),
+                   help=f"comma-separated, of {', '.join(FAMILIES)}")
     args = p.parse_args()
+    families = frozenset(args.families.split(","))
+    if not families <= set(FAMILIES):
+        p.error(f"--families: expected some of {', '.join(FAMILIES)}")
     client, node, server = Netns("nt-t5-bench-c"), Netns("nt-t5-bench-n"), Netns("nt-t5-bench-s")
     for ns in (client, node, server):
         ns.delete()
         ns.create()
     srv = None
-    stats_was = STATS.read_text().strip() if STATS.exists() else None
     tracer = None
     try:
         veth(client, "eth0", node, "eth0")
@@ -102,28 +107,27 @@ def main() -> None:
         srv = server.popen("iperf3", "-s", "-B", S_IP, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-        if STATS.exists():
-            STATS.write_text("1")
-        tracer = Tracer()
+        tracer = Tracer(families)
         results: dict[str, object] = {}
         for name, extra in {**TCP, **TCP_NO_GSO, **UDP_SMALL}.items():
             base, traced = [], []
-            programs: dict[str, object] = {}
 
             def run(extra: list[str] = extra) -> float:
                 return iperf(client, S_IP, extra, args.seconds)
 
             for _ in range(args.runs):
                 base.append(run())
-                t, programs = tracer.traced(run)
-                traced.append(t)
-            results[name] = {**summary(base, traced), "programs_last_run": programs}
+                traced.append(tracer.traced(run)[0])
+            # bpf_stats from one more run: stats add two clock reads to every program
+            # run, which the ratio's runs must not pay
+            with stats_enabled():
+                programs = tracer.traced(run)[1]
+            results[name] = {**summary(base, traced), "programs_stats_run": programs}
+        results["families"] = sorted(families)
         print(json.dumps(results, indent=2))
     finally:
         if tracer is not None:
             tracer.close()
-        if stats_was is not None:
-            STATS.write_text(stats_was)
         if srv is not None:
             srv.terminate()
             srv.wait(timeout=10)

@@ -249,7 +249,9 @@ class NodetraceApp(App[int]):
     def set_selector(self, text: str) -> bool:
         """`l`: a kubectl label selector; an invalid one is said, and kept for editing."""
         try:
-            return self.select(selecting.with_labels(self.selection, text))
+            pods = self.feed.pods
+            return self.select(selecting.with_labels(
+                self.selection, text, pods.default_namespace if pods else "default"))
         except SelectorError as exc:
             self.note(f"-l {text.strip()}: {exc.message}", "error")
             return False

@@ -84,6 +84,8 @@ class PodSelectionControl(Protocol):
     @property
     def selection(self) -> Selection | None: ...      # None: no pod selection
     def select(self, selection: Selection | None) -> str: ...   # what happens, for a note
+    @property
+    def default_namespace(self) -> str: ...           # `l` without a selection yet: kubectl's
 
 
 class Feed(Protocol):

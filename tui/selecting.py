@@ -26,11 +26,14 @@ def _normal(sel: Selection) -> Selection | None:
     return sel
 
 
-def with_labels(current: Selection | None, text: str) -> Selection | None:
-    """Raises SelectorError with the parser's message."""
+def with_labels(current: Selection | None, text: str,
+                default_namespace: str = "default") -> Selection | None:
+    """Raises SelectorError with the parser's message.  A first selector selects in
+    `default_namespace` (kubectl's: the context's), as `-l` without `-n` does."""
     labels = LabelSelector.parse(text) if text.strip() else None
     if current is None:
-        return None if labels is None else Selection(labels=labels, namespace="default")
+        return None if labels is None else Selection(labels=labels,
+                                                     namespace=default_namespace)
     return _normal(replace(current, labels=labels))
 
 

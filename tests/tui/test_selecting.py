@@ -19,6 +19,10 @@ def test_labels_without_a_namespace_mean_default() -> None:
     shop = Selection(namespace="shop")
     assert with_labels(shop, "app=web") == Selection(labels=WEB, namespace="shop")
     assert with_labels(Selection(labels=WEB, namespace=None), "") is None
+    # the live session's default is kubectl's: the kubeconfig context's namespace
+    assert with_labels(None, "app=web", "kube-system") == Selection(labels=WEB,
+                                                                    namespace="kube-system")
+    assert with_labels(shop, "app=web", "kube-system").namespace == "shop"
 
 
 def test_the_parsers_errors_come_through() -> None:

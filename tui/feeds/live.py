@@ -20,6 +20,7 @@ from typing import Protocol
 
 from tracer.diagnosis.engine import Diagnoser
 from tracer.errors import TracerError
+from tracer.metadata.kube import KubeConfig, context_namespace
 from tracer.pipeline.enrich import names_of
 from tracer.recording.writer import RecordSpec
 from tracer.selection import Selection
@@ -121,6 +122,11 @@ class LiveFeed:
     @property
     def selection(self) -> Selection | None:
         return self.control.selection
+
+    @property
+    def default_namespace(self) -> str:
+        meta = self.opts.metadata
+        return context_namespace(KubeConfig(meta.kubeconfig, meta.context))
 
     def select(self, selection: Selection | None) -> str:
         if not self._running:
