@@ -19,11 +19,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, poke, raw, tracing
+from tests.kernel.tracing import TraceRun, of, poke, raw, tracing
 from tracer.lab import cgroups
 from tracer.lab.netns import Netns, veth
 
@@ -90,23 +89,6 @@ def node() -> Iterator[Node]:
         yield n
     finally:
         n.down()
-
-
-def of(run: TraceRun, kind: str, **match: Any) -> list[dict[str, Any]]:
-    """Events of `kind` whose fields include `match` (dotted names reach into dicts)."""
-    out = []
-    for e in run.events:
-        if e["kind"] != kind:
-            continue
-        ok = True
-        for key, want in match.items():
-            value: Any = e
-            for part in key.split("__"):
-                value = value.get(part) if isinstance(value, dict) else None
-            ok = ok and value == want
-        if ok:
-            out.append(e)
-    return out
 
 
 @pytest.fixture(scope="module")

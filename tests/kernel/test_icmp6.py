@@ -15,11 +15,10 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tests.kernel.tracing import TraceRun, raw, tracing
+from tests.kernel.tracing import TraceRun, of, raw, tracing
 from tracer.lab.netns import Netns, veth
 
 pytestmark = pytest.mark.kernel
@@ -128,22 +127,6 @@ def traced(observed: Observed) -> TraceRun:
 
 def _py(ns: Netns, script: str, *args: str) -> str:
     return ns.exec(sys.executable, "-c", script, *args, timeout=30).stdout.strip()
-
-
-def of(run: TraceRun, kind: str, **match: Any) -> list[dict[str, Any]]:
-    out = []
-    for e in run.events:
-        if e["kind"] != kind:
-            continue
-        ok = True
-        for key, want in match.items():
-            value: Any = e
-            for part in key.split("__"):
-                value = value.get(part) if isinstance(value, dict) else None
-            ok = ok and value == want
-        if ok:
-            out.append(e)
-    return out
 
 
 def test_probes_and_their_errors_arrived(observed: Observed) -> None:

@@ -93,3 +93,20 @@ def poke(ns: Netns, proto: str, host: str, port: int, *, sport: int = 0,
     return ns.exec(sys.executable, "-m", "tracer.lab.poke", proto, host, str(port),
                    "--sport", str(sport), "--timeout", str(timeout_s), "--count", str(count),
                    *(["--vary-sport"] if vary_sport else []), timeout=120).stdout.strip()
+
+
+def of(run: TraceRun, kind: str, **match: Any) -> list[dict[str, Any]]:
+    """Events of `kind` whose fields include `match` (dotted names reach into dicts)."""
+    out = []
+    for e in run.events:
+        if e["kind"] != kind:
+            continue
+        ok = True
+        for key, want in match.items():
+            value: Any = e
+            for part in key.split("__"):
+                value = value.get(part) if isinstance(value, dict) else None
+            ok = ok and value == want
+        if ok:
+            out.append(e)
+    return out

@@ -147,7 +147,8 @@ async def test_l_changes_the_live_selection(tmp_path: Path) -> None:
         assert app.feed.pods is not None and app.feed.pods.selection == want
         await until(pilot, lambda: "now tracing" in note(app))
         assert not box.display
-        assert "pods: -l app=web, namespace default" in header(app).plain
+        # the header hears it with the session's next status, not with the note
+        await until(pilot, lambda: "pods: -l app=web, namespace default" in header(app).plain)
         # prefilled with the selector in force; clearing it keeps the namespace
         await pilot.press("l")
         assert box.value == "app=web"

@@ -363,23 +363,17 @@ class Module:
     def unreported_drops(self) -> list[tuple[bytes, int, int]]:
         """(raw struct drop_key, unreported count, last report ns) of aggregated drops
         not yet reported; their counters are cleared, so each is handed out once."""
-        if "drops" not in self.spec.families:
-            return []
-        table = self.bpf["drop_seen"]
-        out = []
-        for key, val in table.items():
-            if val.unreported:
-                out.append((bytes(key), int(val.unreported), int(val.reported_ns)))
-                val.unreported = 0
-                table[key] = val
-        return out
+        return self._unreported("drops", "drop_seen")
 
     def unreported_icmp6(self) -> list[tuple[bytes, int, int]]:
         """(raw struct icmp6_key, unreported count, last report ns) of ICMPv6 errors the
         tc programs counted but did not report yet; handed out once, as drops are."""
-        if "tc" not in self.spec.families:
+        return self._unreported("tc", "icmp6_seen")
+
+    def _unreported(self, family: str, table_name: str) -> list[tuple[bytes, int, int]]:
+        if family not in self.spec.families:
             return []
-        table = self.bpf["icmp6_seen"]
+        table = self.bpf[table_name]
         out = []
         for key, val in table.items():
             if val.unreported:
