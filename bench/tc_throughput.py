@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,9 +29,16 @@ A_IP, B_IP = "10.99.7.1", "10.99.7.2"
 
 
 def cpu_s(pid: int) -> float:
-    """utime + stime of a process, all its threads, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Time on CPU of a process's threads, in seconds, to the nanosecond
+    (/proc/PID/task/*/schedstat; utime+stime count 10 ms ticks, too coarse for a
+    tracer that should take a few ms a second)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue   # a thread that just ended
+    return total / 1e9
 
 
 TRACER_CPU: list[float] = []   # the tracer's own CPU during each traced run
@@ -108,7 +114,7 @@ def main() -> None:
                     a, lambda extra=extra: iperf(a, B_IP, extra, args.seconds)))
             results[name] = summary(base, traced)
             # on 2 cores both are busy with iperf: what the tracer uses comes off them
-            results[name]["tracer_cpu_s"] = [round(c, 2) for c in TRACER_CPU]
+            results[name]["tracer_cpu_s"] = [round(c, 4) for c in TRACER_CPU]
             # in-kernel cost (bpf_stats) from one more traced run: not from the ratio's
             # runs, since stats add two clock reads (~40 ns here) to every program run
             PROG_RUNS.clear()

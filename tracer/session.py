@@ -29,6 +29,7 @@ from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
 from tracer.metadata.setup import Metadata, MetadataOptions
+from tracer.netchanges import NetChanges
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.enrich import Enricher, PodFilter
 from tracer.pipeline.local import LocalEnricher
@@ -66,8 +67,7 @@ class TraceOptions:
     selection: Selection | None = None  # -l/-n/--pod: only these pods of this node
 
 
-FULL_REFRESH_S = 2.0        # scope, interfaces, sysctls
-SELECTION_REFRESH_S = 0.25  # -l: a new matching pod is attached within a second
+REFRESH_S = 0.25   # a new pod (its veth, or a -l match) is attached within a second
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,10 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                 return {node_ino, *selected.inodes}
             return None if opts.all_netns else node_namespaces()
 
+        # interfaces, pod namespaces, addresses and sysctls: read now, then again when
+        # the kernel announces a change (tracer/netchanges.py), not on a timer
+        changes = NetChanges()
+        stack.callback(changes.close)
         module.set_scope(scope(), node_ino)
         module.set_bridge_ports(bridge_ports())
         attached = module.attach_all()
@@ -189,24 +193,16 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         sysctls.refresh(local_addresses())
         enricher = LocalEnricher(node_ino, PodMap(), sysctls)
 
-        last_full = time.monotonic()
-
         def refresh() -> None:
-            nonlocal last_full
-            now = time.monotonic()
             if control is not None:
                 control.serve(recording, reselect)
-            if selected is not None:
-                # pods come and go: follow the selection within a second
-                changed = selected.refresh()
-                if now - last_full < FULL_REFRESH_S:
-                    if changed:
-                        module.set_scope({node_ino, *selected.inodes}, node_ino)
-                        _log_tc(*tc.sync(selected.ifaces()))
-                    return
-            elif control is not None and now - last_full < FULL_REFRESH_S:
-                return    # called every SELECTION_REFRESH_S to serve the control
-            last_full = now
+            full = changes.due()
+            # pods come and go in the API too: follow the selection within a second
+            if selected is not None and selected.refresh() and not full:
+                module.set_scope({node_ino, *selected.inodes}, node_ino)
+                _log_tc(*tc.sync(selected.ifaces()))
+            if not full:
+                return
             if selected is not None or not opts.all_netns:
                 module.set_scope(scope(), node_ino)
             module.set_bridge_ports(bridge_ports())
@@ -247,9 +243,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs])
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             losses=lambda: {"conntrack": conntrack.overflows},
-                            refresh=refresh, refresh_interval_s=(
-                                SELECTION_REFRESH_S if selected is not None or control
-                                else FULL_REFRESH_S),
+                            refresh=refresh, refresh_interval_s=REFRESH_S,
                             heartbeat_s=DIAGNOSIS_HEARTBEAT_S if diagnoser else None)
         enrich = Enricher(meta.index, node_ino)
         pod_filter = PodFilter(selected.current) if selected is not None else None

@@ -1,7 +1,7 @@
 """The node's forwarding sysctls, read from /proc/sys in the namespace nodetrace runs
-in (the node's): /proc/sys/net answers for the reading task's namespace.  Re-read on
-the session's refresh tick, so a change shows within a couple of seconds; events
-get the values by a join in user space, never a read per event."""
+in (the node's): /proc/sys/net answers for the reading task's namespace.  Re-read when
+the kernel announces a change (tracer/netchanges.py); events get the values by a join
+in user space, never a read per event."""
 
 from __future__ import annotations
 

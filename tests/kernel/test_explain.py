@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -231,6 +232,23 @@ def test_ip_forward_disabled_drop_carries_the_sysctl(tmp_path: Path) -> None:
     assert {e["reason"] for e in drops} == {"IP_INADDRERRORS"}
     assert all(e["forwarding"]["ip_forward"] == 0 for e in drops)
     assert drops[0]["forwarding"]["iface"] == "veth-pod"
+
+
+def test_ip_forward_turned_off_while_tracing_shows_in_the_next_drop(tmp_path: Path) -> None:
+    """The sysctls are re-read when the kernel announces the change (RTM_NEWNETCONF),
+    well within a second; the old 2 s timer would have missed this."""
+    n = _node("nt-t5-c", ip_forward=True)
+    try:
+        with tracing(n.node, tmp_path) as run:
+            n.node.sysctl("net.ipv4.ip_forward", "0")
+            time.sleep(0.6)
+            assert poke(n.pod, "tcp", EXT_IP, 5432, sport=42011, timeout_s=1.5) == "timeout"
+            assert run.stop() == 0, run.stderr
+    finally:
+        n.down()
+    drops = of(run, "drop", src__ip=POD_IP, dst__ip=EXT_IP)
+    assert drops, run.events
+    assert all(e["forwarding"]["ip_forward"] == 0 for e in drops), drops
 
 
 # --- hostPort conflict: two hostNetwork "pods" of the node, one port -----------------

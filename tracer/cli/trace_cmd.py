@@ -131,12 +131,18 @@ def add_metadata_options(p: argparse.ArgumentParser) -> None:
 
 def live_diagnoser(metadata: list[Path], node: str | None) -> Diagnoser:
     """Diagnosis of the live node: its routes and sysctls re-read as it runs."""
-    from tracer.diagnosis.nodefacts import read_live
+    from tracer.diagnosis.nodefacts import NodeFacts, read_live
+    from tracer.netchanges import NetChanges
 
     names: Names = NoNames()
     if metadata:
         names = ObjectListNames.from_files(metadata)
-    diag = Diagnoser(names, read_live(node), refresh_facts=lambda: read_live(node))
+    changes = NetChanges()     # opened before the first read: nothing slips between
+
+    def refresh() -> NodeFacts | None:
+        return read_live(node) if changes.due() else None
+
+    diag = Diagnoser(names, read_live(node), refresh_facts=refresh)
     diag.coverage.metadata = ("file " + ", ".join(map(str, metadata))) if metadata else "none"
     return diag
 

@@ -45,7 +45,7 @@ class Diagnoser:
     def __init__(self, names: Names, facts: NodeFacts, *, node_netns: int | None = None,
                  pod_networks: Sequence[Network] = (),
                  service_networks: Sequence[Network] = (),
-                 refresh_facts: Callable[[], NodeFacts] | None = None,
+                 refresh_facts: Callable[[], NodeFacts | None] | None = None,
                  coverage: Coverage | None = None) -> None:
         pods = list(pod_networks) or [ipaddress.ip_network(c, strict=False)
                                       for c in names.pod_cidrs()]
@@ -118,7 +118,9 @@ class Diagnoser:
         self.ctx.now_ns = now
         if self.refresh_facts is not None and not final and \
                 now - self._facts_at >= FACTS_REFRESH_NS:
-            self.ctx.facts = self.refresh_facts()
+            fresh = self.refresh_facts()      # None: nothing changed since the last read
+            if fresh is not None:
+                self.ctx.facts = fresh
             self._facts_at = now
         out: list[Finding] = []
         for c in list(self.ctx.table.candidates.values()):
