@@ -3,9 +3,6 @@
 The ring-buffer callback only copies bytes; decoding happens per batch.  Programs
 submit with BPF_RB_NO_WAKEUP, so the buffer is drained on a short timer instead of
 an interrupt per event (shared/PERFORMANCE.md: that removes most loss under load).
-The timer stretches while nothing comes (10 ms doubling up to 50 ms): an idle tracer
-should not wake a busy node's CPUs 100 times a second; the first drain after a quiet
-spell comes within 50 ms, when the 1 MiB ring buffer holds ~10 k events.
 """
 
 from __future__ import annotations
@@ -32,8 +29,7 @@ log = logging.getLogger(__name__)
 
 class LiveSource:
     def __init__(self, module: Module, decoder: Decoder, *,
-                 drain_interval_s: float = 0.01, idle_interval_s: float = 0.05,
-                 loss_interval_s: float = 1.0,
+                 drain_interval_s: float = 0.01, loss_interval_s: float = 1.0,
                  inputs: Sequence[Callable[[], list[Event]]] = (),
                  losses: Callable[[], dict[str, int]] | None = None,
                  refresh: Callable[[], None] | None = None,
@@ -47,7 +43,6 @@ class LiveSource:
         self.module = module
         self.decoder = decoder
         self.drain_interval_s = drain_interval_s
-        self.idle_interval_s = max(idle_interval_s, drain_interval_s)
         self.loss_interval_s = loss_interval_s
         self.inputs = list(inputs)
         self.losses = losses
@@ -105,10 +100,8 @@ class LiveSource:
         next_loss = time.monotonic() + self.loss_interval_s
         next_refresh = time.monotonic() + self.refresh_interval_s
         next_beat = time.monotonic()
-        wait = self.drain_interval_s
         while not stop.is_set():
             batch = self._drain()
-            wait = self.drain_interval_s if batch else min(wait * 2, self.idle_interval_s)
             now = time.monotonic()
             if now >= next_loss:
                 batch.extend(self._loss(time.time_ns()))
@@ -119,7 +112,7 @@ class LiveSource:
             if batch or (self.heartbeat_s is not None and now >= next_beat):
                 yield batch
                 next_beat = now + (self.heartbeat_s or 0)
-            stop.wait(wait)
+            stop.wait(self.drain_interval_s)
         final = self._drain()
         # what a drop storm left counted but unreported in the kernel
         for raw_key, count, ts_ns in self.module.unreported_drops():
