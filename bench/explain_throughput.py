@@ -13,9 +13,12 @@ more traced run (bpf_stats slow every program run down: not in the ratio's runs)
 `--families sock` measures one family alone: the sock family's syscall tracepoints
 put every syscall of the machine on the kernel's slow path, a cost no program run
 shows (bench/syscall_tax.py measures it).
+The order of a pair is swapped every other pair; `--control` adds untraced/untraced
+pairs, whose ratios show the noise floor.
 
     sudo .venv/bin/python -m bench.explain_throughput [--runs 5] [--seconds 4]
                                                       [--families route,sock]
+                                                      [--configs tcp,tcp-gso-off,udp64] [--control]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from bench.iperf import TCP, TCP_NO_GSO, UDP_SMALL, iperf, summary
+from bench.iperf import add_run_options, configs, iperf, paired, summary
 from tracer.kernel.progstats import loaded_programs, stats_enabled
 from tracer.lab.netns import Netns, veth
 
@@ -84,7 +87,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=4)
     p.add_argument("--families", default=",".join(FAMILIES),
                    help=f"comma-separated, of {', '.join(FAMILIES)}")
+    add_run_options(p)
     args = p.parse_args()
+    chosen = configs(p, args.configs)
     families = frozenset(args.families.split(","))
     if not families <= set(FAMILIES):
         p.error(f"--families: expected some of {', '.join(FAMILIES)}")
@@ -109,20 +114,18 @@ def main() -> None:
         time.sleep(0.5)
         tracer = Tracer(families)
         results: dict[str, object] = {}
-        for name, extra in {**TCP, **TCP_NO_GSO, **UDP_SMALL}.items():
-            base, traced = [], []
-
+        for name, extra in chosen.items():
             def run(extra: list[str] = extra) -> float:
                 return iperf(client, S_IP, extra, args.seconds)
 
-            for _ in range(args.runs):
-                base.append(run())
-                traced.append(tracer.traced(run)[0])
+            base, traced = paired(args.runs, run, lambda: tracer.traced(run)[0])
+            control = summary(*paired(args.runs, run, run)) if args.control else None
             # bpf_stats from one more run: stats add two clock reads to every program
             # run, which the ratio's runs must not pay
             with stats_enabled():
                 programs = tracer.traced(run)[1]
-            results[name] = {**summary(base, traced), "programs_stats_run": programs}
+            results[name] = {**summary(base, traced), "programs_stats_run": programs,
+                             **({"control": control} if control is not None else {})}
         results["families"] = sorted(families)
         print(json.dumps(results, indent=2))
     finally:

@@ -7,8 +7,11 @@ so drift between runs cancels out.  Also reports each tc program's own cost per 
 (BPF_PROG_TEST_RUN, 100 000 repeats), and, from the kernel's run-time statistics
 (bpf_stats) during one more traced run, every program that ran: runs/s, ns/run, and the
 share of one CPU they took together; and the tracer process's own CPU seconds.
+The order of a pair is swapped every other pair; `--control` adds untraced/untraced
+pairs, whose ratios show the noise floor.
 
     sudo .venv/bin/python -m bench.tc_throughput [--runs 5] [--seconds 4]
+                                                 [--configs tcp,tcp-gso-off,udp64] [--control]
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.iperf import TCP, TCP_NO_GSO, UDP_SMALL, iperf, summary
+from bench.iperf import add_run_options, configs, iperf, paired, summary
 from tracer.kernel.progstats import programs_of, stats, stats_enabled
 from tracer.lab.netns import Netns, veth
 
@@ -92,7 +95,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--seconds", type=float, default=4)
+    add_run_options(p)
     args = p.parse_args()
+    chosen = configs(p, args.configs)
     a, b = Netns("nt-bench-a"), Netns("nt-bench-b")
     for ns in (a, b):
         ns.delete()
@@ -106,20 +111,21 @@ def main() -> None:
                          stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         results: dict[str, dict[str, object]] = {}
-        for name, extra in {**TCP, **TCP_NO_GSO, **UDP_SMALL}.items():
-            base, traced = [], []
-            for _ in range(args.runs):
-                base.append(iperf(a, B_IP, extra, args.seconds))
-                traced.append(with_tracer(
-                    a, lambda extra=extra: iperf(a, B_IP, extra, args.seconds)))
+        for name, extra in chosen.items():
+            def untraced(extra: list[str] = extra) -> float:
+                return iperf(a, B_IP, extra, args.seconds)
+
+            base, traced = paired(args.runs, untraced, lambda: with_tracer(a, untraced))
             results[name] = summary(base, traced)
+            if args.control:
+                results[name]["control"] = summary(*paired(args.runs, untraced, untraced))
             # on 2 cores both are busy with iperf: what the tracer uses comes off them
             results[name]["tracer_cpu_s"] = [round(c, 4) for c in TRACER_CPU]
             # in-kernel cost (bpf_stats) from one more traced run: not from the ratio's
             # runs, since stats add two clock reads (~40 ns here) to every program run
             PROG_RUNS.clear()
             with stats_enabled():
-                with_tracer(a, lambda extra=extra: iperf(a, B_IP, extra, args.seconds))
+                with_tracer(a, untraced)
             traced_s = args.seconds
             results[name]["bpf_stats"] = {
                 prog: {"runs_per_s": round(n / traced_s), "ns_per_run": round(ns / n, 1)}
