@@ -242,6 +242,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             or pod_networks(),
             [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs])
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
+                            input_fds=[conntrack.sock.fileno()],
                             losses=lambda: {"conntrack": conntrack.overflows},
                             refresh=refresh, refresh_interval_s=REFRESH_S,
                             heartbeat_s=DIAGNOSIS_HEARTBEAT_S if diagnoser else None)

@@ -50,7 +50,7 @@ class BuildSpec:
     ringbuf_pages: int = 256          # power of two, x 4 KiB
     keep_not_specified: bool = False  # report SKB_DROP_REASON_NOT_SPECIFIED frees too
     keep_queue_purge: bool = False    # and the queues a closing socket purges
-    wakeup_per_event: bool = False    # False: BPF_RB_NO_WAKEUP, drained on a timer
+    wakeup_per_event: bool = False    # False: a wake-up per RB_WAKE_EVERY records a CPU
     nat_hook: str = "auto"            # fentry where it loads | "fentry" | "kprobe"
 
 
@@ -138,8 +138,9 @@ def module_source(path: Path, search: tuple[Path, ...], _seen: set[Path] | None 
 def cflags_for(spec: BuildSpec, offs: dict[str, int], reasons: dict[str, int],
                src: Path) -> list[str]:
     flags = [f"-I{src}", f"-I{src / 'include'}",
-             f"-DRINGBUF_PAGES={spec.ringbuf_pages}",
-             f"-DRB_FLAGS={1 if not spec.wakeup_per_event else 0}"]  # 1 = BPF_RB_NO_WAKEUP
+             f"-DRINGBUF_PAGES={spec.ringbuf_pages}"]
+    if spec.wakeup_per_event:
+        flags.append("-DRB_FLAGS=0")
     flags += [f"-D{k}={v}" for k, v in sorted(offs.items())]
     flags += [f"-D{k}={v}" for k, v in sorted(reasons.items())]
     flags += [f"-DWITH_{fam.upper()}" for fam in sorted(spec.families)]

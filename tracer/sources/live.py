@@ -1,14 +1,20 @@
 """The live source: drain the kernel ring buffer in batches, decode, report loss.
 
 The ring-buffer callback only copies bytes; decoding happens per batch.  Programs
-submit with BPF_RB_NO_WAKEUP, so the buffer is drained on a short timer instead of
-an interrupt per event (shared/PERFORMANCE.md: that removes most loss under load).
+wake the reader only every 64th record of a CPU (common.h: rb_flags), not per record
+(shared/PERFORMANCE.md: a wake-up per record costs more than the record and loses
+events under load).  So the reader sleeps in poll() on the ring buffer and the other
+inputs' sockets: a burst or a conntrack message wakes it at once, a trickle within
+`idle_wait_s`; while events flow it drains every `drain_interval_s`, so each drain
+is a batch.  Idle, that is ~10 wake-ups a second instead of 100 on a timer: the CPU
+an idle tracer takes comes off the workloads of the node it watches.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,20 +35,25 @@ log = logging.getLogger(__name__)
 
 class LiveSource:
     def __init__(self, module: Module, decoder: Decoder, *,
-                 drain_interval_s: float = 0.01, loss_interval_s: float = 1.0,
+                 drain_interval_s: float = 0.01, idle_wait_s: float = 0.1,
+                 loss_interval_s: float = 1.0,
                  inputs: Sequence[Callable[[], list[Event]]] = (),
+                 input_fds: Sequence[int] = (),
                  losses: Callable[[], dict[str, int]] | None = None,
                  refresh: Callable[[], None] | None = None,
                  refresh_interval_s: float = 2.0,
                  heartbeat_s: float | None = None) -> None:
         """`inputs` are other non-blocking event producers drained with the ring
-        buffer (conntrack); `losses` their loss counters by layer; `refresh` runs every
-        `refresh_interval_s` (scope and interface re-sync: pods come and go);
+        buffer (conntrack), `input_fds` what wakes the reader for them (each drain
+        must empty them: poll() is level-triggered); `losses` their loss counters
+        by layer; `refresh` runs every `refresh_interval_s` (scope and interface
+        re-sync: pods come and go);
         `heartbeat_s`: yield an empty batch when nothing came for that long (a stage
         that judges silence — diagnosis: no reply — needs the clock to move)."""
         self.module = module
         self.decoder = decoder
         self.drain_interval_s = drain_interval_s
+        self.idle_wait_s = idle_wait_s
         self.loss_interval_s = loss_interval_s
         self.inputs = list(inputs)
         self.losses = losses
@@ -58,7 +69,13 @@ class LiveSource:
             return 0
 
         self._callback = on_event  # BCC keeps only a ctypes wrapper; keep ours alive too
-        module.bpf["events"].open_ring_buffer(on_event)
+        ring = module.bpf["events"]
+        ring.open_ring_buffer(on_event)
+        # readable while the ring buffer holds records (checked on entry) or after a
+        # forced wake-up; the inputs' sockets while they hold messages
+        self._poll = select.poll()
+        for fd in (ring.map_fd, *input_fds):
+            self._poll.register(fd, select.POLLIN)
 
     def stats(self) -> SourceStats:
         return self._stats
@@ -112,7 +129,15 @@ class LiveSource:
             if batch or (self.heartbeat_s is not None and now >= next_beat):
                 yield batch
                 next_beat = now + (self.heartbeat_s or 0)
-            stop.wait(self.drain_interval_s)
+            if batch:   # more is likely on its way: let it gather into one batch
+                stop.wait(self.drain_interval_s)
+            due = [next_loss, self.idle_wait_s + time.monotonic()]
+            if self.refresh is not None:
+                due.append(next_refresh)
+            if self.heartbeat_s is not None:
+                due.append(next_beat)
+            if not stop.is_set():
+                self._poll.poll(max(0.0, min(due) - time.monotonic()) * 1000)
         final = self._drain()
         # what a drop storm left counted but unreported in the kernel
         for raw_key, count, ts_ns in self.module.unreported_drops():
