@@ -74,17 +74,37 @@ def _process_pod(r: Resolver, ref: PodRef | None) -> PodName | None:
     return r.pods_by_uid.get(ref.uid) if ref is not None else None
 
 
+MEMO_MAX = 4096
+
+
 class Enricher:
     def __init__(self, index: MetadataIndex, node_netns: int = 0) -> None:
         self.index = index
         self.node_netns = node_netns   # a process there without a pod netns: hostNetwork
+        # names made here rather than found in the resolver, made once per resolver:
+        # every event of a socket would otherwise carry a new (equal) name object, and
+        # the sinks cache what they render by the name's identity
+        self._memo_of: Resolver | None = None
+        self._memo: dict[tuple[Any, ...], Any] = {}
+
+    def _memo_for(self, r: Resolver) -> dict[tuple[Any, ...], Any]:
+        if self._memo_of is not r or len(self._memo) >= MEMO_MAX:
+            self._memo_of, self._memo = r, {}
+        return self._memo
 
     def _pod_of(self, r: Resolver, netns: int, ref: PodRef) -> PodName:
         """The process's pod by uid; one the index does not know (yet: the local scan
         runs every 2 s, a crash-looping container lives for less) by its uid alone."""
-        return r.pods_by_uid.get(ref.uid) or PodName(
-            None, None, ref.uid, bool(self.node_netns) and netns == self.node_netns,
-            self.index.local_node)
+        known = r.pods_by_uid.get(ref.uid)
+        if known is not None:
+            return known
+        host = bool(self.node_netns) and netns == self.node_netns
+        memo = self._memo_for(r)
+        key = ("pod", ref.uid, host)
+        pod: PodName | None = memo.get(key)
+        if pod is None:
+            pod = memo[key] = PodName(None, None, ref.uid, host, self.index.local_node)
+        return pod
 
     def _process_pod(self, r: Resolver, ev: TcpEvent | SockEvent) -> PodName | None:
         return self._pod_of(r, ev.netns, ev.pod) if ev.pod is not None else None
@@ -97,9 +117,16 @@ class Enricher:
                            and found.pod.uid == ref.uid):
             return found
         pod = self._pod_of(r, netns, ref)
-        return EndpointName(SCOPE_POD, pod=pod, node=pod.node,
-                            service=found.service if found is not None else None,
-                            services=found.services if found is not None else ())
+        memo = self._memo_for(r)
+        key = ("end", id(found), id(pod))
+        hit = memo.get(key)   # (found, pod, own): kept, so that their ids stay theirs
+        if hit is not None and hit[0] is found and hit[1] is pod:
+            return hit[2]     # type: ignore[no-any-return]
+        own = EndpointName(SCOPE_POD, pod=pod, node=pod.node,
+                           service=found.service if found is not None else None,
+                           services=found.services if found is not None else ())
+        memo[key] = (found, pod, own)
+        return own
 
     def process(self, batch: Sequence[Event]) -> NamedBatch:
         r = self.index.resolver()
