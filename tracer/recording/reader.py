@@ -144,14 +144,21 @@ class Plan:
     """Builds one dataclass from an array laid out by the recorded columns.
 
     `decode(row)` is a closure (no attribute look-ups per record).  The common case
-    costs a length check, a C-level type signature of the row looked up in a set of
-    signatures already validated, a call per nested field (appended to the row, which
-    is ours: msgpack built it), one itemgetter for every field and the construction
-    without the frozen `__init__` (tracer/frozen.py).  A signature seen for the first
-    time is validated column by column against this version's field types.
+    costs a length check, a C-level type signature of the row compared with the last
+    one (else looked up in a set of signatures already validated), a call per nested
+    field (appended to the row, which is ours: msgpack built it), one itemgetter for
+    every field and the construction without the frozen `__init__` (tracer/frozen.py).
+    A signature seen for the first time is validated column by column against this
+    version's field types.
+
+    Nested structs made of scalars only (Endpoint, Process, PodRef, Forwarding) are
+    interned by their validated values: a node's events name the same few endpoints,
+    processes and pods again and again, and a dict look-up costs a third of building
+    one (the sinks' caches then hit by identity as well).
     """
 
     MAX_SIGS = 256
+    MAX_INTERNED = 8192      # per nested field; cleared when full
 
     def __init__(self, cls: type, cols: _Columns, offset: int,
                  structs: Mapping[str, Plan]) -> None:
@@ -173,25 +180,71 @@ class Plan:
         self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
         self.unknown_warnings: list[str] = []
         self._sigs: set[tuple[type, ...]] = set()
+        # every field a scalar column of the row: the values are a hashable key
+        self.scalar = not extras and offset == 0
         self.decode: Callable[[Any], Any] = self._decoder(picks, extras)
 
     def _decoder(self, picks: list[int], extras: list[Callable[[list[Any]], Any]]
                  ) -> Callable[[Any], Any]:
         length, sigs, validate = self.length, self._sigs, self._validate
         make: Callable[[Any], Any] = frozen.constructor(self.cls, _picker(picks))
+        last: tuple[type, ...] = ()
 
         def decode(row: Any) -> Any:
+            nonlocal last
             if type(row) is not list or len(row) != length:
                 raise Malformed("wrong number of values")
-            if tuple(map(type, row)) not in sigs:
-                validate(row)
+            sig = tuple(map(type, row))
+            if sig != last:
+                if sig not in sigs:
+                    validate(row)
+                last = sig
             for fn in extras:
                 row.append(fn(row))
             try:
                 return make(row)
             except (TypeError, ValueError) as exc:   # a struct that validates its values
                 raise Malformed(str(exc)) from None
-        return decode
+
+        if not self.scalar:
+            return decode
+        interned: dict[tuple[Any, ...], Any] = {}
+        limit = self.MAX_INTERNED
+
+        def decode_interned(row: Any) -> Any:
+            if type(row) is not list or len(row) != length:
+                raise Malformed("wrong number of values")
+            if tuple(map(type, row)) not in sigs:
+                validate(row)
+            key = tuple(row)      # validated: scalars, hashable
+            hit = interned.get(key)
+            if hit is None:
+                try:
+                    hit = make(row)
+                except (TypeError, ValueError) as exc:
+                    raise Malformed(str(exc)) from None
+                if len(interned) >= limit:
+                    interned.clear()
+                interned[key] = hit
+            return hit
+        return decode_interned
+
+    def _interned(self, make: Callable[[Sequence[Any]], Any],
+                  values: Callable[[list[Any]], Sequence[Any]]) -> Callable[[list[Any]], Any]:
+        """A flattened struct (Endpoint) from its columns, one object per distinct
+        values: they are validated with the row before this runs."""
+        interned: dict[Sequence[Any], Any] = {}
+        limit = self.MAX_INTERNED
+
+        def get(row: list[Any]) -> Any:
+            key = values(row)
+            hit = interned.get(key)
+            if hit is None:
+                if len(interned) >= limit:
+                    interned.clear()
+                hit = interned[key] = make(key)
+            return hit
+        return get
 
     def _validate(self, row: list[Any]) -> None:
         for i, allowed in self.checks:
@@ -208,7 +261,8 @@ class Plan:
             sub = [self._getter(ft.struct, f"{name}.{n}", sft, index, cols, structs, used)
                    for n, sft in field_types(ft.struct).items()]
             if all(isinstance(g, int) for g in sub):       # the common case: Endpoint
-                return frozen.constructor(ft.struct, _picker(sub))   # type: ignore[arg-type]
+                return self._interned(frozen.constructor(ft.struct, lambda key: key),
+                                      _picker(sub))   # type: ignore[arg-type]
             fns = [operator.itemgetter(g) if isinstance(g, int) else g for g in sub]
             return frozen.constructor(ft.struct, lambda row: [fn(row) for fn in fns])
         i = index.get(name)
