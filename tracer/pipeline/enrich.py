@@ -75,6 +75,7 @@ def _process_pod(r: Resolver, ref: PodRef | None) -> PodName | None:
 
 
 MEMO_MAX = 4096
+ENDS_MAX = 1 << 16
 
 
 class Enricher:
@@ -86,11 +87,20 @@ class Enricher:
         # the sinks cache what they render by the name's identity
         self._memo_of: Resolver | None = None
         self._memo: dict[tuple[Any, ...], Any] = {}
+        # (ip, port) -> its name, per resolver: one look-up where the resolver's order
+        # takes two to five
+        self._ends_of: Resolver | None = None
+        self._ends: dict[tuple[Any, Any], EndpointName | None] = {}
 
     def _memo_for(self, r: Resolver) -> dict[tuple[Any, ...], Any]:
         if self._memo_of is not r or len(self._memo) >= MEMO_MAX:
             self._memo_of, self._memo = r, {}
         return self._memo
+
+    def _ends_for(self, r: Resolver) -> dict[tuple[Any, Any], EndpointName | None]:
+        if self._ends_of is not r or len(self._ends) >= ENDS_MAX:
+            self._ends_of, self._ends = r, {}
+        return self._ends
 
     def _pod_of(self, r: Resolver, netns: int, ref: PodRef) -> PodName:
         """The process's pod by uid; one the index does not know (yet: the local scan
@@ -131,21 +141,26 @@ class Enricher:
     def process(self, batch: Sequence[Event]) -> NamedBatch:
         r = self.index.resolver()
         resolve = r.resolve
-        # the hot path, inlined: an exact (ip, port) hit or a pod/Service address hit is
-        # the common case; everything else (node addresses, NodePorts, unknown
-        # addresses) goes through resolve()
-        # (keys may hold None: an endpoint the decoder could not parse; a miss either way)
-        exact: Callable[[Any], EndpointName | None] = r.exact.get
-        by_ip: Callable[[Any], EndpointName | None] = r.by_ip.get
+        # the hot path, inlined: endpoints already resolved with this resolver (keys
+        # may hold None: an endpoint the decoder could not parse; resolved to None,
+        # again each time, cheaply)
+        ends = self._ends_for(r)
+        known: Callable[[Any], EndpointName | None] = ends.get
+
+        def new_end(key: tuple[Any, Any]) -> EndpointName | None:
+            if len(ends) >= ENDS_MAX:
+                ends.clear()
+            name = ends[key] = resolve(*key)
+            return name
+
         names: list[Names | None] = []
         append = names.append
         for ev in batch:
             t = type(ev)
             if t is FlowEvent or t is DropEvent or t is RouteEvent or t is IcmpEvent:
                 src, dst = ev.src, ev.dst  # type: ignore[union-attr]
-                sip, dip = src.ip, dst.ip
-                append((exact((sip, src.port)) or by_ip(sip) or resolve(sip, src.port),
-                        exact((dip, dst.port)) or by_ip(dip) or resolve(dip, dst.port)))
+                skey, dkey = (src.ip, src.port), (dst.ip, dst.port)
+                append((known(skey) or new_end(skey), known(dkey) or new_end(dkey)))
             elif t is NatEvent:
                 assert isinstance(ev, NatEvent)
                 append((resolve(ev.orig_src.ip, ev.orig_src.port),
