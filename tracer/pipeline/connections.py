@@ -282,7 +282,10 @@ class ConnectionTable:
 
     def add(self, ev: Event) -> Connection | None:
         """Attach one event; returns the connection it concerns, if any."""
-        c = self._add(ev)
+        t = ev.wall_ns
+        if t > self.now_ns:
+            self.now_ns = t
+        c = self._flow(ev, t) if type(ev) is FlowEvent else self._add(ev, t)
         if c is not None and not c.open_question:
             self.candidates.pop(c.key, None)
         return c
@@ -292,11 +295,8 @@ class ConnectionTable:
         c.diagnosed = True
         self.candidates.pop(c.key, None)
 
-    def _add(self, ev: Event) -> Connection | None:
-        t = ev.wall_ns
-        if t > self.now_ns:
-            self.now_ns = t
-        if type(ev) is FlowEvent:
+    def _add(self, ev: Event, t: int) -> Connection | None:
+        if isinstance(ev, FlowEvent):
             return self._flow(ev, t)
         if isinstance(ev, NatEvent):
             return self._nat(ev, t)

@@ -24,6 +24,7 @@ from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
 from tracer.metadata.resolver import Resolver
 from tracer.model import (
     DropEvent,
+    Endpoint,
     Event,
     FlowEvent,
     IcmpEvent,
@@ -153,6 +154,10 @@ class Enricher:
             name = ends[key] = resolve(*key)
             return name
 
+        def end(ep: Endpoint) -> EndpointName | None:
+            key = (ep.ip, ep.port)
+            return known(key) or new_end(key)
+
         names: list[Names | None] = []
         append = names.append
         for ev in batch:
@@ -163,14 +168,12 @@ class Enricher:
                 append((known(skey) or new_end(skey), known(dkey) or new_end(dkey)))
             elif t is NatEvent:
                 assert isinstance(ev, NatEvent)
-                append((resolve(ev.orig_src.ip, ev.orig_src.port),
-                        resolve(ev.orig_dst.ip, ev.orig_dst.port),
-                        resolve(ev.reply_src.ip, ev.reply_src.port),
-                        resolve(ev.reply_dst.ip, ev.reply_dst.port)))
+                append((end(ev.orig_src), end(ev.orig_dst), end(ev.reply_src),
+                        end(ev.reply_dst)))
             elif t is TcpEvent:
                 assert isinstance(ev, TcpEvent)
-                own = self._own_end(r, ev.netns, ev.pod, resolve(ev.src.ip, ev.src.port))
-                append((own, resolve(ev.dst.ip, ev.dst.port), self._process_pod(r, ev)))
+                own = self._own_end(r, ev.netns, ev.pod, end(ev.src))
+                append((own, end(ev.dst), self._process_pod(r, ev)))
             elif t is SockEvent:
                 assert isinstance(ev, SockEvent)
                 addr = resolve(ev.addr.ip, ev.addr.port)

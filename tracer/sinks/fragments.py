@@ -29,11 +29,12 @@ from typing import Any
 import orjson
 
 from tracer.diagnosis.finding import Finding
-from tracer.metadata.names import EndpointName, PodName
+from tracer.metadata.names import SCOPE_SERVICE, EndpointName, PodName
 from tracer.model import (
     DropEvent,
     Endpoint,
     FlowEvent,
+    NatEvent,
     PodRef,
     Process,
     TcpEvent,
@@ -231,6 +232,64 @@ def _tcp_line(ev: TcpEvent, names: Names | None) -> bytes:
             f'"process":{_process(ev.process)},"pod":{_pod(ev.pod, pod)}}}').encode()
 
 
+_NAT = ('{{"kind":"nat","time":"{time}","netns":{netns:d},"proto":{proto},'
+        '"family":{family},"orig":{{"src":{osrc},"dst":{odst}}},'
+        '"reply":{{"src":{rsrc},"dst":{rdst}}},{status},"origin":{origin}{tail}}}')
+
+# id(name) -> (name, the JSON of what it adds to a nat line: "service", "backend")
+_NAT_NAMES: dict[tuple[str, int], tuple[Any, str]] = {}
+
+
+def _nat_name(what: str, name: Any) -> str:
+    hit = _NAT_NAMES.get((what, id(name)))
+    if hit is not None and hit[0] is name:
+        return hit[1]
+    text = ""
+    if what == "service" and isinstance(name, EndpointName) \
+            and name.scope == SCOPE_SERVICE and name.service is not None:
+        text = ',"service":' + _json(name.service.record())
+    elif what == "backend" and isinstance(name, EndpointName) and name.pod is not None:
+        text = ',"backend":' + _json({**name.pod.record(), "node": name.node})
+    if len(_NAT_NAMES) >= CACHE_MAX:
+        _NAT_NAMES.clear()
+    _NAT_NAMES[(what, id(name))] = (name, text)
+    return text
+
+
+def _nat_line(ev: NatEvent, names: Names | None) -> bytes:
+    osrc, odst, rsrc, rdst = names if names is not None else (None, None, None, None)
+    translation = ev.translation
+    tail = ""
+    if ev.manip is not None:
+        tail += ',"manip":' + _text(ev.manip)
+    if ev.ct_event is not None:
+        tail += ',"ct_event":' + _text(ev.ct_event)
+    if names is not None:
+        tail += _nat_name("service", odst)
+        if "dnat" in translation:
+            tail += _nat_name("backend", rsrc)
+    status = (f'"translation":{_text_list(translation)},'
+              f'"replied":{"true" if ev.replied else "false"}')
+    return _NAT.format(
+        time=rfc3339_ns(ev.wall_ns), netns=ev.netns, proto=_text(proto_name(ev.proto)),
+        family=_text(f"ipv{ev.family}"), osrc=_end(ev.orig_src, osrc)[1],
+        odst=_end(ev.orig_dst, odst)[1], rsrc=_end(ev.reply_src, rsrc)[1],
+        rdst=_end(ev.reply_dst, rdst)[1], status=status, origin=_text(ev.origin),
+        tail=tail).encode()
+
+
+_LISTS: dict[tuple[str, ...], str] = {}
+
+
+def _text_list(values: tuple[str, ...]) -> str:
+    text = _LISTS.get(values)
+    if text is None:
+        if len(_LISTS) >= CACHE_MAX:
+            _LISTS.clear()
+        text = _LISTS[values] = _json(list(values))
+    return text
+
+
 # --- drop: a dict with fragments, encoded by orjson -----------------------------------
 
 def _drop(ev: DropEvent, names: Names | None) -> dict[str, Any]:
@@ -275,6 +334,8 @@ def jsonl_line(ev: Output, names: Names | None) -> bytes:
         return _flow_line(ev, names)
     if type(ev) is TcpEvent:
         return _tcp_line(ev, names)
+    if type(ev) is NatEvent:
+        return _nat_line(ev, names)
     if type(ev) is DropEvent:
         try:
             out = orjson.dumps(_drop(ev, names), option=_OPTS)
