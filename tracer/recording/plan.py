@@ -9,13 +9,13 @@ first time is validated column by column against this version's field types), th
 one call building the event from the row's items, without the frozen `__init__`
 (tracer/frozen.py).  The generated code holds column indexes and references to the
 plan's own helpers, nothing taken from the recording as text: column names are
-looked up, never pasted into source.  A flow event costs ~0.9 us here where a closure
+looked up, never pasted into source.  A flow event costs ~1.0 us here where a closure
 per field and an itemgetter cost ~1.2.
 
 Nested structs made of plain columns (Endpoint, Process, PodRef, Forwarding) are
 interned by their validated values: a node's events name the same few endpoints,
-processes and pods again and again, a dict look-up costs a third of building one, and
-the sinks' caches then hit by identity as well.
+processes and pods again and again, and a dict look-up costs less than building one
+(a flow decodes in 1.0 us instead of 1.1; the events share one object per value).
 """
 
 from __future__ import annotations
