@@ -33,8 +33,9 @@ def _plain(cls: type[T], pick: Pick) -> Callable[[Any], T]:
 _TWINS: dict[type, type | None] = {}
 
 
-def _twin(cls: type) -> type | None:
-    """The plain slotted twin of `cls`, or None where the class switch cannot work.
+def twin(cls: type) -> type | None:
+    """The plain slotted twin of `cls`, or None where the class switch cannot work:
+    `obj = twin(*values); obj.__class__ = cls` is `cls(*values)`.
     Remembered: every reader makes constructors for every kind it opens."""
     if cls not in _TWINS:
         _TWINS[cls] = _make_twin(cls)
@@ -48,24 +49,24 @@ def _make_twin(cls: type) -> type | None:
     fields = dataclasses.fields(cls)
     if any(not f.init for f in fields) or len(fields) != len(vars(cls)["__slots__"]):
         return None
-    twin: type = dataclasses.make_dataclass(
+    made: type = dataclasses.make_dataclass(
         cls.__name__, [(f.name, Any) for f in fields], slots=True, eq=False)
     try:
-        probe = twin(*([None] * len(fields)))
+        probe = made(*([None] * len(fields)))
         probe.__class__ = cls
     except TypeError:     # layouts differ (a base with slots of its own, __weakref__)
         return None
-    return twin
+    return made
 
 
 def constructor(cls: type[T], pick: Pick) -> Callable[[Any], T]:
     """`make(source)` == `cls(*pick(source))`; `pick` gives every field, in order."""
-    twin = _twin(cls)
-    if twin is None:
+    plain = twin(cls)
+    if plain is None:
         return _plain(cls, pick)
 
     def make(source: Any) -> T:
-        obj = twin(*pick(source))
+        obj = plain(*pick(source))
         obj.__class__ = cls
         return obj   # type: ignore[no-any-return]
     return make

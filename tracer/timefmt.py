@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import time
 
-_SECONDS: dict[int, str] = {}   # whole second -> its text: events come in bursts
+# whole second -> its text with a slot for the nanoseconds: events come in bursts
+_SECONDS: dict[int, str] = {}
 _SECONDS_MAX = 4096
 
 
 def rfc3339_ns(wall_ns: int) -> str:
     """UTC, RFC 3339 with nanoseconds: 2026-11-23T05:35:41.123456789Z."""
-    secs, ns = divmod(wall_ns, 1_000_000_000)
-    text = _SECONDS.get(secs)
+    text = _SECONDS.get(wall_ns // 1_000_000_000)
     if text is None:
+        secs = wall_ns // 1_000_000_000
         if len(_SECONDS) >= _SECONDS_MAX:
             _SECONDS.clear()
-        text = _SECONDS[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    return f"{text}.{ns:09d}Z"
+        text = _SECONDS[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) \
+            + ".%09dZ"
+    return text % (wall_ns % 1_000_000_000)
 
 
 def mono_to_wall_offset_ns() -> int:

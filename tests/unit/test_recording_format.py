@@ -204,6 +204,23 @@ def test_an_older_version_is_upgraded_by_declarative_fixups(tmp_path: Path) -> N
                                     rename_kind="drop"),)).events == []
 
 
+def test_a_fixup_default_inside_a_flattened_struct(tmp_path: Path) -> None:
+    """A column of a flattened struct that an older version did not write ("dst.port"
+    here) takes its fix-up default: the struct is built from columns and defaults."""
+    h = build_header(FACTS, ["nodetrace"], 0)
+    cols = [[c, s] for c, s in dict(h["schema"]["events"])["drop"] if c != "dst.port"]
+    h["schema"]["events"] = [["drop", cols]]
+    values = _drop_values()
+    path = tmp_path / "old.ntrec"
+    _raw_recording(path, [[int(Rec.EVENT), 0, *(values[c] for c, _s in cols)]] * 2,
+                   version=[0, 9], header=h)
+    fixups = (FixUp(before=(1, 0), kind="drop", defaults={"dst.port": 5432}),)
+    rec = load(path, fixups=fixups)
+    assert rec.events == [DROP, DROP] and rec.warnings == []
+    unfixed = load(path, fixups=())
+    assert unfixed.events == [] and any("dst.port" in w for w in unfixed.warnings)
+
+
 def test_a_newer_minor_version_reads_and_a_newer_major_is_refused(tmp_path: Path) -> None:
     h = build_header(FACTS, ["nodetrace"], 0)
     path = tmp_path / "r.ntrec"

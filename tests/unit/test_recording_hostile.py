@@ -178,3 +178,35 @@ def test_crafted_ext_types_never_reach_the_consumers(tmp_path: Path) -> None:
     with RecordingReader(path) as r:
         (change,) = list(r)
     assert change.obj == {"a": None, "t": 1_000_000_002}
+
+
+def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> None:
+    """Nested structs are interned by their values (tracer/recording/reader.py): a
+    value of the wrong type, hashable or not, is still a malformed record, and a
+    record never gets a struct built from other values."""
+    from tests.unit.recording_support import write_recording
+    from tracer.model import Endpoint, Process, TcpEvent
+
+    def tcp(pid: int, port: int) -> TcpEvent:
+        return TcpEvent(1, 2, 3, "connect", 4, Endpoint("10.0.0.1", port),
+                        Endpoint("10.0.0.2", 80), "SYN_SENT", "CLOSE", None, 0, None, 0,
+                        Process(pid, "curl", 9))
+
+    good = tmp_path / "good.ntrec"
+    write_recording(good, [[tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)] * 2])
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(good.read_bytes())
+    records = list(unpacker)
+    events = [i for i, rec in enumerate(records) if rec[0] == Rec.EVENT]
+    names = [c[0] for c in records[0][3]["schema"]["events"][records[events[0]][1]][1]]
+    proc, sport = 2 + names.index("process"), 2 + names.index("src.port")
+    records[events[3]][proc][0] = [1]              # unhashable where the pid goes
+    records[events[4]][proc][0] = "2"              # hashable, the wrong type
+    records[events[5]][sport] = "1001"
+    bad = tmp_path / "bad.ntrec"
+    bad.write_bytes(b"".join(msgpack.packb(rec) for rec in records))
+    with RecordingReader(bad) as r:
+        got = [item for item in r if isinstance(item, TcpEvent)]
+    assert got == [tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)]
+    assert sum(n for w, n in r.skipped.items() if w.startswith("malformed")) == 3
+    assert got[0].process is got[2].process and got[0].src is got[1].src

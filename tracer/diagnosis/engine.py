@@ -64,14 +64,18 @@ class Diagnoser:
     def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Finding]:
         out: list[Finding] = []
         table = self.ctx.table
+        add = table.add
         for ev in batch:
+            if type(ev) is FlowEvent and self.ctx.node_netns is not None:
+                add(ev)     # nearly every event: nothing else to do
+                continue
             if isinstance(ev, LostEvent):
                 self.coverage.lost[ev.layer] = ev.total
                 continue
             if self.ctx.node_netns is None and isinstance(ev, FlowEvent) \
                     and ev.role == ROLE_UPLINK:
                 self.ctx.node_netns = ev.netns   # tc runs in the node's namespace
-            table.add(ev)
+            add(ev)
             if isinstance(ev, SockEvent):
                 f = hostport_conflict(self.ctx, ev)
                 if f is not None:

@@ -282,7 +282,10 @@ class ConnectionTable:
 
     def add(self, ev: Event) -> Connection | None:
         """Attach one event; returns the connection it concerns, if any."""
-        c = self._add(ev)
+        t = ev.wall_ns
+        if t > self.now_ns:
+            self.now_ns = t
+        c = self._flow(ev, t) if type(ev) is FlowEvent else self._add(ev, t)
         if c is not None and not c.open_question:
             self.candidates.pop(c.key, None)
         return c
@@ -292,9 +295,7 @@ class ConnectionTable:
         c.diagnosed = True
         self.candidates.pop(c.key, None)
 
-    def _add(self, ev: Event) -> Connection | None:
-        t = getattr(ev, "wall_ns", 0)
-        self.now_ns = max(self.now_ns, t)
+    def _add(self, ev: Event, t: int) -> Connection | None:
         if isinstance(ev, FlowEvent):
             return self._flow(ev, t)
         if isinstance(ev, NatEvent):
@@ -341,17 +342,20 @@ class ConnectionTable:
             return None
         if ev.proto not in (6, 17):
             return None
-        k = key_of(ev.proto, ev.src, ev.dst)
-        found = self._find(k)
-        if found is None:
+        src, dst = ev.src, ev.dst
+        k = (ev.proto, src.ip, src.port, dst.ip, dst.port)   # key_of and _find, inlined
+        hit = self._alias.get(k)
+        found = self.conns.get(hit[0]) if hit is not None else None
+        if found is not None and hit is not None:
+            c, reply = found, hit[1]
+        else:
             first_flags = ev.tcp_flags if ev.report == "new" else ev.tcp_flags_seen
             if ev.proto == 6 and first_flags & TCP_SYN and first_flags & TCP_ACK:
                 c, reply = self._create(reverse(k), t), True    # a SYN-ACK: the answer
             else:
                 c, reply = self._create(k, t), False
-        else:
-            c, reply = found
-        c.last_ns = max(c.last_ns, t)
+        if t > c.last_ns:
+            c.last_ns = t
         if reply:
             c.reply_seen = True
             c.reply_flags |= ev.tcp_flags_seen

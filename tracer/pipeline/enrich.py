@@ -24,6 +24,7 @@ from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
 from tracer.metadata.resolver import Resolver
 from tracer.model import (
     DropEvent,
+    Endpoint,
     Event,
     FlowEvent,
     IcmpEvent,
@@ -74,17 +75,47 @@ def _process_pod(r: Resolver, ref: PodRef | None) -> PodName | None:
     return r.pods_by_uid.get(ref.uid) if ref is not None else None
 
 
+MEMO_MAX = 4096
+ENDS_MAX = 1 << 16
+
+
 class Enricher:
     def __init__(self, index: MetadataIndex, node_netns: int = 0) -> None:
         self.index = index
         self.node_netns = node_netns   # a process there without a pod netns: hostNetwork
+        # names made here rather than found in the resolver, made once per resolver:
+        # every event of a socket would otherwise carry a new (equal) name object, and
+        # the sinks cache what they render by the name's identity
+        self._memo_of: Resolver | None = None
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        # (ip, port) -> its name, per resolver: one look-up where the resolver's order
+        # takes two to five
+        self._ends_of: Resolver | None = None
+        self._ends: dict[tuple[Any, Any], EndpointName | None] = {}
+
+    def _memo_for(self, r: Resolver) -> dict[tuple[Any, ...], Any]:
+        if self._memo_of is not r or len(self._memo) >= MEMO_MAX:
+            self._memo_of, self._memo = r, {}
+        return self._memo
+
+    def _ends_for(self, r: Resolver) -> dict[tuple[Any, Any], EndpointName | None]:
+        if self._ends_of is not r or len(self._ends) >= ENDS_MAX:
+            self._ends_of, self._ends = r, {}
+        return self._ends
 
     def _pod_of(self, r: Resolver, netns: int, ref: PodRef) -> PodName:
         """The process's pod by uid; one the index does not know (yet: the local scan
         runs every 2 s, a crash-looping container lives for less) by its uid alone."""
-        return r.pods_by_uid.get(ref.uid) or PodName(
-            None, None, ref.uid, bool(self.node_netns) and netns == self.node_netns,
-            self.index.local_node)
+        known = r.pods_by_uid.get(ref.uid)
+        if known is not None:
+            return known
+        host = bool(self.node_netns) and netns == self.node_netns
+        memo = self._memo_for(r)
+        key = ("pod", ref.uid, host)
+        pod: PodName | None = memo.get(key)
+        if pod is None:
+            pod = memo[key] = PodName(None, None, ref.uid, host, self.index.local_node)
+        return pod
 
     def _process_pod(self, r: Resolver, ev: TcpEvent | SockEvent) -> PodName | None:
         return self._pod_of(r, ev.netns, ev.pod) if ev.pod is not None else None
@@ -97,38 +128,52 @@ class Enricher:
                            and found.pod.uid == ref.uid):
             return found
         pod = self._pod_of(r, netns, ref)
-        return EndpointName(SCOPE_POD, pod=pod, node=pod.node,
-                            service=found.service if found is not None else None,
-                            services=found.services if found is not None else ())
+        memo = self._memo_for(r)
+        key = ("end", id(found), id(pod))
+        hit = memo.get(key)   # (found, pod, own): kept, so that their ids stay theirs
+        if hit is not None and hit[0] is found and hit[1] is pod:
+            return hit[2]     # type: ignore[no-any-return]
+        own = EndpointName(SCOPE_POD, pod=pod, node=pod.node,
+                           service=found.service if found is not None else None,
+                           services=found.services if found is not None else ())
+        memo[key] = (found, pod, own)
+        return own
 
     def process(self, batch: Sequence[Event]) -> NamedBatch:
         r = self.index.resolver()
         resolve = r.resolve
-        # the hot path, inlined: an exact (ip, port) hit or a pod/Service address hit is
-        # the common case; everything else (node addresses, NodePorts, unknown
-        # addresses) goes through resolve()
-        # (keys may hold None: an endpoint the decoder could not parse; a miss either way)
-        exact: Callable[[Any], EndpointName | None] = r.exact.get
-        by_ip: Callable[[Any], EndpointName | None] = r.by_ip.get
+        # the hot path, inlined: endpoints already resolved with this resolver (keys
+        # may hold None: an endpoint the decoder could not parse; resolved to None,
+        # again each time, cheaply)
+        ends = self._ends_for(r)
+        known: Callable[[Any], EndpointName | None] = ends.get
+
+        def new_end(key: tuple[Any, Any]) -> EndpointName | None:
+            if len(ends) >= ENDS_MAX:
+                ends.clear()
+            name = ends[key] = resolve(*key)
+            return name
+
+        def end(ep: Endpoint) -> EndpointName | None:
+            key = (ep.ip, ep.port)
+            return known(key) or new_end(key)
+
         names: list[Names | None] = []
         append = names.append
         for ev in batch:
             t = type(ev)
             if t is FlowEvent or t is DropEvent or t is RouteEvent or t is IcmpEvent:
                 src, dst = ev.src, ev.dst  # type: ignore[union-attr]
-                sip, dip = src.ip, dst.ip
-                append((exact((sip, src.port)) or by_ip(sip) or resolve(sip, src.port),
-                        exact((dip, dst.port)) or by_ip(dip) or resolve(dip, dst.port)))
+                skey, dkey = (src.ip, src.port), (dst.ip, dst.port)
+                append((known(skey) or new_end(skey), known(dkey) or new_end(dkey)))
             elif t is NatEvent:
                 assert isinstance(ev, NatEvent)
-                append((resolve(ev.orig_src.ip, ev.orig_src.port),
-                        resolve(ev.orig_dst.ip, ev.orig_dst.port),
-                        resolve(ev.reply_src.ip, ev.reply_src.port),
-                        resolve(ev.reply_dst.ip, ev.reply_dst.port)))
+                append((end(ev.orig_src), end(ev.orig_dst), end(ev.reply_src),
+                        end(ev.reply_dst)))
             elif t is TcpEvent:
                 assert isinstance(ev, TcpEvent)
-                own = self._own_end(r, ev.netns, ev.pod, resolve(ev.src.ip, ev.src.port))
-                append((own, resolve(ev.dst.ip, ev.dst.port), self._process_pod(r, ev)))
+                own = self._own_end(r, ev.netns, ev.pod, end(ev.src))
+                append((own, end(ev.dst), self._process_pod(r, ev)))
             elif t is SockEvent:
                 assert isinstance(ev, SockEvent)
                 addr = resolve(ev.addr.ip, ev.addr.port)

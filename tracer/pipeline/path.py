@@ -119,13 +119,16 @@ class PathMarker:
             marks.append(UNTRANSLATED_POD_SOURCE)
         if ev.proto == 6 and ev.tcp_flags_seen == TCP_SYN and ev.packets >= 2:
             marks.append(SYN_RETRANSMITS)
+        if not marks:       # nearly every flow
+            return ()
         return tuple(m for m in marks if m not in ev.marks)
 
     def process(self, batch: Sequence[Event]) -> list[Event]:
         out: list[Event] = []
+        append, flow_marks = out.append, self._flow_marks
         for ev in batch:
-            if isinstance(ev, FlowEvent):
-                new = self._flow_marks(ev)
+            if type(ev) is FlowEvent:
+                new = flow_marks(ev)
                 if new:
                     ev = _with_marks(ev, (*ev.marks, *new))
             elif isinstance(ev, NatEvent) and "dnat" in ev.translation:
@@ -138,5 +141,5 @@ class PathMarker:
                 chosen = self._dnat_endpoints.get((ev.dst.ip, ev.dst.port))
                 if chosen is not None and ev.wall_ns - chosen < DNAT_MEMORY_NS:
                     ev = _with_marks(ev, (*ev.marks, DNAT_ENDPOINT_DROPPED))
-            out.append(ev)
+            append(ev)
         return out

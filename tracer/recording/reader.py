@@ -22,20 +22,17 @@ Usage (the TUI, diagnose, replay):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import operator
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import msgpack
 
-from tracer import frozen
 from tracer.errors import RecordingFormatError
 from tracer.model import Event
 from tracer.recording.format import (
@@ -45,14 +42,13 @@ from tracer.recording.format import (
     MAGIC,
     MAGIC_PREFIX,
     VERSION,
-    FieldType,
     FixUp,
     Limits,
     Rec,
-    field_types,
     structs_of,
 )
 from tracer.recording.metadata import ACTIONS, MetadataRecord
+from tracer.recording.plan import Columns, Malformed, Plan
 from tracer.recording.writer import EndInfo, NodeState
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
@@ -106,146 +102,7 @@ def _no_ext(_code: int, _data: bytes) -> None:
     return None
 
 
-class Malformed(Exception):
-    """A record whose framing is intact but whose content is not what it claims."""
-
-
-# --- decoding plans: recorded columns -> this version's dataclasses ------------------
-
-
-def _str_tuple(v: Any) -> tuple[str, ...]:
-    if type(v) is not list:
-        raise Malformed("not a list of strings")
-    if not v:
-        return ()
-    if not all(type(x) is str for x in v):
-        raise Malformed("not a list of strings")
-    return tuple(v)
-
-
-def _picker(picks: list[int]) -> Callable[[list[Any]], Sequence[Any]]:
-    if len(picks) == 1:
-        only = picks[0]
-        return lambda row: (row[only],)
-    return operator.itemgetter(*picks)
-
-
-@dataclass
-class _Columns:
-    """A recorded column list, after fix-ups."""
-
-    names: list[str]
-    structs: dict[str, str]         # column -> recorded struct name
-    defaults: dict[str, Any] = field(default_factory=dict)
-    ignored: set[str] = field(default_factory=set)
-
-
-class Plan:
-    """Builds one dataclass from an array laid out by the recorded columns.
-
-    `decode(row)` is a closure (no attribute look-ups per record).  The common case
-    costs a length check, a C-level type signature of the row looked up in a set of
-    signatures already validated, a call per nested field (appended to the row, which
-    is ours: msgpack built it), one itemgetter for every field and the construction
-    without the frozen `__init__` (tracer/frozen.py).  A signature seen for the first
-    time is validated column by column against this version's field types.
-    """
-
-    MAX_SIGS = 256
-
-    def __init__(self, cls: type, cols: _Columns, offset: int,
-                 structs: Mapping[str, Plan]) -> None:
-        self.cls = cls
-        self.length = offset + len(cols.names)
-        index = {name: offset + i for i, name in enumerate(cols.names)}
-        self.checks: list[tuple[int, tuple[type, ...]]] = []
-        used: set[str] = set()
-        picks: list[int] = []
-        # values computed from the row (nested structs, defaults): appended to it
-        extras: list[Callable[[list[Any]], Any]] = []
-        for name, ft in field_types(cls).items():
-            getter = self._getter(cls, name, ft, index, cols, structs, used)
-            if isinstance(getter, int):
-                picks.append(getter)
-            else:
-                picks.append(self.length + len(extras))
-                extras.append(getter)
-        self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
-        self.unknown_warnings: list[str] = []
-        self._sigs: set[tuple[type, ...]] = set()
-        self.decode: Callable[[Any], Any] = self._decoder(picks, extras)
-
-    def _decoder(self, picks: list[int], extras: list[Callable[[list[Any]], Any]]
-                 ) -> Callable[[Any], Any]:
-        length, sigs, validate = self.length, self._sigs, self._validate
-        make: Callable[[Any], Any] = frozen.constructor(self.cls, _picker(picks))
-
-        def decode(row: Any) -> Any:
-            if type(row) is not list or len(row) != length:
-                raise Malformed("wrong number of values")
-            if tuple(map(type, row)) not in sigs:
-                validate(row)
-            for fn in extras:
-                row.append(fn(row))
-            try:
-                return make(row)
-            except (TypeError, ValueError) as exc:   # a struct that validates its values
-                raise Malformed(str(exc)) from None
-        return decode
-
-    def _validate(self, row: list[Any]) -> None:
-        for i, allowed in self.checks:
-            if type(row[i]) not in allowed:
-                raise Malformed(f"value {i} is a {type(row[i]).__name__}")
-        if len(self._sigs) < self.MAX_SIGS:
-            self._sigs.add(tuple(map(type, row)))
-
-    def _getter(self, owner: type, name: str, ft: FieldType, index: dict[str, int],
-                cols: _Columns, structs: Mapping[str, Plan], used: set[str]
-                ) -> int | Callable[[list[Any]], Any]:
-        if ft.struct is not None and not ft.optional:
-            # flattened: rebuild from the dotted columns
-            sub = [self._getter(ft.struct, f"{name}.{n}", sft, index, cols, structs, used)
-                   for n, sft in field_types(ft.struct).items()]
-            if all(isinstance(g, int) for g in sub):       # the common case: Endpoint
-                return frozen.constructor(ft.struct, _picker(sub))   # type: ignore[arg-type]
-            fns = [operator.itemgetter(g) if isinstance(g, int) else g for g in sub]
-            return frozen.constructor(ft.struct, lambda row: [fn(row) for fn in fns])
-        i = index.get(name)
-        if i is None:
-            return self._default(owner, name, cols)
-        used.add(name)
-        if ft.struct is not None:
-            plan = structs.get(cols.structs.get(name, ""))
-            if plan is None or plan.cls is not ft.struct:
-                raise Malformed(f"column {name}: struct {cols.structs.get(name)} unknown")
-            self.checks.append((i, (list, type(None))))
-            decode = plan.decode
-            return lambda row: None if row[i] is None else decode(row[i])
-        self.checks.append((i, ft.allowed))
-        if ft.is_tuple:
-            return lambda row: _str_tuple(row[i])
-        return i
-
-    def _default(self, owner: type, name: str, cols: _Columns
-                 ) -> Callable[[list[Any]], Any]:
-        if name in cols.defaults:
-            value = cols.defaults[name]
-            return lambda _row: value
-        own = name.rsplit(".", 1)[-1]
-        for f in dataclasses.fields(owner):
-            if f.name == own:
-                if f.default is not dataclasses.MISSING:
-                    value = f.default
-                    return lambda _row: value
-                if f.default_factory is not dataclasses.MISSING:
-                    factory = f.default_factory
-                    return lambda _row: factory()
-        raise Malformed(f"{self.cls.__name__}.{name} is not in the recording and has no "
-                        "default (a fix-up is missing)")
-
-
-def _parse_columns(raw: Any, what: str) -> _Columns:
+def _parse_columns(raw: Any, what: str) -> Columns:
     if type(raw) is not list:
         raise RecordingFormatError(f"header damaged: {what} has no column list")
     names: list[str] = []
@@ -257,11 +114,11 @@ def _parse_columns(raw: Any, what: str) -> _Columns:
         names.append(col[0])
         if col[1] is not None:
             structs[col[0]] = col[1]
-    return _Columns(names, structs)
+    return Columns(names, structs)
 
 
-def _apply_fixups(kind: str | None, cols: _Columns, version: tuple[int, int],
-                  fixups: Sequence[FixUp]) -> tuple[str | None, _Columns]:
+def _apply_fixups(kind: str | None, cols: Columns, version: tuple[int, int],
+                  fixups: Sequence[FixUp]) -> tuple[str | None, Columns]:
     for fx in fixups:
         if version >= fx.before or fx.kind != kind:
             continue

@@ -42,7 +42,7 @@ _RECORDS_MAX = 4096
 _SRC_DST = frozenset(t for t, fields in NAMED_FIELDS.items() if fields == ("src", "dst"))
 
 
-def _record(name: EndpointName) -> dict[str, Any]:
+def name_record(name: EndpointName) -> dict[str, Any]:
     hit = _RECORDS.get(id(name))
     if hit is not None and hit[0] is name:
         return hit[1]
@@ -59,9 +59,9 @@ def add_names(rec: dict[str, Any], ev: Output, names: Names | None) -> dict[str,
     if type(ev) in _SRC_DST:       # nearly every event: the flows
         src, dst = names
         if type(src) is EndpointName:
-            rec["src"].update(_record(src))
+            rec["src"].update(name_record(src))
         if type(dst) is EndpointName:
-            rec["dst"].update(_record(dst))
+            rec["dst"].update(name_record(dst))
         return rec
     for field, name in zip(NAMED_FIELDS[type(ev)], names, strict=True):
         if name is None:
@@ -70,7 +70,7 @@ def add_names(rec: dict[str, Any], ev: Output, names: Names | None) -> dict[str,
         if target is None:
             continue
         if isinstance(name, EndpointName):
-            target.update(_record(name))
+            target.update(name_record(name))
         elif isinstance(name, PodName):  # a process's pod: its names beside the uid
             target.update(namespace=name.namespace, name=name.name,
                           hostNetwork=name.host_network)
@@ -96,4 +96,4 @@ def pod_label(name: Any) -> str:
     return str(name) if isinstance(name, PodName) else ""
 
 
-__all__ = ["SCOPE_POD", "add_names", "endpoint_label", "pod_label"]
+__all__ = ["SCOPE_POD", "add_names", "endpoint_label", "name_record", "pod_label"]

@@ -56,7 +56,56 @@ class ReplaySource:
             self._stats.decode_errors = self.end.info.decode_errors
         return self._stats
 
+    def _other(self, item: object) -> None:
+        """A record that is not an event: handed on (metadata, node state) or kept."""
+        if isinstance(item, MetadataRecord):
+            if self.metadata is not None:
+                item.deliver(self.metadata)
+        elif isinstance(item, NodeState):
+            self.node_states.append(item)
+            if self.on_node_state is not None:
+                self.on_node_state(item)
+        elif isinstance(item, EndRecord):
+            self.end = item
+
     def batches(self, stop: threading.Event) -> Iterator[list[Event]]:
+        if self.speed is None and self.since_ns is None and self.until_ns is None:
+            return self._every_event(stop)
+        return self._selected_events(stop)
+
+    def _every_event(self, stop: threading.Event) -> Iterator[list[Event]]:
+        """--fast, no window: the loop of every event, as short as it can be (stop is
+        looked at once a batch)."""
+        batch: list[Event] = []
+        append = batch.append
+        lost = self._lost
+        for item in self.reader:
+            t = type(item)
+            if t in _EVENT_TYPES:
+                if t is LostEvent:
+                    lost[item.layer] = item.total   # type: ignore[union-attr]
+                append(item)   # type: ignore[arg-type]
+                if len(batch) >= BATCH_MAX:
+                    if stop.is_set():
+                        return
+                    self._stats.received += len(batch)
+                    yield batch
+                    batch = []
+                    append = batch.append
+                continue
+            if batch and isinstance(item, MetadataRecord | NodeState):
+                if stop.is_set():
+                    return
+                self._stats.received += len(batch)
+                yield batch      # the events recorded before it
+                batch = []
+                append = batch.append
+            self._other(item)
+        if batch and not stop.is_set():
+            self._stats.received += len(batch)
+            yield batch
+
+    def _selected_events(self, stop: threading.Event) -> Iterator[list[Event]]:
         batch: list[Event] = []
         since, until = self.since_ns, self.until_ns
         paced = self.speed is not None
@@ -67,19 +116,10 @@ class ReplaySource:
             if stop.is_set():
                 break
             if type(item) not in _EVENT_TYPES:     # nearly every item is an event
-                if isinstance(item, MetadataRecord | NodeState):
-                    if batch:
-                        yield batch
-                        batch = []
-                    if isinstance(item, MetadataRecord):
-                        if self.metadata is not None:
-                            item.deliver(self.metadata)
-                    else:
-                        self.node_states.append(item)
-                        if self.on_node_state is not None:
-                            self.on_node_state(item)
-                elif isinstance(item, EndRecord):
-                    self.end = item
+                if batch and isinstance(item, MetadataRecord | NodeState):
+                    yield batch
+                    batch = []
+                self._other(item)
                 continue    # and sync markers
             ev: Event = item   # type: ignore[assignment]   # (narrowed by the type test)
             wall = ev.wall_ns

@@ -1,0 +1,347 @@
+"""-o jsonl lines of the kinds a node prints most (flow, tcp, drop), with the values
+that repeat from line to line encoded once.
+
+A flow line is 400-1000 bytes, most of them in its two endpoints with their
+Kubernetes names (docs/events.md); the same endpoint appears in every report of its
+flow at every hook, the same pod in every line of its traffic.  Building those nested
+dicts for every line and encoding them again cost more than the rest of the line
+(4.7 us of a replayed event's 11.6).  Here an endpoint with its names, a process, a
+pod, a hook's fields and a TCP flags list are encoded once, keyed by their values (a
+name by identity: the resolver hands out the same few name objects,
+tracer/sinks/names.py), and only the line's own fields are formatted per event: flow
+and tcp lines as text with slots, drop lines as a dict with `orjson.Fragment`s.
+
+The bytes are those of the canonical form, `float_free_line(add_names(event_record(ev),
+ev, names))` (records.py, names.py, jsonline.py), which is what `json.dumps` writes:
+- every cached part is the json module's encoding of the canonical sub-record (the
+  json module's output is compositional: a value is encoded the same wherever it
+  sits, and it is ASCII);
+- a drop line around its fragments is orjson's, kept under jsonline.py's rule
+  (printable ASCII only); any other, and any value orjson refuses, goes the canonical
+  way.
+tests/unit/test_jsonl_fragments.py compares the two on random events and names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tracer.diagnosis.finding import Finding
+from tracer.metadata.names import SCOPE_SERVICE, EndpointName, PodName
+from tracer.model import (
+    DropEvent,
+    Endpoint,
+    FlowEvent,
+    NatEvent,
+    PodRef,
+    Process,
+    TcpEvent,
+    proto_name,
+    tcp_flag_names,
+)
+from tracer.pipeline.enrich import Names
+from tracer.sinks.jsonline import float_free_line, json_line
+from tracer.sinks.names import add_names, name_record
+from tracer.sinks.records import (
+    Output,
+    endpoint,
+    event_record,
+    forwarding_record,
+    pod_record,
+    process_record,
+)
+from tracer.timefmt import rfc3339_ns
+
+Fragment = orjson.Fragment
+_OPTS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_DEL = b"\x7f"
+CACHE_MAX = 4096     # entries per cache; cleared when full (a node has few endpoints)
+
+
+def _json(value: Any) -> str:
+    """A value as the json module writes it (ASCII)."""
+    return json_line(value).decode()
+
+
+_TEXTS: dict[str | None, str] = {}
+
+
+def _text(value: str | None) -> str:
+    """A short string field (an event name, a state) as JSON, cached."""
+    text = _TEXTS.get(value)
+    if text is None:
+        if len(_TEXTS) >= CACHE_MAX:
+            _TEXTS.clear()
+        text = _TEXTS[value] = _json(value)
+    return text
+
+
+# wall time -> its text: a flow's first and last times repeat in each of its reports
+_TIMES: dict[int, str] = {}
+
+
+def _time(wall_ns: int) -> str:
+    text = _TIMES.get(wall_ns)
+    if text is None:
+        if len(_TIMES) >= CACHE_MAX:
+            _TIMES.clear()
+        text = _TIMES[wall_ns] = rfc3339_ns(wall_ns)
+    return text
+
+
+# every value of the flags byte (twice per TCP flow line)
+_FLAG_TEXT = tuple(_json(tcp_flag_names(f)) for f in range(256))
+_FLAGS = tuple(Fragment(text.encode()) for text in _FLAG_TEXT)
+
+
+def _flags(flags: int) -> Any:
+    return _FLAGS[flags] if 0 <= flags < 256 else tcp_flag_names(flags)
+
+
+def _flag_text(flags: int) -> str:
+    return _FLAG_TEXT[flags] if 0 <= flags < 256 else _json(tcp_flag_names(flags))
+
+
+# (ip, port, id(name)) -> (name, its JSON, the same as a fragment): the name is kept
+# so that its id is not reused while the entry lives
+_ENDS: dict[tuple[Any, Any, int], tuple[Any, str, Fragment]] = {}
+
+
+def _end(ep: Endpoint, name: Any) -> tuple[Any, str, Fragment]:
+    key = (ep.ip, ep.port, id(name))
+    hit = _ENDS.get(key)
+    if hit is not None and hit[0] is name:
+        return hit
+    rec = endpoint(ep)
+    if isinstance(name, EndpointName):
+        rec.update(name_record(name))
+    text = float_free_line(rec)
+    if len(_ENDS) >= CACHE_MAX:
+        _ENDS.clear()
+    hit = _ENDS[key] = (name, text.decode(), Fragment(text))
+    return hit
+
+
+_PROCESSES: dict[tuple[int, str, int], str] = {}
+
+
+def _process(p: Process | None) -> str:
+    if p is None:
+        return "null"
+    key = (p.pid, p.comm, p.cgroup_id)
+    text = _PROCESSES.get(key)
+    if text is None:
+        if len(_PROCESSES) >= CACHE_MAX:
+            _PROCESSES.clear()
+        text = _PROCESSES[key] = _json(process_record(p))
+    return text
+
+
+_PODS: dict[tuple[Any, ...], tuple[Any, str]] = {}
+
+
+def _pod(ref: PodRef | None, name: Any) -> str:
+    if ref is None:
+        return "null"
+    key = (ref.uid, ref.container_id, ref.runtime, ref.qos, ref.cgroup, id(name))
+    hit = _PODS.get(key)
+    if hit is not None and hit[0] is name:
+        return hit[1]
+    rec = pod_record(ref)
+    assert rec is not None
+    if isinstance(name, EndpointName):
+        rec.update(name_record(name))
+    elif isinstance(name, PodName):
+        rec.update(namespace=name.namespace, name=name.name, hostNetwork=name.host_network)
+    text = _json(rec)
+    if len(_PODS) >= CACHE_MAX:
+        _PODS.clear()
+    _PODS[key] = (name, text)
+    return text
+
+
+# --- flow and tcp: text with slots, records.py's field order --------------------------
+#
+# A flow's hook fields are the same for every report of every flow at that hook, its
+# endpoints repeat in every report: they come from caches, counters and times are
+# formatted in.  Every slot holds JSON as the json module writes it (ASCII; ints with
+# the format `d`, which is int.__repr__ as in json), so the line needs no encoder and
+# no check.
+
+_HOOKS: dict[tuple[Any, ...], str] = {}
+
+
+def _hook(key: tuple[Any, ...]) -> str:
+    netns, ifname, ifindex, role, direction, report, proto, family = key
+    text = (f'"netns":{_json(netns)},"ifname":{_json(ifname or None)},'
+            f'"ifindex":{_json(ifindex)},"role":{_json(role or None)},'
+            f'"direction":{_json(direction)},"report":{_json(report)},'
+            f'"proto":{_json(proto_name(proto))},"family":{_json(f"ipv{family}")}')
+    if len(_HOOKS) >= CACHE_MAX:
+        _HOOKS.clear()
+    _HOOKS[key] = text
+    return text
+
+
+_TAILS: dict[tuple[Any, ...], str] = {}
+
+
+def _tail(key: tuple[Any, ...]) -> str:
+    proto, flags_seen, flags, marks, icmp_type, icmp_code = key
+    tail = ""
+    if proto == 6:
+        tail = (f',"tcp_flags":{_flag_text(flags_seen)}'
+                f',"packet_tcp_flags":{_flag_text(flags)}')
+    if marks:
+        tail += ',"marks":' + _json(list(marks))
+    if icmp_type is not None:
+        tail += ',"icmp":' + _json({"type": icmp_type, "code": icmp_code})
+    if len(_TAILS) >= CACHE_MAX:
+        _TAILS.clear()
+    _TAILS[key] = tail
+    return tail
+
+
+def _flow_line(ev: FlowEvent, names: Names | None) -> bytes:
+    src, dst = names if names is not None else (None, None)
+    hook = (ev.netns, ev.ifname, ev.ifindex, ev.role, ev.direction, ev.report, ev.proto,
+            ev.family)
+    tail = (ev.proto, ev.tcp_flags_seen, ev.tcp_flags, ev.marks, ev.icmp_type,
+            ev.icmp_code)
+    # an f-string: % formatting parses its template every time, twice the cost
+    return (f'{{"kind":"flow","time":"{rfc3339_ns(ev.wall_ns)}",'
+            f'{_HOOKS.get(hook) or _hook(hook)},'
+            f'"src":{_end(ev.src, src)[1]},"dst":{_end(ev.dst, dst)[1]},'
+            f'"packets":{ev.packets:d},"bytes":{ev.bytes:d},'
+            f'"first":"{_time(ev.first_wall_ns)}","last":"{_time(ev.last_wall_ns)}"'
+            f'{_TAILS.get(tail) or _tail(tail)}}}').encode()
+
+
+def _tcp_line(ev: TcpEvent, names: Names | None) -> bytes:
+    src, dst, pod = names if names is not None else (None, None, None)
+    duration = "null" if ev.duration_ns is None else f"{ev.duration_ns:d}"
+    return (f'{{"kind":"tcp","time":"{rfc3339_ns(ev.wall_ns)}","netns":{ev.netns:d},'
+            f'"event":{_text(ev.event)},'
+            f'"family":{_text(f"ipv{ev.family}" if ev.family else None)},'
+            f'"src":{_end(ev.src, src)[1]},"dst":{_end(ev.dst, dst)[1]},'
+            f'"state":{_text(ev.state)},"old_state":{_text(ev.old_state)},'
+            f'"error":{_text(ev.error)},"error_raw":{ev.error_raw:d},'
+            f'"duration_ns":{duration},"syn_retransmits":{ev.syn_retransmits:d},'
+            f'"process":{_process(ev.process)},"pod":{_pod(ev.pod, pod)}}}').encode()
+
+
+_NAT = ('{{"kind":"nat","time":"{time}","netns":{netns:d},"proto":{proto},'
+        '"family":{family},"orig":{{"src":{osrc},"dst":{odst}}},'
+        '"reply":{{"src":{rsrc},"dst":{rdst}}},{status},"origin":{origin}{tail}}}')
+
+# id(name) -> (name, the JSON of what it adds to a nat line: "service", "backend")
+_NAT_NAMES: dict[tuple[str, int], tuple[Any, str]] = {}
+
+
+def _nat_name(what: str, name: Any) -> str:
+    hit = _NAT_NAMES.get((what, id(name)))
+    if hit is not None and hit[0] is name:
+        return hit[1]
+    text = ""
+    if what == "service" and isinstance(name, EndpointName) \
+            and name.scope == SCOPE_SERVICE and name.service is not None:
+        text = ',"service":' + _json(name.service.record())
+    elif what == "backend" and isinstance(name, EndpointName) and name.pod is not None:
+        text = ',"backend":' + _json({**name.pod.record(), "node": name.node})
+    if len(_NAT_NAMES) >= CACHE_MAX:
+        _NAT_NAMES.clear()
+    _NAT_NAMES[(what, id(name))] = (name, text)
+    return text
+
+
+def _nat_line(ev: NatEvent, names: Names | None) -> bytes:
+    osrc, odst, rsrc, rdst = names if names is not None else (None, None, None, None)
+    translation = ev.translation
+    tail = ""
+    if ev.manip is not None:
+        tail += ',"manip":' + _text(ev.manip)
+    if ev.ct_event is not None:
+        tail += ',"ct_event":' + _text(ev.ct_event)
+    if names is not None:
+        tail += _nat_name("service", odst)
+        if "dnat" in translation:
+            tail += _nat_name("backend", rsrc)
+    status = (f'"translation":{_text_list(translation)},'
+              f'"replied":{"true" if ev.replied else "false"}')
+    return _NAT.format(
+        time=rfc3339_ns(ev.wall_ns), netns=ev.netns, proto=_text(proto_name(ev.proto)),
+        family=_text(f"ipv{ev.family}"), osrc=_end(ev.orig_src, osrc)[1],
+        odst=_end(ev.orig_dst, odst)[1], rsrc=_end(ev.reply_src, rsrc)[1],
+        rdst=_end(ev.reply_dst, rdst)[1], status=status, origin=_text(ev.origin),
+        tail=tail).encode()
+
+
+_LISTS: dict[tuple[str, ...], str] = {}
+
+
+def _text_list(values: tuple[str, ...]) -> str:
+    text = _LISTS.get(values)
+    if text is None:
+        if len(_LISTS) >= CACHE_MAX:
+            _LISTS.clear()
+        text = _LISTS[values] = _json(list(values))
+    return text
+
+
+# --- drop: a dict with fragments, encoded by orjson -----------------------------------
+
+def _drop(ev: DropEvent, names: Names | None) -> dict[str, Any]:
+    src, dst = names if names is not None else (None, None)
+    rec: dict[str, Any] = {
+        "kind": "drop",
+        "time": rfc3339_ns(ev.wall_ns),
+        "netns": ev.netns,
+        "ifname": ev.ifname or None,
+        "ifindex": ev.ifindex,
+        "proto": proto_name(ev.proto) if ev.family else None,
+        "family": f"ipv{ev.family}" if ev.family else None,
+        "src": _end(ev.src, src)[2],
+        "dst": _end(ev.dst, dst)[2],
+        "reason": ev.reason,
+        "reason_raw": ev.reason_raw,
+        "location": ev.location,
+        "len": ev.length,
+        "count": ev.count,
+    }
+    if ev.proto == 6:
+        rec["tcp_flags"] = _flags(ev.tcp_flags)
+    if ev.icmp_type is not None:
+        rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
+    if ev.marks:
+        rec["marks"] = list(ev.marks)
+    if ev.forwarding is not None:
+        rec["forwarding"] = forwarding_record(ev.forwarding)
+    return rec
+
+
+def canonical_line(ev: Output, names: Names | None) -> bytes:
+    """The line as records.py and names.py define it (no newline)."""
+    if isinstance(ev, Finding):
+        return json_line(event_record(ev))
+    return float_free_line(add_names(event_record(ev), ev, names))
+
+
+def jsonl_line(ev: Output, names: Names | None) -> bytes:
+    """canonical_line(ev, names), byte for byte, from cached parts where it can."""
+    if type(ev) is FlowEvent:
+        return _flow_line(ev, names)
+    if type(ev) is TcpEvent:
+        return _tcp_line(ev, names)
+    if type(ev) is NatEvent:
+        return _nat_line(ev, names)
+    if type(ev) is DropEvent:
+        try:
+            out = orjson.dumps(_drop(ev, names), option=_OPTS)
+        except orjson.JSONEncodeError:
+            pass
+        else:
+            if out.isascii() and _DEL not in out:
+                return out
+    return canonical_line(ev, names)
