@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -172,13 +171,23 @@ def schema() -> dict[str, Any]:
             "structs": [[name, _column_list(columns(cls))] for name, cls in structs.items()]}
 
 
-def struct_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
-    """An object -> its column values, in C (attrgetter follows dotted names)."""
+def struct_getter(cls: type, prefix: tuple[int, ...] = ()) -> Callable[[Any], tuple[Any, ...]]:
+    """An object -> `prefix` then its column values.
+
+    Compiled to one function per class, `(p0, p1, obj.a, obj.src.ip, ...)`: the
+    interpreter's specialised slot loads take 0.15 us for a flow's 23 columns where
+    operator.attrgetter and a tuple concatenation took 0.4 (a recording's largest
+    per-event cost).  Only our own dataclasses' field names and integer constants go
+    into the source, never text from a file."""
     names = [c.name for c in columns(cls)]
-    if len(names) == 1:
-        one = operator.attrgetter(names[0])
-        return lambda obj: (one(obj),)
-    get: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*names)
+    for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ValueError(f"{cls.__name__}: column {name!r} is not an attribute path")
+    items = [str(int(p)) for p in prefix] + [f"obj.{name}" for name in names]
+    source = f"def get(obj):\n    return ({', '.join(items)},)\n"
+    scope: dict[str, Any] = {}
+    exec(compile(source, f"<columns of {cls.__name__}>", "exec"), scope)
+    get: Callable[[Any], tuple[Any, ...]] = scope["get"]
     return get
 
 

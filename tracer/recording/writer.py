@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+import ormsgpack
 
 from tracer import __version__
 from tracer.errors import TracerError
@@ -96,17 +97,25 @@ def build_header(facts: SessionFacts, argv: Sequence[str], part: int) -> dict[st
 
 
 class EventEncoder:
-    """Model events -> msgpack event records, into one buffer per batch."""
+    """Model events (and the other records) -> msgpack records, one buffer per batch.
+
+    Event records are packed by ormsgpack (Rust): 0.26 us for a 25-column flow record
+    where msgpack's Packer takes 0.44, a fifth of what recording costs a live session
+    per event.  The bytes are msgpack's own (tests/unit/test_recording_writer_bytes.py
+    checks any event), so the format does not depend on which library wrote it."""
+
+    _OPTS = ormsgpack.OPT_PASSTHROUGH_DATACLASS   # optional structs: as column arrays
 
     def __init__(self) -> None:
-        self.packer = msgpack.Packer(default=self._struct, autoreset=False)
-        self._kinds: dict[type, tuple[tuple[int, int], Callable[[Any], tuple[Any, ...]]]] = {
-            cls: ((int(Rec.EVENT), i), struct_getter(cls))
+        self.packer = msgpack.Packer(default=self._struct)
+        self._parts: list[bytes] = []
+        self._kinds: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+            cls: struct_getter(cls, (int(Rec.EVENT), i))
             for i, cls in enumerate(EVENT_TYPES.values())}
         self._structs: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
     def _struct(self, obj: object) -> tuple[Any, ...]:
-        # msgpack calls this for what it cannot pack itself: the optional structs
+        # called for what the packer cannot pack itself: the optional structs
         get = self._structs.get(type(obj))
         if get is None:
             if not hasattr(obj, "__dataclass_fields__"):
@@ -115,19 +124,19 @@ class EventEncoder:
         return get(obj)
 
     def events(self, batch: Sequence[Event]) -> int:
-        pack = self.packer.pack
+        packb, opts, default = ormsgpack.packb, self._OPTS, self._struct
         kinds = self._kinds
+        parts = self._parts
         for ev in batch:
-            prefix, get = kinds[type(ev)]
-            pack(prefix + get(ev))
+            parts.append(packb(kinds[type(ev)](ev), default=default, option=opts))
         return len(batch)
 
     def record(self, rec: Sequence[Any]) -> None:
-        self.packer.pack(rec)
+        self._parts.append(self.packer.pack(rec))
 
     def take(self) -> bytes:
-        data: bytes = self.packer.bytes()
-        self.packer.reset()
+        data = b"".join(self._parts)
+        self._parts.clear()
         return data
 
 
