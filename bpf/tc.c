@@ -22,6 +22,19 @@
 
 BPF_TABLE("lru_hash", struct flow_key, struct flow_val, flows, FLOW_TABLE_SIZE);
 
+/* A run of packets of one flow on one CPU (a TCP stream's segments, a UDP burst) is
+ * counted here first, per CPU and direction, and added to the flow's entry once every
+ * FLOW_PENDING_MAX packets or when another flow comes: the shared entry (hash bucket,
+ * element, two atomics) costs several cache misses a packet in the datapath, this
+ * slot one.  Control packets (SYN/FIN/RST) and a flow's first packet always take the
+ * entry, so every report stays as before; counts in `update` records lag by at most
+ * FLOW_PENDING_MAX - 1 packets a CPU, and the final records at exit add what is still
+ * pending (tracer/kernel/loader.py: unreported_flows). */
+#ifndef FLOW_PENDING_MAX
+#define FLOW_PENDING_MAX 64
+#endif
+BPF_PERCPU_ARRAY(flow_pending, struct flow_pending, 2);	/* by enum flow_direction */
+
 /* Parse Ethernet / IPv4 / IPv6 / TCP / UDP / ICMP with direct packet access.
  * Returns 0 with `key` and `*flags` filled, -1 for anything else (not traced). */
 static __always_inline int tc_parse(struct __sk_buff *skb, struct flow_key *key, u8 *flags)
@@ -194,6 +207,53 @@ static __always_inline void emit_flow(const struct flow_key *key, const struct f
 	events.ringbuf_submit(e, RB_FLAGS);
 }
 
+static __always_inline int flow_key_eq(const struct flow_key *a, const struct flow_key *b)
+{
+	const u32 *x = (const u32 *)a;
+	const u32 *y = (const u32 *)b;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(struct flow_key) / 4); i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+/* The next packets of `key` on this CPU are counted in `p` (its entry exists). */
+static __always_inline void flow_arm(struct flow_pending *p, const struct flow_key *key)
+{
+	if (p)
+		__builtin_memcpy(&p->key, key, sizeof(*key));
+}
+
+/* Add what `p` counted to its flow's entry; report an update if one is due. */
+static __always_inline void flow_flush(struct flow_pending *p, u64 now)
+{
+	struct flow_val *v = flows.lookup(&p->key);
+
+	if (!v) {
+		/* evicted since (the table is full): these packets cannot be told; the
+		 * flow's next packet takes the slow path and enters it again */
+		count_loss(LOSS_FLOW_MAP_FULL);
+		p->key.family = 0;
+	} else {
+		__sync_fetch_and_add(&v->packets, p->packets);
+		__sync_fetch_and_add(&v->bytes, p->bytes);
+		if ((v->tcp_flags_seen & p->tcp_flags) != p->tcp_flags)
+			__sync_fetch_and_or(&v->tcp_flags_seen, p->tcp_flags);
+		if (p->last_ns > v->last_ns)
+			v->last_ns = p->last_ns;
+		if (now - v->reported_ns >= FLOW_UPDATE_NS) {
+			v->reported_ns = now;
+			v->reported_packets = v->packets;
+			emit_flow(&p->key, v, 0, FLOW_UPDATE);
+		}
+	}
+	p->packets = 0;
+	p->bytes = 0;
+	p->tcp_flags = 0;
+}
+
 static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 {
 	struct flow_key key = {};
@@ -223,6 +283,22 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 	}
 #endif
 	u32 len = skb->len;
+	int slot = direction;
+	struct flow_pending *p = flow_pending.lookup(&slot);
+	if (p) {
+		if (!(flags & TCP_CONTROL_FLAGS) && p->key.family && flow_key_eq(&p->key, &key)) {
+			p->packets++;
+			p->bytes += len;
+			p->tcp_flags |= flags;
+			p->last_ns = now;
+			if (p->packets >= FLOW_PENDING_MAX)
+				flow_flush(p, now);
+			return TC_ACT_UNSPEC;
+		}
+		if (p->packets)
+			flow_flush(p, now);
+		p->key.family = 0;	/* armed again below, once this packet has its entry */
+	}
 	struct flow_val *v = flows.lookup(&key);
 	if (!v) {
 		struct flow_val fresh = {};
@@ -236,6 +312,7 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 		int err = flows.insert(&key, &fresh);
 		if (err == 0) {
 			emit_flow(&key, &fresh, flags, FLOW_NEW);
+			flow_arm(p, &key);
 			return TC_ACT_UNSPEC;
 		}
 		/* -EEXIST: another CPU created it first; anything else: no room */
@@ -261,5 +338,6 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 		v->reported_packets = v->packets;
 		emit_flow(&key, v, flags, FLOW_UPDATE);
 	}
+	flow_arm(p, &key);
 	return TC_ACT_UNSPEC;
 }

@@ -114,6 +114,10 @@ FLOW_VAL = WireStruct("flow_val", Field("first_ns", "Q"), Field("last_ns", "Q"),
                       Field("reported_ns", "Q"), Field("packets", "Q"), Field("bytes", "Q"),
                       Field("tcp_flags_seen", "Q"), Field("reported_packets", "Q"))
 
+FLOW_PENDING = WireStruct("flow_pending", FLOW_KEY.nested("key"), Field("_pad", "I"),
+                          Field("packets", "Q"), Field("bytes", "Q"), Field("tcp_flags", "Q"),
+                          Field("last_ns", "Q"))
+
 FLOW = WireStruct("ev_flow", HDR.nested("hdr"), TUPLE.nested("tuple"),
                   Field("first_ns", "Q"), Field("last_ns", "Q"), Field("packets", "Q"),
                   Field("bytes", "Q"), Field("ifindex", "I"), Field("direction", "B"),
@@ -192,5 +196,5 @@ RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKin
                                      EvKind.ROUTE: ROUTE, EvKind.NEIGH: NEIGH,
                                      EvKind.ICMP: ICMP, EvKind.TCP: TCP, EvKind.SOCK: SOCK}
 # Map entries user space reads directly (checked against events.h like the records).
-MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL, DROP_KEY, DROP_VAL, ROUTE_KEY,
-                                       ICMP6_KEY, TCP_HANDSHAKE, SOCK_CALL)
+MAP_STRUCTS: tuple[WireStruct, ...] = (FLOW_KEY, FLOW_VAL, FLOW_PENDING, DROP_KEY, DROP_VAL,
+                                       ROUTE_KEY, ICMP6_KEY, TCP_HANDSHAKE, SOCK_CALL)

@@ -119,6 +119,17 @@ struct flow_val {
 	__u64 reported_packets;	/* `packets` when last reported: more since -> a final record */
 };
 
+/* What one CPU's tc hook of one direction counted for the flow it saw last and has not
+ * yet added to that flow's entry in `flows` (tc.c: flow_pending). */
+struct flow_pending {
+	struct flow_key key;	/* family 0: nothing armed */
+	__u32 _pad;
+	__u64 packets;
+	__u64 bytes;
+	__u64 tcp_flags;
+	__u64 last_ns;
+};
+
 struct ev_flow {
 	struct ev_hdr hdr;
 	struct ev_tuple tuple;	/* tuple.tcp_flags: this packet's flags */

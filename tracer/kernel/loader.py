@@ -388,8 +388,21 @@ class Module:
         their last report: the ending update of each, read once at exit."""
         if "tc" not in self.spec.families:
             return []
-        return [(bytes(k), bytes(v)) for k, v in self.bpf["flows"].items()
-                if v.packets > v.reported_packets]
+        flows = {bytes(k): v for k, v in self.bpf["flows"].items()}
+        # what each CPU counted and had not yet added (tc.c: flow_pending), read after
+        # the table: a flush in between leaves those packets out of this last count
+        # (at most FLOW_PENDING_MAX - 1 a CPU), never counts them twice
+        pending = self.bpf["flow_pending"]
+        for slot in range(len(pending)):
+            for p in pending[ctypes.c_int(slot)]:
+                v = flows.get(bytes(p.key))
+                if not p.packets or not p.key.family or v is None:
+                    continue
+                v.packets += p.packets
+                v.bytes += p.bytes
+                v.tcp_flags_seen |= p.tcp_flags
+                v.last_ns = max(v.last_ns, p.last_ns)
+        return [(k, bytes(v)) for k, v in flows.items() if v.packets > v.reported_packets]
 
     def loss_counts(self) -> list[int]:
         """Per-slot totals of the per-CPU loss counters (enum loss_slot)."""
