@@ -7,13 +7,13 @@ was left below the wake-up threshold must come out in the final drain."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from tracer.lab.netns import Netns, veth
+from tests.kernel.veth_pair import veth_pair
+from tracer.lab.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
@@ -73,18 +73,8 @@ print(json.dumps({"poke": out.strip(), "before_stop": before_stop, "total": len(
 
 @pytest.fixture
 def pair() -> Iterator[tuple[Netns, Netns]]:
-    a, b = Netns(f"nt-rbw-a-{os.getpid()}"), Netns(f"nt-rbw-b-{os.getpid()}")
-    for ns in (a, b):
-        ns.delete()
-        ns.create()
-    try:
-        veth(a, "eth0", b, "eth0")
-        a.ip("addr", "add", f"{A_IP}/24", "dev", "eth0")
-        b.ip("addr", "add", f"{B_IP}/24", "dev", "eth0")
-        yield a, b
-    finally:
-        for ns in (a, b):
-            ns.delete()
+    with veth_pair("rbw", A_IP, B_IP) as ends:
+        yield ends
 
 
 def test_a_burst_wakes_the_sleeping_reader_and_nothing_is_lost(

@@ -4,36 +4,26 @@ carries every packet sent, the ones still pending at exit included."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.kernel.tracing import of, poke, tracing
-from tracer.lab.netns import Netns, veth
+from tests.kernel.veth_pair import veth_pair
+from tracer.lab.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
 A_IP, B_IP = "10.98.4.1", "10.98.4.2"
-SENT = 1000            # not a multiple of 64: 40 are still pending at exit
+SENT = 1000            # 1 + 15 x 64 reach the entry while tracing; 39 are pending at exit
 PORT, SPORT = 9, 41234
 
 
 @pytest.fixture
 def pair() -> Iterator[tuple[Netns, Netns]]:
-    a, b = Netns(f"nt-tfc-a-{os.getpid()}"), Netns(f"nt-tfc-b-{os.getpid()}")
-    for ns in (a, b):
-        ns.delete()
-        ns.create()
-    try:
-        veth(a, "eth0", b, "eth0")
-        a.ip("addr", "add", f"{A_IP}/24", "dev", "eth0")
-        b.ip("addr", "add", f"{B_IP}/24", "dev", "eth0")
-        yield a, b
-    finally:
-        for ns in (a, b):
-            ns.delete()
+    with veth_pair("tfc", A_IP, B_IP) as ends:
+        yield ends
 
 
 @pytest.mark.parametrize("runs", [1, 3])

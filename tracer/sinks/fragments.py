@@ -46,9 +46,9 @@ from tracer.sinks.jsonline import float_free_line, json_line
 from tracer.sinks.names import add_names, name_record
 from tracer.sinks.records import (
     Output,
+    drop_record,
     endpoint,
     event_record,
-    forwarding_record,
     pod_record,
     process_record,
 )
@@ -294,31 +294,7 @@ def _text_list(values: tuple[str, ...]) -> str:
 
 def _drop(ev: DropEvent, names: Names | None) -> dict[str, Any]:
     src, dst = names if names is not None else (None, None)
-    rec: dict[str, Any] = {
-        "kind": "drop",
-        "time": rfc3339_ns(ev.wall_ns),
-        "netns": ev.netns,
-        "ifname": ev.ifname or None,
-        "ifindex": ev.ifindex,
-        "proto": proto_name(ev.proto) if ev.family else None,
-        "family": f"ipv{ev.family}" if ev.family else None,
-        "src": _end(ev.src, src)[2],
-        "dst": _end(ev.dst, dst)[2],
-        "reason": ev.reason,
-        "reason_raw": ev.reason_raw,
-        "location": ev.location,
-        "len": ev.length,
-        "count": ev.count,
-    }
-    if ev.proto == 6:
-        rec["tcp_flags"] = _flags(ev.tcp_flags)
-    if ev.icmp_type is not None:
-        rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
-    if ev.marks:
-        rec["marks"] = list(ev.marks)
-    if ev.forwarding is not None:
-        rec["forwarding"] = forwarding_record(ev.forwarding)
-    return rec
+    return drop_record(ev, _end(ev.src, src)[2], _end(ev.dst, dst)[2], _flags)
 
 
 def canonical_line(ev: Output, names: Names | None) -> bytes:

@@ -31,7 +31,10 @@ def endpoint(ep: Endpoint) -> dict[str, Any]:
     return {"ip": ep.ip, "port": ep.port}
 
 
-def drop_record(ev: DropEvent) -> dict[str, Any]:
+def drop_record(ev: DropEvent, src: Any = None, dst: Any = None,
+                flags: Callable[[int], Any] = tcp_flag_names) -> dict[str, Any]:
+    """`src`, `dst`: the endpoints already rendered (the jsonl sink passes cached JSON
+    fragments with their names, tracer/sinks/fragments.py); `flags` renders TCP flags."""
     rec: dict[str, Any] = {
         "kind": "drop",
         "time": rfc3339_ns(ev.wall_ns),
@@ -40,8 +43,8 @@ def drop_record(ev: DropEvent) -> dict[str, Any]:
         "ifindex": ev.ifindex,
         "proto": proto_name(ev.proto) if ev.family else None,
         "family": f"ipv{ev.family}" if ev.family else None,
-        "src": endpoint(ev.src),
-        "dst": endpoint(ev.dst),
+        "src": endpoint(ev.src) if src is None else src,
+        "dst": endpoint(ev.dst) if dst is None else dst,
         "reason": ev.reason,
         "reason_raw": ev.reason_raw,
         "location": ev.location,
@@ -49,7 +52,7 @@ def drop_record(ev: DropEvent) -> dict[str, Any]:
         "count": ev.count,
     }
     if ev.proto == 6:
-        rec["tcp_flags"] = tcp_flag_names(ev.tcp_flags)
+        rec["tcp_flags"] = flags(ev.tcp_flags)
     if ev.icmp_type is not None:
         rec["icmp"] = {"type": ev.icmp_type, "code": ev.icmp_code}
     if ev.marks:
