@@ -6,7 +6,7 @@ wake the reader only every 64th record of a CPU (common.h: rb_flags), not per re
 events under load).  So the reader sleeps in poll() on the ring buffer and the other
 inputs' sockets: a burst or a conntrack message wakes it at once, a trickle within
 `idle_wait_s`; while events flow it drains every `drain_interval_s`, so each drain
-is a batch.  Idle, that is ~10 wake-ups a second instead of 100 on a timer: the CPU
+is a batch.  Idle, that is ~15 wake-ups a second instead of 100 on a timer: the CPU
 an idle tracer takes comes off the workloads of the node it watches.
 """
 
