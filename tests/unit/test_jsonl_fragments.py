@@ -77,7 +77,7 @@ def test_a_cached_endpoint_takes_each_name_object_it_comes_with() -> None:
 
 
 def test_full_caches_are_cleared_and_refilled(monkeypatch: Any) -> None:
-    monkeypatch.setattr(fragments, "CACHE_MAX", 3)
+    monkeypatch.setattr(fragments._ENDS, "limit", 3)
     evs = [FlowEvent(1, 2, 3, 4, "eth0", "egress", "new", 4, 6, Endpoint("10.0.0.1", p),
                      Endpoint("10.0.0.2", 80), 2, 2, None, None, 1, 60, 2, 2)
            for p in range(10)]

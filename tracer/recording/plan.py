@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracer import frozen
+from tracer.memo import BoundedMemo
 from tracer.recording.format import FieldType, field_types
 
 
@@ -100,19 +101,10 @@ class _Flat:
     def __init__(self, cls: type, columns: list[int], limit: int) -> None:
         self.columns = tuple(columns)
         make: Callable[[tuple[Any, ...]], Any] = frozen.constructor(cls, lambda key: key)
-        interned: dict[tuple[Any, ...], Any] = {}
-        self.get = interned.get
-
-        def new(key: tuple[Any, ...]) -> Any:
-            if len(interned) >= limit:
-                interned.clear()
-            obj = interned[key] = make(key)
-            return obj
-        self.new = new
+        self.interned: BoundedMemo[tuple[Any, ...], Any] = BoundedMemo(limit, make)
 
     def __call__(self, row: list[Any]) -> Any:
-        key = tuple(row[i] for i in self.columns)
-        return self.get(key) or self.new(key)
+        return self.interned[tuple(row[i] for i in self.columns)]
 
 
 Source = int | _Tuple | _Nested | _Const | _Factory | _Flat | Callable[[list[Any]], Any]
@@ -130,10 +122,10 @@ def _expr(n: int, src: Source, ns: dict[str, Any]) -> str:
     if isinstance(src, _Const):
         ns[f"c{n}"] = src.value
         return f"c{n}"
-    if isinstance(src, _Flat):       # structs are truthy: `or` only on a miss
-        ns[f"g{n}"], ns[f"n{n}"] = src.get, src.new
+    if isinstance(src, _Flat):       # a C look-up; made only on a miss
+        ns[f"g{n}"] = src.interned.__getitem__
         key = "".join(f"row[{i}], " for i in src.columns)
-        return f"(g{n}(k{n} := ({key})) or n{n}(k{n}))"
+        return f"g{n}(({key}))"
     ns[f"x{n}"] = src
     return f"x{n}(row)"
 
@@ -206,9 +198,8 @@ class Plan:
         return decode
 
     def _interned(self, decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        interned: dict[tuple[Any, ...], Any] = {}
-        length, sigs, validate, limit = self.length, self._sigs, self._validate, \
-            self.MAX_INTERNED
+        interned: BoundedMemo[tuple[Any, ...], Any] = BoundedMemo(self.MAX_INTERNED)
+        length, sigs, validate = self.length, self._sigs, self._validate
 
         def decode_interned(row: Any) -> Any:
             if type(row) is not list or len(row) != length:
@@ -217,11 +208,7 @@ class Plan:
                 validate(row)
             key = tuple(row)      # validated: scalars, hashable
             hit = interned.get(key)
-            if hit is None:
-                if len(interned) >= limit:
-                    interned.clear()
-                hit = interned[key] = decode(row)
-            return hit
+            return interned.keep(key, decode(row)) if hit is None else hit
         return decode_interned
 
     def _validate(self, row: list[Any]) -> None:

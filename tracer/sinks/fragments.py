@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from tracer.diagnosis.finding import Finding
+from tracer.memo import BoundedMemo
 from tracer.metadata.names import SCOPE_SERVICE, EndpointName, PodName
 from tracer.model import (
     DropEvent,
@@ -65,30 +66,13 @@ def _json(value: Any) -> str:
     return json_line(value).decode()
 
 
-_TEXTS: dict[str | None, str] = {}
-
-
-def _text(value: str | None) -> str:
-    """A short string field (an event name, a state) as JSON, cached."""
-    text = _TEXTS.get(value)
-    if text is None:
-        if len(_TEXTS) >= CACHE_MAX:
-            _TEXTS.clear()
-        text = _TEXTS[value] = _json(value)
-    return text
-
+# a short string field (an event name, a state) -> its JSON
+_TEXTS: BoundedMemo[str | None, str] = BoundedMemo(CACHE_MAX, _json)
+_text = _TEXTS.__getitem__
 
 # wall time -> its text: a flow's first and last times repeat in each of its reports
-_TIMES: dict[int, str] = {}
-
-
-def _time(wall_ns: int) -> str:
-    text = _TIMES.get(wall_ns)
-    if text is None:
-        if len(_TIMES) >= CACHE_MAX:
-            _TIMES.clear()
-        text = _TIMES[wall_ns] = rfc3339_ns(wall_ns)
-    return text
+_TIMES: BoundedMemo[int, str] = BoundedMemo(CACHE_MAX, rfc3339_ns)
+_time = _TIMES.__getitem__
 
 
 # every value of the flags byte (twice per TCP flow line)
@@ -106,7 +90,7 @@ def _flag_text(flags: int) -> str:
 
 # (ip, port, id(name)) -> (name, its JSON, the same as a fragment): the name is kept
 # so that its id is not reused while the entry lives
-_ENDS: dict[tuple[Any, Any, int], tuple[Any, str, Fragment]] = {}
+_ENDS: BoundedMemo[tuple[Any, Any, int], tuple[Any, str, Fragment]] = BoundedMemo(CACHE_MAX)
 
 
 def _end(ep: Endpoint, name: Any) -> tuple[Any, str, Fragment]:
@@ -118,13 +102,10 @@ def _end(ep: Endpoint, name: Any) -> tuple[Any, str, Fragment]:
     if isinstance(name, EndpointName):
         rec.update(name_record(name))
     text = float_free_line(rec)
-    if len(_ENDS) >= CACHE_MAX:
-        _ENDS.clear()
-    hit = _ENDS[key] = (name, text.decode(), Fragment(text))
-    return hit
+    return _ENDS.keep(key, (name, text.decode(), Fragment(text)))
 
 
-_PROCESSES: dict[tuple[int, str, int], str] = {}
+_PROCESSES: BoundedMemo[tuple[int, str, int], str] = BoundedMemo(CACHE_MAX)
 
 
 def _process(p: Process | None) -> str:
@@ -132,14 +113,10 @@ def _process(p: Process | None) -> str:
         return "null"
     key = (p.pid, p.comm, p.cgroup_id)
     text = _PROCESSES.get(key)
-    if text is None:
-        if len(_PROCESSES) >= CACHE_MAX:
-            _PROCESSES.clear()
-        text = _PROCESSES[key] = _json(process_record(p))
-    return text
+    return _PROCESSES.keep(key, _json(process_record(p))) if text is None else text
 
 
-_PODS: dict[tuple[Any, ...], tuple[Any, str]] = {}
+_PODS: BoundedMemo[tuple[Any, ...], tuple[Any, str]] = BoundedMemo(CACHE_MAX)
 
 
 def _pod(ref: PodRef | None, name: Any) -> str:
@@ -155,11 +132,7 @@ def _pod(ref: PodRef | None, name: Any) -> str:
         rec.update(name_record(name))
     elif isinstance(name, PodName):
         rec.update(namespace=name.namespace, name=name.name, hostNetwork=name.host_network)
-    text = _json(rec)
-    if len(_PODS) >= CACHE_MAX:
-        _PODS.clear()
-    _PODS[key] = (name, text)
-    return text
+    return _PODS.keep(key, (name, _json(rec)))[1]
 
 
 # --- flow and tcp: text with slots, records.py's field order --------------------------
@@ -170,22 +143,16 @@ def _pod(ref: PodRef | None, name: Any) -> str:
 # the format `d`, which is int.__repr__ as in json), so the line needs no encoder and
 # no check.
 
-_HOOKS: dict[tuple[Any, ...], str] = {}
-
-
 def _hook(key: tuple[Any, ...]) -> str:
     netns, ifname, ifindex, role, direction, report, proto, family = key
     text = (f'"netns":{_json(netns)},"ifname":{_json(ifname or None)},'
             f'"ifindex":{_json(ifindex)},"role":{_json(role or None)},'
             f'"direction":{_json(direction)},"report":{_json(report)},'
             f'"proto":{_json(proto_name(proto))},"family":{_json(f"ipv{family}")}')
-    if len(_HOOKS) >= CACHE_MAX:
-        _HOOKS.clear()
-    _HOOKS[key] = text
     return text
 
 
-_TAILS: dict[tuple[Any, ...], str] = {}
+_HOOKS: BoundedMemo[tuple[Any, ...], str] = BoundedMemo(CACHE_MAX, _hook)
 
 
 def _tail(key: tuple[Any, ...]) -> str:
@@ -198,10 +165,10 @@ def _tail(key: tuple[Any, ...]) -> str:
         tail += ',"marks":' + _json(list(marks))
     if icmp_type is not None:
         tail += ',"icmp":' + _json({"type": icmp_type, "code": icmp_code})
-    if len(_TAILS) >= CACHE_MAX:
-        _TAILS.clear()
-    _TAILS[key] = tail
     return tail
+
+
+_TAILS: BoundedMemo[tuple[Any, ...], str] = BoundedMemo(CACHE_MAX, _tail)
 
 
 def _flow_line(ev: FlowEvent, names: Names | None) -> bytes:
@@ -212,11 +179,11 @@ def _flow_line(ev: FlowEvent, names: Names | None) -> bytes:
             ev.icmp_code)
     # an f-string: % formatting parses its template every time, twice the cost
     return (f'{{"kind":"flow","time":"{rfc3339_ns(ev.wall_ns)}",'
-            f'{_HOOKS.get(hook) or _hook(hook)},'
+            f'{_HOOKS[hook]},'
             f'"src":{_end(ev.src, src)[1]},"dst":{_end(ev.dst, dst)[1]},'
             f'"packets":{ev.packets:d},"bytes":{ev.bytes:d},'
             f'"first":"{_time(ev.first_wall_ns)}","last":"{_time(ev.last_wall_ns)}"'
-            f'{_TAILS.get(tail) or _tail(tail)}}}').encode()
+            f'{_TAILS[tail]}}}').encode()
 
 
 def _tcp_line(ev: TcpEvent, names: Names | None) -> bytes:
@@ -237,7 +204,7 @@ _NAT = ('{{"kind":"nat","time":"{time}","netns":{netns:d},"proto":{proto},'
         '"reply":{{"src":{rsrc},"dst":{rdst}}},{status},"origin":{origin}{tail}}}')
 
 # id(name) -> (name, the JSON of what it adds to a nat line: "service", "backend")
-_NAT_NAMES: dict[tuple[str, int], tuple[Any, str]] = {}
+_NAT_NAMES: BoundedMemo[tuple[str, int], tuple[Any, str]] = BoundedMemo(CACHE_MAX)
 
 
 def _nat_name(what: str, name: Any) -> str:
@@ -250,10 +217,7 @@ def _nat_name(what: str, name: Any) -> str:
         text = ',"service":' + _json(name.service.record())
     elif what == "backend" and isinstance(name, EndpointName) and name.pod is not None:
         text = ',"backend":' + _json({**name.pod.record(), "node": name.node})
-    if len(_NAT_NAMES) >= CACHE_MAX:
-        _NAT_NAMES.clear()
-    _NAT_NAMES[(what, id(name))] = (name, text)
-    return text
+    return _NAT_NAMES.keep((what, id(name)), (name, text))[1]
 
 
 def _nat_line(ev: NatEvent, names: Names | None) -> bytes:
@@ -278,16 +242,9 @@ def _nat_line(ev: NatEvent, names: Names | None) -> bytes:
         tail=tail).encode()
 
 
-_LISTS: dict[tuple[str, ...], str] = {}
-
-
-def _text_list(values: tuple[str, ...]) -> str:
-    text = _LISTS.get(values)
-    if text is None:
-        if len(_LISTS) >= CACHE_MAX:
-            _LISTS.clear()
-        text = _LISTS[values] = _json(list(values))
-    return text
+_LISTS: BoundedMemo[tuple[str, ...], str] = BoundedMemo(CACHE_MAX,
+                                                       lambda values: _json(list(values)))
+_text_list = _LISTS.__getitem__
 
 
 # --- drop: a dict with fragments, encoded by orjson -----------------------------------
