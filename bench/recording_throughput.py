@@ -205,6 +205,8 @@ def replay_stages(path: Path, events: int) -> dict[str, float]:
 
 
 def decode_rate(path: Path) -> tuple[float, float]:
+    """Records (events, and the few others) to model objects per second, and events
+    per second of msgpack's framing alone (a block frames many events at once)."""
     t = time.process_time()
     with RecordingReader(path) as r:
         n = sum(1 for _ in r)
@@ -216,7 +218,8 @@ def decode_rate(path: Path) -> tuple[float, float]:
                                     max_array_len=LIMITS.max_items,
                                     max_map_len=LIMITS.max_items, max_str_len=LIMITS.max_str,
                                     max_bin_len=LIMITS.max_str)
-        n = sum(1 for _ in unpacker)
+        for _ in unpacker:
+            pass
     framing = n / (time.process_time() - t)
     return model, framing
 
@@ -261,7 +264,7 @@ def main() -> int:
         models, framings = zip(*(decode_rate(big) for _ in range(args.runs)), strict=True)
         print(f"decode-only: {statistics.median(models) / 1000:.0f} k records/s to model "
               f"events (runs: {', '.join(f'{m / 1000:.0f}' for m in models)}); "
-              f"msgpack framing with the reader's caps "
+              f"msgpack framing alone, with the reader's caps, "
               f"{statistics.median(framings) / 1000:.0f} k records/s")
     return 0
 

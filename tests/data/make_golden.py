@@ -11,7 +11,12 @@ recording holds that scenario's flow, nat, drop and tcp events, the node's state
 
 It feeds the unit tests of the recording format (truncation at every byte offset,
 corruption, replay), the TUI and diagnosis tests: keep it small (well under 200 KB).
-Regenerate it when the format's major version changes, and say so in the commit.
+
+When the format's major version changes, keep the old file as golden-X.Y.ntrec (the
+reader must still read it: tests/unit/test_recording_format.py) and re-encode the
+same session in the new format, so every test that replays it sees the same events:
+
+    PYTHONPATH=. .venv/bin/python tests/data/make_golden.py --reencode
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -68,7 +74,57 @@ def record(lab: lifecycle.Lab, tmp: Path) -> tuple[bytes, bytes]:
     return rec.read_bytes(), out
 
 
+def reencode(path: Path) -> None:
+    """The recording at `path`, rewritten in this version's format: its header's facts,
+    then every record in order (events as this version writes them)."""
+    from tracer.recording.format import MAGIC, VERSION, Rec, schema
+    from tracer.recording.metadata import MetadataRecord
+    from tracer.recording.reader import EndRecord, RecordingReader, SyncMarker
+    from tracer.recording.writer import EventEncoder, NodeState
+
+    enc = EventEncoder()
+    events: list[Any] = []
+
+    def flush_events() -> None:
+        if events:
+            enc.events(events)
+            events.clear()
+
+    with RecordingReader(path) as r:
+        if r.warnings():
+            raise SystemExit(f"{path}: {r.warnings()}")
+        enc.record([int(Rec.HEADER), MAGIC, list(VERSION), {**r.header.raw, "schema": schema()}])
+        for item in r:
+            if isinstance(item, MetadataRecord):
+                flush_events()
+                enc.record([int(Rec.METADATA), item.wall_ns, item.kind, item.action, item.obj])
+            elif isinstance(item, NodeState):
+                flush_events()
+                enc.record([int(Rec.NODE_STATE), item.wall_ns, dict(item.items)])
+            elif isinstance(item, SyncMarker):
+                flush_events()
+                enc.record([int(Rec.SYNC), item.wall_ns, item.mono_ns, item.events])
+            elif isinstance(item, EndRecord):
+                flush_events()
+                info = item.info
+                enc.record([int(Rec.END), item.wall_ns, {
+                    "reason": info.reason, "events": item.events, "received": info.received,
+                    "decode_errors": info.decode_errors, "lost": dict(info.lost),
+                    "next_part": item.next_part}])
+            else:
+                events.append(item)
+        flush_events()
+        if r.warnings():
+            raise SystemExit(f"{path}: {r.warnings()}")
+    path.write_bytes(enc.take())
+    say(f"{path.name}: re-encoded in format {VERSION[0]}.{VERSION[1]}, "
+        f"{path.stat().st_size} bytes")
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--reencode"]:
+        reencode(HERE / "golden.ntrec")
+        return 0
     with open(LAB_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with lifecycle.lab_running(SCENARIO, ttl_s=300) as lab, \

@@ -135,6 +135,28 @@ def _drop_row(h: dict[str, Any], values: dict[str, Any]) -> list[Any]:
     return [int(Rec.EVENT), kinds.index("drop"), *(values[c] for c, _s in cols)]
 
 
+def _block(kind: int, cols: list[str], rows: list[dict[str, Any]]) -> list[Any]:
+    """A 2.x block of one kind, every column a dictionary (docs/recording-format.md),
+    built without the writer."""
+    columns = []
+    for c in cols:
+        values = [r[c] for r in rows]
+        distinct: list[Any] = []
+        for v in values:
+            if v not in distinct:
+                distinct.append(v)
+        idx = b"" if len(distinct) == 1 else bytes(distinct.index(v) for v in values)
+        columns.append([distinct, idx])
+    return [int(Rec.EVENTS), bytes([kind]) * len(rows), [[kind, columns]]]
+
+
+def _events(layout: str, kind: int, cols: list[str], rows: list[dict[str, Any]]) -> list[Any]:
+    """The same events as 1.x rows or as one 2.x block."""
+    if layout == "rows":
+        return [[int(Rec.EVENT), kind, *(r[c] for c in cols)] for r in rows]
+    return [_block(kind, cols, rows)]
+
+
 def _drop_values() -> dict[str, Any]:
     v: dict[str, Any] = {
         "ts_ns": DROP.ts_ns, "wall_ns": DROP.wall_ns, "netns": 1, "ifindex": 2,
@@ -173,7 +195,34 @@ def test_unknown_record_types_values_and_columns_are_skipped_and_counted(
     assert rec.header.raw["from_the_future"] == {"x": 1}
 
 
-def test_an_older_version_is_upgraded_by_declarative_fixups(tmp_path: Path) -> None:
+def test_blocks_skip_unknown_kinds_and_columns_and_count_their_events(
+        tmp_path: Path) -> None:
+    h = build_header(FACTS, ["nodetrace"], 0)
+    cols = dict(h["schema"]["events"])["drop"]
+    cols.append(["hops", None])
+    h["schema"]["events"].append(["teleport", [["ts_ns", None]]])
+    drop, teleport = [k for k, _ in h["schema"]["events"]].index("drop"), \
+        len(h["schema"]["events"]) - 1
+    names = [c for c, _s in cols]
+    block = _block(drop, names, [{**_drop_values(), "hops": 3}] * 3)
+    block[1] = bytes([drop, teleport, drop, teleport, drop])
+    block[2].append([teleport, [[[5], b""]]])
+    orphan = _block(drop, names, [{**_drop_values(), "hops": 3}])
+    orphan[1] += bytes([teleport])                       # a kind without an entry
+    path = tmp_path / "r.ntrec"
+    _raw_recording(path, [block, orphan, block], header=h)
+    rec = load(path)
+    assert rec.events == [DROP] * 6
+    text = "\n".join(rec.warnings)
+    assert "column drop.hops unknown to this nodetrace, ignored (6 records)" in text
+    assert "event kind 'teleport' unknown to this nodetrace (4 records)" in text
+    assert ("malformed record skipped (a block's order names a kind it has no entry "
+            "for) (1 record)") in text
+
+
+@pytest.mark.parametrize("layout", ["rows", "block"])
+def test_an_older_version_is_upgraded_by_declarative_fixups(tmp_path: Path,
+                                                           layout: str) -> None:
     # format 0.9, as a fictional older nodetrace wrote it: the kind was "packet_drop",
     # the reason column "reason_name", "l3_proto" did not exist, "legacy" meant something
     h = build_header(FACTS, ["nodetrace"], 0)
@@ -183,9 +232,9 @@ def test_an_older_version_is_upgraded_by_declarative_fixups(tmp_path: Path) -> N
     old_cols.append(["legacy", None])
     h["schema"]["events"] = [["packet_drop", old_cols]]
     values = {**_drop_values(), "reason_name": "NETFILTER_DROP", "legacy": "x"}
-    row = [int(Rec.EVENT), 0, *(values[c] for c, _s in old_cols)]
     path = tmp_path / "old.ntrec"
-    _raw_recording(path, [row], version=[0, 9], header=h)
+    _raw_recording(path, _events(layout, 0, [c for c, _s in old_cols], [values]),
+                   version=[0, 9], header=h)
     fixups = (
         FixUp(before=(1, 0), rename={"kernel_version": "kernel"}),
         FixUp(before=(1, 0), kind="packet_drop", rename_kind="drop",
@@ -204,7 +253,8 @@ def test_an_older_version_is_upgraded_by_declarative_fixups(tmp_path: Path) -> N
                                     rename_kind="drop"),)).events == []
 
 
-def test_a_fixup_default_inside_a_flattened_struct(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["rows", "block"])
+def test_a_fixup_default_inside_a_flattened_struct(tmp_path: Path, layout: str) -> None:
     """A column of a flattened struct that an older version did not write ("dst.port"
     here) takes its fix-up default: the struct is built from columns and defaults."""
     h = build_header(FACTS, ["nodetrace"], 0)
@@ -212,7 +262,7 @@ def test_a_fixup_default_inside_a_flattened_struct(tmp_path: Path) -> None:
     h["schema"]["events"] = [["drop", cols]]
     values = _drop_values()
     path = tmp_path / "old.ntrec"
-    _raw_recording(path, [[int(Rec.EVENT), 0, *(values[c] for c, _s in cols)]] * 2,
+    _raw_recording(path, _events(layout, 0, [c for c, _s in cols], [values] * 2),
                    version=[0, 9], header=h)
     fixups = (FixUp(before=(1, 0), kind="drop", defaults={"dst.port": 5432}),)
     rec = load(path, fixups=fixups)
@@ -345,6 +395,17 @@ def test_golden_recording_holds_the_masquerade_missing_session() -> None:
     assert rec.end is not None and rec.end.info.reason == "stopped"
     assert rec.end.events == len(rec.events)
     assert GOLDEN.stat().st_size < 200_000
+    assert rec.header.version == VERSION
+
+
+def test_the_golden_session_in_format_1_0_reads_the_same() -> None:
+    """Format 1.0 wrote one record per event; the reader still reads it, to the very
+    events, metadata, node state and end record of the same session in blocks."""
+    old, new = load(GOLDEN.with_name("golden-1.0.ntrec")), load(GOLDEN)
+    assert old.header.version == (1, 0) and old.warnings == []
+    assert old.events == new.events and len(old.events) == 26
+    assert old.metadata == new.metadata and old.node_states == new.node_states
+    assert old.end == new.end
 
 
 FULL_DISK = """

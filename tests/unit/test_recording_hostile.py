@@ -22,18 +22,27 @@ DATA = GOLDEN.read_bytes()
 MEMORY_CAP = 48 << 20      # format.Limits: one 16 MiB buffer, and what it decodes to
 
 
-def _boundaries(data: bytes) -> list[int]:
-    """The offset after each whole record, by msgpack alone (not by the reader)."""
+def _boundaries(data: bytes) -> tuple[list[int], list[int]]:
+    """The offset after each whole record, and the items the reader yields for it
+    (a block: one per event; the header: none), by msgpack alone (not by the reader)."""
     unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
     unpacker.feed(data)
-    ends = []
-    for _ in unpacker:
+    ends, items = [], []
+    for rec in unpacker:
         ends.append(unpacker.tell())
+        items.append(0 if rec[0] == Rec.HEADER else
+                     len(rec[1]) if rec[0] == Rec.EVENTS else 1)
     assert ends[-1] == len(data)
-    return ends
+    return ends, items
 
 
-ENDS = _boundaries(DATA)
+ENDS, ITEMS = _boundaries(DATA)
+
+
+def _records(data: bytes) -> list[list[object]]:
+    unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
+    unpacker.feed(data)
+    return list(unpacker)
 
 
 def _read_all(path: Path) -> tuple[int, list[str], RecordingReader]:
@@ -47,6 +56,7 @@ def test_a_cut_at_every_byte_offset_keeps_exactly_the_whole_records_before_it(
     path = tmp_path / "cut.ntrec"
     path.write_bytes(DATA)
     full_items, _, _ = _read_all(path)
+    assert full_items == sum(ITEMS) and Rec.EVENTS in {r[0] for r in _records(DATA)}
     header_end = ENDS[0]
     checked = 0
     # from the end down: one file, shortened one byte at a time
@@ -59,7 +69,7 @@ def test_a_cut_at_every_byte_offset_keeps_exactly_the_whole_records_before_it(
         items, warnings, reader = _read_all(path)
         whole = sum(1 for e in ENDS if e <= cut)          # header included
         assert reader.records == whole, cut
-        assert items == full_items - (len(ENDS) - whole), cut
+        assert items == sum(ITEMS[:whole]), cut
         last_whole = max(e for e in ENDS if e <= cut)
         if cut == last_whole:
             assert reader.truncated_at is None and reader.damaged_at is None, cut
@@ -181,9 +191,10 @@ def test_crafted_ext_types_never_reach_the_consumers(tmp_path: Path) -> None:
 
 
 def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> None:
-    """Nested structs are interned by their values (tracer/recording/reader.py): a
-    value of the wrong type, hashable or not, is still a malformed record, and a
-    record never gets a struct built from other values."""
+    """Nested structs are built once per distinct value of a block's column and
+    endpoints are interned by their values (tracer/recording/blocks.py, plan.py): a
+    value of the wrong type, hashable or not, is still a malformed record, and an
+    event never gets a struct built from other values."""
     from tests.unit.recording_support import write_recording
     from tracer.model import Endpoint, Process, TcpEvent
 
@@ -193,16 +204,18 @@ def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> 
                         Process(pid, "curl", 9))
 
     good = tmp_path / "good.ntrec"
-    write_recording(good, [[tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)] * 2])
+    write_recording(good, [[tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)]] * 4)
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(good.read_bytes())
     records = list(unpacker)
-    events = [i for i, rec in enumerate(records) if rec[0] == Rec.EVENT]
-    names = [c[0] for c in records[0][3]["schema"]["events"][records[events[0]][1]][1]]
-    proc, sport = 2 + names.index("process"), 2 + names.index("src.port")
-    records[events[3]][proc][0] = [1]              # unhashable where the pid goes
-    records[events[4]][proc][0] = "2"              # hashable, the wrong type
-    records[events[5]][sport] = "1001"
+    blocks = [i for i, rec in enumerate(records) if rec[0] == Rec.EVENTS]
+    assert len(blocks) == 4
+    kind, _columns = records[blocks[0]][2][0]
+    names = [c[0] for c in records[0][3]["schema"]["events"][kind][1]]
+    proc, sport = names.index("process"), names.index("src.port")
+    records[blocks[1]][2][0][1][proc][0][0][0] = [1]     # unhashable where the pid goes
+    records[blocks[2]][2][0][1][proc][0][0][0] = "2"     # hashable, the wrong type
+    records[blocks[3]][2][0][1][sport] = [["1001"], b""]
     bad = tmp_path / "bad.ntrec"
     bad.write_bytes(b"".join(msgpack.packb(rec) for rec in records))
     with RecordingReader(bad) as r:

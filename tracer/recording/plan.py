@@ -34,7 +34,7 @@ class Malformed(Exception):
     """A record whose framing is intact but whose content is not what it claims."""
 
 
-def _str_tuple(v: Any) -> tuple[str, ...]:
+def str_tuple(v: Any) -> tuple[str, ...]:
     if type(v) is not list:
         raise Malformed("not a list of strings")
     if not v:
@@ -58,28 +58,28 @@ class Columns:
 # Each kind is inlined by the generated code; called, each gives the value from a row.
 
 @dataclass(frozen=True)
-class _Tuple:
+class StrTuple:
     """tuple[str, ...]: an array of strings in column `i`."""
 
     i: int
 
     def __call__(self, row: list[Any]) -> tuple[str, ...]:
-        return _str_tuple(row[self.i])
+        return str_tuple(row[self.i])
 
 
 @dataclass(frozen=True)
-class _Nested:
+class Nested:
     """An optional struct: its own array in column `i`, or nil."""
 
     i: int
-    decode: Callable[[Any], Any]
+    plan: Plan
 
     def __call__(self, row: list[Any]) -> Any:
-        return None if row[self.i] is None else self.decode(row[self.i])
+        return None if row[self.i] is None else self.plan.decode(row[self.i])
 
 
 @dataclass(frozen=True)
-class _Const:
+class Const:
     value: Any
 
     def __call__(self, _row: list[Any]) -> Any:
@@ -87,14 +87,14 @@ class _Const:
 
 
 @dataclass(frozen=True)
-class _Factory:
+class Factory:
     factory: Callable[[], Any]
 
     def __call__(self, _row: list[Any]) -> Any:
         return self.factory()
 
 
-class _Flat:
+class Flat:
     """A struct flattened into plain columns (Endpoint: `src.ip`, `src.port`), one
     object per distinct values; they are validated with the row before this runs."""
 
@@ -107,22 +107,22 @@ class _Flat:
         return self.interned[tuple(row[i] for i in self.columns)]
 
 
-Source = int | _Tuple | _Nested | _Const | _Factory | _Flat | Callable[[list[Any]], Any]
+Source = int | StrTuple | Nested | Const | Factory | Flat | Callable[[list[Any]], Any]
 
 
 def _expr(n: int, src: Source, ns: dict[str, Any]) -> str:
     """Python source for field `n`'s value from `row`; helpers go into `ns`."""
     if isinstance(src, int):
         return f"row[{src}]"
-    if isinstance(src, _Tuple):      # validated a list: empty is the common case
-        return f"(_str_tuple(row[{src.i}]) if row[{src.i}] else ())"
-    if isinstance(src, _Nested):
-        ns[f"d{n}"] = src.decode
+    if isinstance(src, StrTuple):      # validated a list: empty is the common case
+        return f"(str_tuple(row[{src.i}]) if row[{src.i}] else ())"
+    if isinstance(src, Nested):
+        ns[f"d{n}"] = src.plan.compiled()
         return f"(None if row[{src.i}] is None else d{n}(row[{src.i}]))"
-    if isinstance(src, _Const):
+    if isinstance(src, Const):
         ns[f"c{n}"] = src.value
         return f"c{n}"
-    if isinstance(src, _Flat):       # a C look-up; made only on a miss
+    if isinstance(src, Flat):       # a C look-up; made only on a miss
         ns[f"g{n}"] = src.interned.__getitem__
         key = "".join(f"row[{i}], " for i in src.columns)
         return f"g{n}(({key}))"
@@ -176,17 +176,28 @@ class Plan:
         used: set[str] = set()
         sources = [self._source(cls, name, ft, index, cols, structs, used)
                    for name, ft in field_types(cls).items()]
+        self.sources: list[Source] = sources     # per field, in order (blocks.py reads them)
         self.unknown = [n for n in cols.names if n not in used and n not in cols.ignored]
         self.unknown_warnings: list[str] = []
         self._sigs: set[tuple[type, ...]] = set()
-        decode = self._compile(sources)
         # a struct of plain columns in an array of its own: interned by its values
-        plain = offset == 0 and all(isinstance(s, int) for s in sources)
-        self.decode: Callable[[Any], Any] = self._interned(decode) if plain else decode
+        self._plain = offset == 0 and all(isinstance(s, int) for s in sources)
+        self._decode: Callable[[Any], Any] | None = None
+
+    def compiled(self) -> Callable[[Any], Any]:
+        """`decode`, compiled when first asked for: a reader opens with a plan for
+        every kind of the header, and reads few of them (exec is most of the cost)."""
+        if self._decode is None:
+            decode = self._compile(self.sources)
+            self._decode = self._interned(decode) if self._plain else decode
+        return self._decode
+
+    def decode(self, row: Any) -> Any:
+        return self.compiled()(row)
 
     def _compile(self, sources: list[Source]) -> Callable[[Any], Any]:
         ns: dict[str, Any] = {"Malformed": Malformed, "sigs": self._sigs,
-                              "validate": self._validate, "_str_tuple": _str_tuple,
+                              "validate": self._validate, "str_tuple": str_tuple,
                               "Cls": self.cls}
         args = ", ".join(_expr(n, src, ns) for n, src in enumerate(sources))
         twin = frozen.twin(self.cls)
@@ -226,7 +237,7 @@ class Plan:
                    for n, sft in field_types(ft.struct).items()]
             ints = [s for s in sub if isinstance(s, int)]
             if len(ints) == len(sub):       # the common case: Endpoint
-                return _Flat(ft.struct, ints, self.MAX_INTERNED)
+                return Flat(ft.struct, ints, self.MAX_INTERNED)
             return frozen.constructor(
                 ft.struct, lambda row: [row[s] if isinstance(s, int) else s(row)
                                         for s in sub])
@@ -239,21 +250,21 @@ class Plan:
             if plan is None or plan.cls is not ft.struct:
                 raise Malformed(f"column {name}: struct {cols.structs.get(name)} unknown")
             self.checks.append((i, (list, type(None))))
-            return _Nested(i, plan.decode)
+            return Nested(i, plan)
         self.checks.append((i, ft.allowed))
         if ft.is_tuple:
-            return _Tuple(i)
+            return StrTuple(i)
         return i
 
-    def _default(self, owner: type, name: str, cols: Columns) -> _Const | _Factory:
+    def _default(self, owner: type, name: str, cols: Columns) -> Const | Factory:
         if name in cols.defaults:
-            return _Const(cols.defaults[name])
+            return Const(cols.defaults[name])
         own = name.rsplit(".", 1)[-1]
         for f in dataclasses.fields(owner):
             if f.name == own:
                 if f.default is not dataclasses.MISSING:
-                    return _Const(f.default)
+                    return Const(f.default)
                 if f.default_factory is not dataclasses.MISSING:
-                    return _Factory(f.default_factory)
+                    return Factory(f.default_factory)
         raise Malformed(f"{self.cls.__name__}.{name} is not in the recording and has no "
                         "default (a fix-up is missing)")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +35,7 @@ import msgpack
 
 from tracer.errors import RecordingFormatError
 from tracer.model import Event
+from tracer.recording.blocks import BlockPlan, decode_block
 from tracer.recording.format import (
     EVENT_TYPES,
     FIXUPS,
@@ -53,6 +54,7 @@ from tracer.recording.writer import EndInfo, NodeState
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
 _EVENT = int(Rec.EVENT)
+_EVENTS = int(Rec.EVENTS)
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,10 @@ class RecordingReader:
                 # consumers as an object they do not expect
                 ext_hook=_no_ext, timestamp=2)
             self._pos = 0
+            self._limits = limits
             self.header = self._read_header()
-            self._plans = self._build_plans()
+            self._plans, self._block_plans = self._build_plans()
+            self._fast: list[Callable[[Any], Event] | None] = [None] * len(self._plans)
         except BaseException:
             self._file.close()
             raise
@@ -255,9 +259,10 @@ class RecordingReader:
         except IndexError:
             raise RecordingFormatError(f"{self.path}: the header is damaged") from None
 
-    def _build_plans(self) -> list[Plan | str]:
-        """One plan per recorded kind, in the header's order (the kind index); a string
-        says why that kind's records are skipped."""
+    def _build_plans(self) -> tuple[list[Plan | str], list[BlockPlan | str]]:
+        """Plans per recorded kind, in the header's order (the kind index), for a 1.x
+        row and for a block's columns; a string says why that kind's records are
+        skipped."""
         sch = self.header.raw.get("schema")
         if type(sch) is not dict:
             raise RecordingFormatError(f"{self.path}: the header has no event schema")
@@ -284,6 +289,7 @@ class RecordingReader:
                 except Malformed:
                     continue
         plans: list[Plan | str] = []
+        block_plans: list[BlockPlan | str] = []
         raw_events = sch.get("events", [])
         if type(raw_events) is not list:
             raise RecordingFormatError(f"{self.path}: header damaged: events")
@@ -294,29 +300,45 @@ class RecordingReader:
                                        self._version, self.fixups)
             cls = EVENT_TYPES.get(kind or "")
             if cls is None:
-                plans.append(f"event kind {entry[0]!r} unknown to this nodetrace")
+                why = f"event kind {entry[0]!r} unknown to this nodetrace"
+                plans.append(why)
+                block_plans.append(why)
                 continue
             try:
                 plan = Plan(cls, cols, 2, structs)
+                columns = Plan(cls, cols, 0, structs)
             except Malformed as exc:
-                plans.append(f"{kind} events cannot be read: {exc}")
+                why = f"{kind} events cannot be read: {exc}"
+                plans.append(why)
+                block_plans.append(why)
                 continue
             plan.unknown_warnings = [f"column {kind}.{name} unknown to this nodetrace, ignored"
                                      for name in plan.unknown]
+            columns.unknown_warnings = plan.unknown_warnings
             for warning in plan.unknown_warnings:
                 self.skipped[warning] += 0     # said even when no record has the kind
             plans.append(plan)
-        return plans
+            block_plans.append(BlockPlan(columns))
+        return plans, block_plans
 
     # records ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Item]:
+        for chunk in self.chunks():
+            if type(chunk) is list:
+                yield from chunk
+            else:
+                yield chunk   # type: ignore[misc]
+
+    def chunks(self) -> Iterator[list[Event] | Item]:
+        """The records in order: a block's events as one list (replay's fast loop
+        takes them whole), any other record as its item."""
         unpacker, tell, decode = self._unpacker, self._unpacker.tell, self._decode
-        # events are nearly every record: their plans are looked up here, not in
-        # _decode (a kind with warnings to count goes the long way)
-        fast = [p.decode if isinstance(p, Plan) and not p.unknown_warnings else None
-                for p in self._plans]
+        # 1.x event rows: a kind's compiled plan is looked up here once _decode has
+        # compiled it (a kind with warnings to count always goes the long way)
+        fast = self._fast
         n_fast = len(fast)
+        blocks, max_block, count = self._block_plans, self._limits.max_block, self._count
         pos, records = self._pos, self.records
         try:
             while True:
@@ -330,11 +352,16 @@ class RecordingReader:
                     return
                 pos = tell()
                 records += 1
+                item: list[Event] | Item | None
                 try:
-                    if type(rec) is list and len(rec) > 1 and rec[0] == _EVENT \
-                            and type(idx := rec[1]) is int and 0 <= idx < n_fast \
-                            and (dec := fast[idx]) is not None:
-                        item = dec(rec)
+                    if type(rec) is list and len(rec) > 1:
+                        if rec[0] == _EVENTS:
+                            item = decode_block(rec, blocks, max_block, count) or None
+                        elif rec[0] == _EVENT and type(idx := rec[1]) is int \
+                                and 0 <= idx < n_fast and (dec := fast[idx]) is not None:
+                            item = dec(rec)
+                        else:
+                            item = decode(rec)
                     else:
                         item = decode(rec)
                 except Malformed as exc:
@@ -346,6 +373,9 @@ class RecordingReader:
             self._pos, self.records = pos, records
         if pos < self.size:
             self.truncated_at = pos
+
+    def _count(self, warning: str, events: int) -> None:
+        self.skipped[warning] += events
 
     def events(self) -> Iterator[Event]:
         for item in self:
@@ -364,7 +394,9 @@ class RecordingReader:
             if isinstance(plan, str):
                 self.skipped[plan] += 1
                 return None
-            ev: Event = plan.decode(rec)
+            ev: Event = plan.compiled()(rec)
+            if not plan.unknown_warnings:
+                self._fast[idx] = plan.compiled()
             for warning in plan.unknown_warnings:
                 self.skipped[warning] += 1
             return ev

@@ -24,7 +24,8 @@ import ormsgpack
 from tracer import __version__
 from tracer.errors import TracerError
 from tracer.model import Event
-from tracer.recording.format import EVENT_TYPES, MAGIC, VERSION, Rec, schema, struct_getter
+from tracer.recording.blocks import BlockEncoder
+from tracer.recording.format import MAGIC, VERSION, Rec, schema, struct_getter
 from tracer.recording.metadata import ACTIONS, MetadataRecord, json_default, object_key
 
 log = logging.getLogger(__name__)
@@ -99,19 +100,16 @@ def build_header(facts: SessionFacts, argv: Sequence[str], part: int) -> dict[st
 class EventEncoder:
     """Model events (and the other records) -> msgpack records, one buffer per batch.
 
-    Event records are packed by ormsgpack (Rust): 0.26 us for a 25-column flow record
-    where msgpack's Packer takes 0.44, a fifth of what recording costs a live session
-    per event.  The bytes are msgpack's own (tests/unit/test_recording_writer_bytes.py
-    checks any event), so the format does not depend on which library wrote it."""
+    Events go into blocks of columns (tracer/recording/blocks.py), packed by ormsgpack
+    (Rust), whose bytes are msgpack's own (tests/unit/test_recording_writer_bytes.py),
+    so the format does not depend on which library wrote it."""
 
     _OPTS = ormsgpack.OPT_PASSTHROUGH_DATACLASS   # optional structs: as column arrays
 
     def __init__(self) -> None:
         self.packer = msgpack.Packer(default=self._struct)
         self._parts: list[bytes] = []
-        self._kinds: dict[type, Callable[[Any], tuple[Any, ...]]] = {
-            cls: struct_getter(cls, (int(Rec.EVENT), i))
-            for i, cls in enumerate(EVENT_TYPES.values())}
+        self._blocks = BlockEncoder()
         self._structs: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
     def _struct(self, obj: object) -> tuple[Any, ...]:
@@ -125,10 +123,8 @@ class EventEncoder:
 
     def events(self, batch: Sequence[Event]) -> int:
         packb, opts, default = ormsgpack.packb, self._OPTS, self._struct
-        kinds = self._kinds
-        parts = self._parts
-        for ev in batch:
-            parts.append(packb(kinds[type(ev)](ev), default=default, option=opts))
+        for block in self._blocks.records(batch):
+            self._parts.append(packb(block, default=default, option=opts))
         return len(batch)
 
     def record(self, rec: Sequence[Any]) -> None:

@@ -11,9 +11,11 @@ objects as they were at each event.
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterator
+from itertools import compress, repeat
 
 from tracer.model import Event, LostEvent
 from tracer.recording.format import EVENT_TYPES
@@ -74,36 +76,41 @@ class ReplaySource:
         return self._selected_events(stop)
 
     def _every_event(self, stop: threading.Event) -> Iterator[list[Event]]:
-        """--fast, no window: the loop of every event, as short as it can be (stop is
-        looked at once a batch)."""
+        """--fast, no window: the loop of every event, as short as it can be (a
+        block's events are taken whole; stop is looked at once a batch)."""
         batch: list[Event] = []
-        append = batch.append
-        lost = self._lost
-        for item in self.reader:
-            t = type(item)
-            if t in _EVENT_TYPES:
-                if t is LostEvent:
-                    lost[item.layer] = item.total   # type: ignore[union-attr]
-                append(item)   # type: ignore[arg-type]
-                if len(batch) >= BATCH_MAX:
+        for chunk in self.reader.chunks():
+            t = type(chunk)
+            if t is list:
+                events: list[Event] = chunk   # type: ignore[assignment]
+                batch = events if not batch else batch + events
+            elif t in _EVENT_TYPES:          # a 1.x recording: an event a record
+                batch.append(chunk)   # type: ignore[arg-type]
+            else:
+                if batch and isinstance(chunk, MetadataRecord | NodeState):
                     if stop.is_set():
                         return
+                    self._count_lost(batch)
                     self._stats.received += len(batch)
-                    yield batch
+                    yield batch      # the events recorded before it
                     batch = []
-                    append = batch.append
+                self._other(chunk)
                 continue
-            if batch and isinstance(item, MetadataRecord | NodeState):
+            if len(batch) >= BATCH_MAX:
                 if stop.is_set():
                     return
+                self._count_lost(batch)
                 self._stats.received += len(batch)
-                yield batch      # the events recorded before it
+                yield batch
                 batch = []
-                append = batch.append
-            self._other(item)
         if batch and not stop.is_set():
+            self._count_lost(batch)
             self._stats.received += len(batch)
             yield batch
+
+    def _count_lost(self, batch: list[Event]) -> None:
+        for ev in compress(batch, map(operator.is_, map(type, batch), repeat(LostEvent))):
+            self._lost[ev.layer] = ev.total   # type: ignore[union-attr]
 
     def _selected_events(self, stop: threading.Event) -> Iterator[list[Event]]:
         batch: list[Event] = []
