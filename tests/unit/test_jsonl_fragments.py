@@ -20,7 +20,7 @@ from tracer.metadata.names import (
     PodName,
     ServiceName,
 )
-from tracer.model import DropEvent, Endpoint, Event, FlowEvent, TcpEvent
+from tracer.model import DropEvent, Endpoint, Event, FlowEvent, PodRef, Process, TcpEvent
 from tracer.pipeline.enrich import NAMED_FIELDS, NamedBatch
 from tracer.sinks import fragments
 from tracer.sinks.fragments import canonical_line, jsonl_line
@@ -96,3 +96,29 @@ def test_sink_writes_a_named_batch_line_by_line() -> None:
     lines = out.getvalue().splitlines()
     assert [json.loads(line)["dst"].get("service") for line in lines] == \
         [{"namespace": "kube-system", "name": "dns", "port": 53}, None]
+
+
+def test_a_cached_pod_takes_each_name_object_it_comes_with() -> None:
+    """The same PodRef and Process objects (the reader interns them) with another pod
+    name: the identity caches give each name its own line."""
+    ref = PodRef("u1", "c" * 64, "containerd", "burstable", "/kubepods/x")
+    ev = TcpEvent(1, 2_000_000_001, 3, "connect", 4, Endpoint("10.42.0.5", 0),
+                  Endpoint("10.43.0.1", 443), "SYN_SENT", "CLOSE", None, 0, None, 0,
+                  Process(7, "curl", 9), ref)
+    a = PodName("default", "web-a", "u1", False, "n1")
+    b = PodName("default", "web-b", "u1", False, "n1")
+    for names in [(None, None, a), (None, None, b), (None, None, a), (None, None, None)]:
+        assert jsonl_line(ev, names) == _json(add_names(event_record(ev), ev, names))
+
+
+def test_full_identity_caches_are_cleared_and_refilled(monkeypatch: Any) -> None:
+    for memo in (fragments._END_TEXTS, fragments._PROCESS_TEXTS, fragments._POD_TEXTS):
+        monkeypatch.setattr(memo, "limit", 3)
+    evs = [TcpEvent(1, 2, 3, "connect", 4, Endpoint("10.0.0.1", p), Endpoint("10.0.0.2", 80),
+                    "SYN_SENT", "CLOSE", None, 0, None, 0, Process(p, "c", 1),
+                    PodRef(f"u{p}", None, None, None, "/x"))
+           for p in range(10)]
+    for ev in evs * 2:
+        assert jsonl_line(ev, None) == _json(event_record(ev))
+    assert len(fragments._END_TEXTS) <= 3 and len(fragments._PROCESS_TEXTS) <= 3
+    assert len(fragments._POD_TEXTS) <= 3

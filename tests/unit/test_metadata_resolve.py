@@ -351,3 +351,22 @@ def test_fib_trie_and_if_inet6_addresses() -> None:
     inet6 = ("fd000000000000000000000000000007 02 40 00 80 eth0\n"
              "fe800000000000000000000000000001 02 40 20 80 eth0\n")
     assert _ipv6_addresses(inet6) == ["fd00::7"]
+
+
+def test_tcp_names_follow_the_index_for_the_same_objects(index: MetadataIndex) -> None:
+    """The enricher remembers a tcp event's names by its endpoint and pod objects (the
+    reader hands out one per value), per resolver: a change of the index renames them."""
+    metrics = next(p for p in index.objects("Pod") if p["metadata"]["name"].endswith("x7k2p"))
+    uid = metrics["metadata"]["uid"]
+    tcp = TcpEvent(ts_ns=1, wall_ns=1, netns=1, event="connect", family=4,
+                   src=Endpoint("10.42.0.10", 41000), dst=Endpoint("192.168.1.11", 9100),
+                   state="SYN_SENT", old_state="CLOSE", error=None, error_raw=0,
+                   duration_ns=None, syn_retransmits=0, process=None, pod=None)
+    enrich = Enricher(index)
+    first, again = enrich.process([tcp]).names[0], enrich.process([tcp]).names[0]
+    assert first is not None and again == first
+    assert first[1].scope == "node"
+    index.set_listeners([Listener("0.0.0.0", 9100, uid)])
+    renamed = enrich.process([tcp]).names[0]
+    assert renamed is not None and renamed[1].scope == "pod"
+    assert renamed == Enricher(index).process([tcp]).names[0]

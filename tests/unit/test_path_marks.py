@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.recording_support import model_strategy
 from tracer.model import DropEvent, Endpoint, FlowEvent, NatEvent
+from tracer.pipeline import path
 from tracer.pipeline.path import (
     DNAT_ENDPOINT_DROPPED,
     SYN_RETRANSMITS,
@@ -116,3 +121,16 @@ def test_table_shows_the_connection_across_nat() -> None:
     text = out.getvalue()
     assert "tcp 10.42.0.5:40000 → 10.43.0.10:80 ⇒ 10.42.1.7:8080 [dnat]  no reply yet" in text
     assert "eth0 egress (uplink)" in text and "!untranslated-pod-source" in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_marks_copy_is_dataclasses_replace(data: st.DataObject) -> None:
+    """The generated copy (path._marks_replacer) keeps every other field as it was."""
+    cls = data.draw(st.sampled_from([FlowEvent, DropEvent]))
+    ev = data.draw(model_strategy(cls))
+    marks = data.draw(st.lists(st.sampled_from([SYN_RETRANSMITS, "x"]), max_size=2)
+                      .map(tuple))
+    copy = path._with_marks(ev, marks)
+    assert type(copy) is cls
+    assert copy == dataclasses.replace(ev, marks=marks)

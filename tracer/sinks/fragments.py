@@ -32,6 +32,8 @@ from tracer.diagnosis.finding import Finding
 from tracer.memo import BoundedMemo
 from tracer.metadata.names import SCOPE_SERVICE, EndpointName, PodName
 from tracer.model import (
+    IPS_DST_NAT,
+    IPS_SEEN_REPLY,
     DropEvent,
     Endpoint,
     FlowEvent,
@@ -39,6 +41,7 @@ from tracer.model import (
     PodRef,
     Process,
     TcpEvent,
+    nat_translation,
     proto_name,
     tcp_flag_names,
 )
@@ -91,6 +94,20 @@ def _flag_text(flags: int) -> str:
 # (ip, port, id(name)) -> (name, its JSON, the same as a fragment): the name is kept
 # so that its id is not reused while the entry lives
 _ENDS: BoundedMemo[tuple[Any, Any, int], tuple[Any, str, Fragment]] = BoundedMemo(CACHE_MAX)
+
+
+# id(endpoint) -> (endpoint, name, its JSON): the recording's reader hands out one
+# Endpoint object per value, so most look-ups need no key built and hashed (the entry
+# holds the endpoint: its id is not reused while the entry lives).  Events decoded
+# live carry new endpoints: they miss here and take _ENDS.
+_END_TEXTS: BoundedMemo[int, tuple[Endpoint, Any, str]] = BoundedMemo(CACHE_MAX)
+
+
+def _end_text(ep: Endpoint, name: Any) -> str:
+    hit = _END_TEXTS.get(id(ep))
+    if hit is not None and hit[1] is name:
+        return hit[2]
+    return _END_TEXTS.keep(id(ep), (ep, name, _end(ep, name)[1]))[2]
 
 
 def _end(ep: Endpoint, name: Any) -> tuple[Any, str, Fragment]:
@@ -152,11 +169,8 @@ def _hook(key: tuple[Any, ...]) -> str:
     return text
 
 
-_HOOKS: BoundedMemo[tuple[Any, ...], str] = BoundedMemo(CACHE_MAX, _hook)
-
-
-def _tail(key: tuple[Any, ...]) -> str:
-    proto, flags_seen, flags, marks, icmp_type, icmp_code = key
+def _tail(proto: int, flags_seen: int, flags: int, marks: tuple[str, ...],
+          icmp_type: int | None, icmp_code: int | None) -> str:
     tail = ""
     if proto == 6:
         tail = (f',"tcp_flags":{_flag_text(flags_seen)}'
@@ -168,40 +182,71 @@ def _tail(key: tuple[Any, ...]) -> str:
     return tail
 
 
-_TAILS: BoundedMemo[tuple[Any, ...], str] = BoundedMemo(CACHE_MAX, _tail)
+def _hook_and_tail(key: tuple[Any, ...]) -> tuple[str, str]:
+    return _hook(key[:8]), _tail(key[6], *key[8:])
+
+
+# a flow's fields other than its endpoints, counters and times -> (the JSON of those
+# before the endpoints, of those after the times): one key, one look-up
+_HOOKS: BoundedMemo[tuple[Any, ...], tuple[str, str]] = BoundedMemo(CACHE_MAX,
+                                                                  _hook_and_tail)
 
 
 def _flow_line(ev: FlowEvent, names: Names | None) -> bytes:
     src, dst = names if names is not None else (None, None)
-    hook = (ev.netns, ev.ifname, ev.ifindex, ev.role, ev.direction, ev.report, ev.proto,
-            ev.family)
-    tail = (ev.proto, ev.tcp_flags_seen, ev.tcp_flags, ev.marks, ev.icmp_type,
-            ev.icmp_code)
-    # an f-string: % formatting parses its template every time, twice the cost
-    return (f'{{"kind":"flow","time":"{rfc3339_ns(ev.wall_ns)}",'
-            f'{_HOOKS[hook]},'
-            f'"src":{_end(ev.src, src)[1]},"dst":{_end(ev.dst, dst)[1]},'
-            f'"packets":{ev.packets:d},"bytes":{ev.bytes:d},'
+    hook, tail = _HOOKS[ev.netns, ev.ifname, ev.ifindex, ev.role, ev.direction, ev.report,
+                        ev.proto, ev.family, ev.tcp_flags_seen, ev.tcp_flags, ev.marks,
+                        ev.icmp_type, ev.icmp_code]
+    # an f-string: % formatting parses its template every time, twice the cost; ints
+    # without a format spec (`{n}` is int.__repr__ for an int, as json writes it, and
+    # half the cost of `{n:d}`)
+    return (f'{{"kind":"flow","time":"{rfc3339_ns(ev.wall_ns)}",{hook},'
+            f'"src":{_end_text(ev.src, src)},"dst":{_end_text(ev.dst, dst)},'
+            f'"packets":{ev.packets},"bytes":{ev.bytes},'
             f'"first":"{_time(ev.first_wall_ns)}","last":"{_time(ev.last_wall_ns)}"'
-            f'{_TAILS[tail]}}}').encode()
+            f'{tail}}}').encode()
+
+
+# id(process), id(pod) -> (it, [the pod's name,] its JSON): as _END_TEXTS, for the
+# reader's interned structs; live events miss and take _PROCESSES, _PODS
+_PROCESS_TEXTS: BoundedMemo[int, tuple[Any, str]] = BoundedMemo(CACHE_MAX)
+_POD_TEXTS: BoundedMemo[int, tuple[Any, Any, str]] = BoundedMemo(CACHE_MAX)
+
+
+def _process_text(p: Process | None) -> str:
+    hit = _PROCESS_TEXTS.get(id(p))
+    if hit is not None:     # the entry holds p: no other object has its id
+        return hit[1]
+    return _PROCESS_TEXTS.keep(id(p), (p, _process(p)))[1]
+
+
+def _pod_text(ref: PodRef | None, name: Any) -> str:
+    hit = _POD_TEXTS.get(id(ref))
+    if hit is not None and hit[1] is name:
+        return hit[2]
+    return _POD_TEXTS.keep(id(ref), (ref, name, _pod(ref, name)))[2]
 
 
 def _tcp_line(ev: TcpEvent, names: Names | None) -> bytes:
     src, dst, pod = names if names is not None else (None, None, None)
-    duration = "null" if ev.duration_ns is None else f"{ev.duration_ns:d}"
-    return (f'{{"kind":"tcp","time":"{rfc3339_ns(ev.wall_ns)}","netns":{ev.netns:d},'
-            f'"event":{_text(ev.event)},'
-            f'"family":{_text(f"ipv{ev.family}" if ev.family else None)},'
-            f'"src":{_end(ev.src, src)[1]},"dst":{_end(ev.dst, dst)[1]},'
+    duration = "null" if ev.duration_ns is None else ev.duration_ns
+    return (f'{{"kind":"tcp","time":"{rfc3339_ns(ev.wall_ns)}","netns":{ev.netns},'
+            f'"event":{_text(ev.event)},"family":{_FAMILIES[ev.family]},'
+            f'"src":{_end_text(ev.src, src)},"dst":{_end_text(ev.dst, dst)},'
             f'"state":{_text(ev.state)},"old_state":{_text(ev.old_state)},'
-            f'"error":{_text(ev.error)},"error_raw":{ev.error_raw:d},'
-            f'"duration_ns":{duration},"syn_retransmits":{ev.syn_retransmits:d},'
-            f'"process":{_process(ev.process)},"pod":{_pod(ev.pod, pod)}}}').encode()
+            f'"error":{_text(ev.error)},"error_raw":{ev.error_raw},'
+            f'"duration_ns":{duration},"syn_retransmits":{ev.syn_retransmits},'
+            f'"process":{_process_text(ev.process)},"pod":{_pod_text(ev.pod, pod)}}}').encode()
 
 
-_NAT = ('{{"kind":"nat","time":"{time}","netns":{netns:d},"proto":{proto},'
-        '"family":{family},"orig":{{"src":{osrc},"dst":{odst}}},'
-        '"reply":{{"src":{rsrc},"dst":{rdst}}},{status},"origin":{origin}{tail}}}')
+# a family number -> its JSON (0: not parsed, null)
+_FAMILIES: BoundedMemo[int, str] = BoundedMemo(
+    CACHE_MAX, lambda family: _json(f"ipv{family}" if family else None))
+
+# the conntrack status bits -> the JSON of the translation list and of "replied"
+_STATUS: BoundedMemo[int, str] = BoundedMemo(
+    CACHE_MAX, lambda status: f'"translation":{_json(list(nat_translation(status)))},'
+                              f'"replied":{_json(bool(status & IPS_SEEN_REPLY))}')
 
 # id(name) -> (name, the JSON of what it adds to a nat line: "service", "backend")
 _NAT_NAMES: BoundedMemo[tuple[str, int], tuple[Any, str]] = BoundedMemo(CACHE_MAX)
@@ -222,7 +267,6 @@ def _nat_name(what: str, name: Any) -> str:
 
 def _nat_line(ev: NatEvent, names: Names | None) -> bytes:
     osrc, odst, rsrc, rdst = names if names is not None else (None, None, None, None)
-    translation = ev.translation
     tail = ""
     if ev.manip is not None:
         tail += ',"manip":' + _text(ev.manip)
@@ -230,21 +274,15 @@ def _nat_line(ev: NatEvent, names: Names | None) -> bytes:
         tail += ',"ct_event":' + _text(ev.ct_event)
     if names is not None:
         tail += _nat_name("service", odst)
-        if "dnat" in translation:
+        if ev.status & IPS_DST_NAT:    # "dnat" in ev.translation, without the tuple
             tail += _nat_name("backend", rsrc)
-    status = (f'"translation":{_text_list(translation)},'
-              f'"replied":{"true" if ev.replied else "false"}')
-    return _NAT.format(
-        time=rfc3339_ns(ev.wall_ns), netns=ev.netns, proto=_text(proto_name(ev.proto)),
-        family=_text(f"ipv{ev.family}"), osrc=_end(ev.orig_src, osrc)[1],
-        odst=_end(ev.orig_dst, odst)[1], rsrc=_end(ev.reply_src, rsrc)[1],
-        rdst=_end(ev.reply_dst, rdst)[1], status=status, origin=_text(ev.origin),
-        tail=tail).encode()
-
-
-_LISTS: BoundedMemo[tuple[str, ...], str] = BoundedMemo(CACHE_MAX,
-                                                       lambda values: _json(list(values)))
-_text_list = _LISTS.__getitem__
+    return (f'{{"kind":"nat","time":"{rfc3339_ns(ev.wall_ns)}","netns":{ev.netns},'
+            f'"proto":{_text(proto_name(ev.proto))},"family":{_text(f"ipv{ev.family}")},'
+            f'"orig":{{"src":{_end_text(ev.orig_src, osrc)},'
+            f'"dst":{_end_text(ev.orig_dst, odst)}}},'
+            f'"reply":{{"src":{_end_text(ev.reply_src, rsrc)},'
+            f'"dst":{_end_text(ev.reply_dst, rdst)}}},'
+            f'{_STATUS[ev.status]},"origin":{_text(ev.origin)}{tail}}}').encode()
 
 
 # --- drop: a dict with fragments, encoded by orjson -----------------------------------
