@@ -26,6 +26,7 @@ take one byte per event, and the file shrinks by a third.
 from __future__ import annotations
 
 import operator
+import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +34,7 @@ from itertools import compress, repeat
 from typing import Any
 
 from tracer import frozen
+from tracer.memo import BoundedMemo
 from tracer.model import Event
 from tracer.recording.format import EVENT_TYPES, Rec, column_types, columns_getter
 from tracer.recording.plan import Const, Factory, Flat, Malformed, Nested, Plan, StrTuple, str_tuple
@@ -44,14 +46,17 @@ _EVENTS = int(Rec.EVENTS)
 
 # --- one column -------------------------------------------------------------------------
 
+# n -> the packer of n little-endian int64s: struct packs an int in 5.6 ns where the
+# array module takes 12.6 (the integer columns were a third of what writing costs)
+_INT64 = BoundedMemo[int, Callable[..., bytes]](
+    4 * BLOCK_EVENTS, lambda n: struct.Struct(f"<{n}q").pack)
+
+
 def _ints(values: Sequence[Any]) -> bytes | list[Any]:
     try:
-        a = array("q", values)
-    except (OverflowError, TypeError):   # beyond int64, or not ints after all
+        return _INT64[len(values)](*values)
+    except struct.error:                 # beyond int64, or not ints after all
         return _dictionary(values)
-    if _BIG_ENDIAN:
-        a.byteswap()
-    return a.tobytes()
 
 
 def _dictionary(values: Sequence[Any]) -> list[Any]:
