@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -223,3 +224,70 @@ def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> 
     assert got == [tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)]
     assert sum(n for w, n in r.skipped.items() if w.startswith("malformed")) == 3
     assert got[0].process is got[2].process and got[0].src is got[1].src
+
+
+def _flow_block_recording(tmp_path: Path) -> tuple[list[list[Any]], list[str], int]:
+    """A recording of one block of three flows, as msgpack values, with the flow
+    columns' names and the flow kind's index."""
+    from tests.unit.recording_support import write_recording
+    from tracer.model import Endpoint, FlowEvent
+
+    flows = [FlowEvent(1, 2, 3, 4, "eth0", "egress", "new", 4, 6, Endpoint("10.42.0.5", p),
+                       Endpoint("10.43.0.1", 443), 2, 2, None, None, 1, 60, 2, 2, "uplink")
+             for p in (80, 81, 80)]
+    path = tmp_path / "flows.ntrec"
+    write_recording(path, [flows])
+    records = _records_of(path.read_bytes())
+    kinds = [k for k, _ in records[0][3]["schema"]["events"]]
+    names = [c for c, _s in dict(records[0][3]["schema"]["events"])["flow"]]
+    return records, names, kinds.index("flow")
+
+
+def _records_of(data: bytes) -> list[list[Any]]:
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(data)
+    return list(unpacker)
+
+
+def _crafted(name: str, block: list[Any], names: list[str]) -> None:
+    columns = block[2][0][1]
+    if name == "order longer than the reader takes":
+        block[1] = block[1] * 2000
+    elif name == "index out of range":
+        columns[names.index("ifname")] = [["eth0", "eth1"], b"\x00\x07\x01"]
+    elif name == "indexes of the wrong width":
+        columns[names.index("ifname")] = [["eth0", "eth1"], b"\x00\x01"]
+    elif name == "integers where a string goes":
+        columns[names.index("ifname")] = b"\x00" * 24
+    elif name == "integers of the wrong length":
+        columns[names.index("packets")] = b"\x00" * 23
+    elif name == "a column short":
+        del columns[-1]
+    elif name == "a kind twice":
+        block[2].append(block[2][0])
+    elif name == "a kind index out of range":
+        block[2][0][0] = 200
+    elif name == "a tuple of non-strings":
+        columns[names.index("marks")] = [[[1, 2]], b""]
+    else:
+        raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", [
+    "order longer than the reader takes", "index out of range", "indexes of the wrong width",
+    "integers where a string goes", "integers of the wrong length", "a column short",
+    "a kind twice", "a kind index out of range", "a tuple of non-strings"])
+def test_a_crafted_block_is_skipped_whole_and_counted(tmp_path: Path, name: str) -> None:
+    records, names, _kind = _flow_block_recording(tmp_path)
+    (i,) = [n for n, rec in enumerate(records) if rec[0] == Rec.EVENTS]
+    good = list(records[i])
+    bad = msgpack.unpackb(msgpack.packb(records[i]), raw=False)
+    _crafted(name, bad, names)
+    records[i:i + 1] = [good, bad, good]
+    path = tmp_path / "crafted.ntrec"
+    path.write_bytes(b"".join(msgpack.packb(rec) for rec in records))
+    with RecordingReader(path) as r:
+        events = [item for item in r if getattr(item, "kind", None) == "flow"]
+    assert len(events) == 6 and events[:3] == events[3:]
+    assert [(w, n) for w, n in r.skipped.items() if n] == [(next(
+        w for w in r.skipped if w.startswith("malformed record skipped")), 1)]
