@@ -30,7 +30,18 @@ from tracer.diagnosis.rules import (
     rp_filter_arp,
 )
 from tracer.interfaces import ROLE_UPLINK
-from tracer.model import Event, FlowEvent, LostEvent, NeighEvent, SockEvent
+from tracer.model import (
+    DropEvent,
+    Event,
+    FlowEvent,
+    IcmpEvent,
+    LostEvent,
+    NatEvent,
+    NeighEvent,
+    RouteEvent,
+    SockEvent,
+    TcpEvent,
+)
 from tracer.pipeline.connections import Connection, ConnectionTable
 
 GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
@@ -39,6 +50,9 @@ EXPIRE_EVERY_NS = 10_000_000_000   # forget idle connections this often
 FACTS_REFRESH_NS = 2_000_000_000   # the live node's routes and sysctls, re-read
 QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
                                    # a connection is judged once it has been quiet this long
+# events that feed nothing but the connection view (flows do too, once the node's
+# namespace is known)
+TABLE_ONLY = frozenset({TcpEvent, NatEvent, DropEvent, IcmpEvent, RouteEvent})
 
 
 class Diagnoser:
@@ -64,10 +78,14 @@ class Diagnoser:
     def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Finding]:
         out: list[Finding] = []
         table = self.ctx.table
-        add = table.add
+        add, flow = table.add, table.flow
+        node_netns = self.ctx.node_netns
         for ev in batch:
-            if type(ev) is FlowEvent and self.ctx.node_netns is not None:
-                add(ev)     # nearly every event: nothing else to do
+            if type(ev) is FlowEvent and node_netns is not None:
+                flow(ev)    # nearly every event: nothing else to do
+                continue
+            if type(ev) in TABLE_ONLY:
+                add(ev)
                 continue
             if isinstance(ev, LostEvent):
                 self.coverage.lost[ev.layer] = ev.total
@@ -75,6 +93,7 @@ class Diagnoser:
             if self.ctx.node_netns is None and isinstance(ev, FlowEvent) \
                     and ev.role == ROLE_UPLINK:
                 self.ctx.node_netns = ev.netns   # tc runs in the node's namespace
+            node_netns = self.ctx.node_netns
             add(ev)
             if isinstance(ev, SockEvent):
                 f = hostport_conflict(self.ctx, ev)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.icmpnames import is_error as icmp_is_error
+from tracer.memo import BoundedMemo
 from tracer.model import (
     DropEvent,
     Endpoint,
@@ -45,11 +46,13 @@ from tracer.model import (
 )
 
 Key = tuple[int, str | None, int | None, str | None, int | None]
+Marks = tuple[str, ...]
 
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 IDLE_NS = 120 * 1_000_000_000
 MAX_CONNECTIONS = 50_000
 RECENT_MAX = 4096          # per list of loose events
+MEMO_MAX = 4096
 TCP_MATCH_NS = 15 * 1_000_000_000   # a socket event this close to a connection belongs to it
 
 
@@ -67,7 +70,7 @@ def ep_text(ip: str | None, port: int | None) -> str:
     return f"[{ip}]:{port}" if ip and ":" in ip else f"{ip}:{port}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Hop:
     """One hook's view of one direction of the connection (the latest flow report)."""
 
@@ -92,7 +95,7 @@ class Hop:
                     {"marks": list(self.marks)} if self.marks else {})}
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
     key: Key
     first_ns: int
@@ -228,6 +231,9 @@ class ConnectionTable:
         # connections a rule may still have to look at (unanswered or refused): the
         # rest are skipped without a look, however many there are
         self.candidates: dict[Key, Connection] = {}
+        # a hop's marks and a report's, merged (a report repeats its hop's marks)
+        self._marks: BoundedMemo[tuple[Marks, Marks], Marks] = BoundedMemo(
+            MEMO_MAX, lambda both: tuple(dict.fromkeys((*both[0], *both[1]))))
         self.evicted = 0
         self.now_ns = 0
 
@@ -282,10 +288,17 @@ class ConnectionTable:
 
     def add(self, ev: Event) -> Connection | None:
         """Attach one event; returns the connection it concerns, if any."""
+        if isinstance(ev, FlowEvent):
+            return self.flow(ev)
         t = ev.wall_ns
         if t > self.now_ns:
             self.now_ns = t
-        c = self._flow(ev, t) if type(ev) is FlowEvent else self._add(ev, t)
+        if isinstance(ev, TcpEvent):      # the most frequent after flows
+            c = self._tcp(ev)
+        elif isinstance(ev, NatEvent):
+            c = self._nat(ev, t)
+        else:
+            c = self._add(ev, t)
         if c is not None and not c.open_question:
             self.candidates.pop(c.key, None)
         return c
@@ -296,10 +309,6 @@ class ConnectionTable:
         self.candidates.pop(c.key, None)
 
     def _add(self, ev: Event, t: int) -> Connection | None:
-        if isinstance(ev, FlowEvent):
-            return self._flow(ev, t)
-        if isinstance(ev, NatEvent):
-            return self._nat(ev, t)
         if isinstance(ev, DropEvent):
             if ev.family and ev.proto in (6, 17) and ev.src.port is not None:
                 c = self._conn_for(key_of(ev.proto, ev.src, ev.dst), t)
@@ -312,15 +321,6 @@ class ConnectionTable:
                 c.icmp_sent.append(ev)
                 return c
             return None
-        if isinstance(ev, TcpEvent):
-            self.tcp.append(ev)
-            self._index_tcp(ev)
-            for k in (key_of(6, ev.src, ev.dst), key_of(6, ev.dst, ev.src)):
-                found = self._find(k) if k[2] and k[4] else None
-                if found is not None:
-                    found[0].note_tcp(ev)
-                    return found[0]
-            return None
         if isinstance(ev, NeighEvent):
             self.neigh.append(ev)
         elif isinstance(ev, RouteEvent):
@@ -329,75 +329,102 @@ class ConnectionTable:
             self.socks.append(ev)
         return None
 
+    def _tcp(self, ev: TcpEvent) -> Connection | None:
+        self.tcp.append(ev)
+        src, dst = ev.src, ev.dst
+        # indexed by (src ip, dst ip, dst port) both ways: the client's end has no port yet
+        by = self._tcp_by
+        for k3 in ((src.ip, dst.ip, dst.port), (dst.ip, src.ip, src.port)):
+            q = by.get(k3)
+            if q is None:
+                if len(by) >= RECENT_MAX:       # the oldest address pair goes
+                    del by[next(iter(by))]
+                q = by[k3] = deque(maxlen=16)
+            q.append(ev)
+        if src.port and dst.port:     # connect/failed: no source port yet, no tuple
+            for k in ((6, src.ip, src.port, dst.ip, dst.port),
+                      (6, dst.ip, dst.port, src.ip, src.port)):
+                found = self._find(k)
+                if found is not None:
+                    found[0].note_tcp(ev)
+                    return found[0]
+        return None
+
     def _conn_for(self, k: Key, t: int) -> Connection:
         found = self._find(k)
         c = found[0] if found is not None else self._create(k, t)
         c.last_ns = max(c.last_ns, t)
         return c
 
-    def _flow(self, ev: FlowEvent, t: int) -> Connection | None:
-        if ev.proto in (1, 58):
-            if icmp_is_error(ev.proto, ev.icmp_type):
+    def flow(self, ev: FlowEvent) -> Connection | None:
+        """`add` for a flow report, the event nearly every one is.  Whether a rule still
+        needs the connection is re-judged only when the report changed that: a reply's
+        flags (nothing else a flow carries moves `open_question`)."""
+        t = ev.wall_ns
+        if t > self.now_ns:
+            self.now_ns = t
+        proto = ev.proto
+        if proto != 6 and proto != 17:
+            if (proto == 1 or proto == 58) and icmp_is_error(proto, ev.icmp_type):
                 self.icmp_in.append(ev)
             return None
-        if ev.proto not in (6, 17):
-            return None
         src, dst = ev.src, ev.dst
-        k = (ev.proto, src.ip, src.port, dst.ip, dst.port)   # key_of and _find, inlined
+        k = (proto, src.ip, src.port, dst.ip, dst.port)   # key_of and _find, inlined
         hit = self._alias.get(k)
-        found = self.conns.get(hit[0]) if hit is not None else None
-        if found is not None and hit is not None:
-            c, reply = found, hit[1]
+        c = self.conns.get(hit[0]) if hit is not None else None
+        if c is not None and hit is not None:
+            reply = hit[1]
+            if t > c.last_ns:
+                c.last_ns = t
         else:
             first_flags = ev.tcp_flags if ev.report == "new" else ev.tcp_flags_seen
-            if ev.proto == 6 and first_flags & TCP_SYN and first_flags & TCP_ACK:
+            if proto == 6 and first_flags & TCP_SYN and first_flags & TCP_ACK:
                 c, reply = self._create(reverse(k), t), True    # a SYN-ACK: the answer
             else:
                 c, reply = self._create(k, t), False
-        if t > c.last_ns:
-            c.last_ns = t
         if reply:
-            c.reply_seen = True
-            c.reply_flags |= ev.tcp_flags_seen
+            flags = c.reply_flags | ev.tcp_flags_seen
+            if flags != c.reply_flags or not c.reply_seen:
+                c.reply_seen = True
+                c.reply_flags = flags
+                if not c.open_question:
+                    self.candidates.pop(c.key, None)
         hk = (ev.ifname, ev.direction, reply)
-        old = c.hops.get(hk)
-        if old is not None:     # a later report of the same hook: counters move on
-            old.packets, old.tcp_flags, old.last_ns = ev.packets, ev.tcp_flags_seen, t
+        hop = c.hops.get(hk)
+        if hop is not None:     # a later report of the same hook: counters move on
+            hop.packets, hop.tcp_flags, hop.last_ns = ev.packets, ev.tcp_flags_seen, t
             if ev.marks:
-                old.marks = tuple(dict.fromkeys((*old.marks, *ev.marks)))
+                hop.marks = self._marks[hop.marks, ev.marks]
         else:
             c.hops[hk] = Hop(ifname=ev.ifname, role=ev.role, direction=ev.direction,
-                             reply=reply, src=ev.src, dst=ev.dst, packets=ev.packets,
+                             reply=reply, src=src, dst=dst, packets=ev.packets,
                              tcp_flags=ev.tcp_flags_seen, first_ns=t, last_ns=t,
                              marks=ev.marks)
         return c
 
     def _nat(self, ev: NatEvent, t: int) -> Connection:
-        k = key_of(ev.proto, ev.orig_src, ev.orig_dst)
-        found = self._find(k)
+        find = self._find
+        proto, o_src, o_dst = ev.proto, ev.orig_src, ev.orig_dst
+        k = (proto, o_src.ip, o_src.port, o_dst.ip, o_dst.port)
+        found = find(k)
         if found is not None and not found[1] and found[0].key != k:
             c = found[0]
         else:
             c = self.conns.get(k) or self._create(k, t)
         c.nat = ev
-        c.last_ns = max(c.last_ns, t)
+        if t > c.last_ns:
+            c.last_ns = t
         # the tuple after translation, both ways: what uplinks and endpoints saw
-        fwd = (ev.proto, ev.reply_dst.ip, ev.reply_dst.port, ev.reply_src.ip, ev.reply_src.port)
-        for seen, reply in ((fwd, False), (reverse(fwd), True)):
-            other = self._find(seen)
+        r_src, r_dst = ev.reply_src, ev.reply_dst
+        for seen, reply in (((proto, r_dst.ip, r_dst.port, r_src.ip, r_src.port), False),
+                            ((proto, r_src.ip, r_src.port, r_dst.ip, r_dst.port), True)):
+            other = find(seen)
+            if other is not None and other[0] is c and other[1] == reply:
+                continue    # known already (every later event of the connection)
             if other is not None and other[0] is not c:
                 self._merge(c, other[0])
             self._alias_to(seen, c.key, reply)
         return c
-
-    def _index_tcp(self, ev: TcpEvent) -> None:
-        for k in ((ev.src.ip, ev.dst.ip, ev.dst.port), (ev.dst.ip, ev.src.ip, ev.src.port)):
-            q = self._tcp_by.get(k)
-            if q is None:
-                if len(self._tcp_by) >= RECENT_MAX:       # the oldest address pair goes
-                    del self._tcp_by[next(iter(self._tcp_by))]
-                q = self._tcp_by[k] = deque(maxlen=16)
-            q.append(ev)
 
     def expire(self, now_ns: int) -> None:
         for c in list(self.conns.values()):
