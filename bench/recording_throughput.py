@@ -5,8 +5,9 @@
    /dev/null), paced in 10 ms batches as the live source drains, with and without the
    RecordingWriter tee.  Reported as the CPU the writer adds, in % of one core and as
    a ratio against the unrecorded session; runs alternate and pair, so drift cancels.
-2. `nodetrace replay FILE --fast -o jsonl` (the real CLI entry, in-process, stdout to
-   /dev/null): events per second, wall and CPU.
+2. `nodetrace replay FILE --fast -o jsonl -j 2` and `-j 1` (the real CLI entry,
+   in-process, stdout to /dev/null): events per second of wall time, and per CPU
+   second of both processes.
    Then the same replay taken apart: CPU per event in each stage (the source with the
    reader, path marks, enrichment, diagnosis, the jsonl sink).
 3. Decode-only: RecordingReader iterated to the end, yielding the typed records the
@@ -162,11 +163,14 @@ def stdout_to_devnull() -> Iterator[None]:
         os.close(saved)
 
 
-def replay_rate(path: Path, events: int) -> tuple[float, float]:
+def replay_rate(path: Path, events: int, jobs: int) -> tuple[float, float]:
+    """Events per second of wall time and per CPU second (the worker's included)."""
     with stdout_to_devnull():
-        t_wall, t_cpu = time.perf_counter(), time.process_time()
-        assert cli.main(["replay", str(path), "--fast", "-o", "jsonl"]) == 0
-        wall, cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
+        t_wall, t0 = time.perf_counter(), os.times()
+        assert cli.main(["replay", str(path), "--fast", "-o", "jsonl", "-j", str(jobs)]) == 0
+        wall, t1 = time.perf_counter() - t_wall, os.times()
+    cpu = (t1.user + t1.system + t1.children_user + t1.children_system
+           - t0.user - t0.system - t0.children_user - t0.children_system)
     return events / wall, events / cpu
 
 
@@ -253,11 +257,12 @@ def main() -> int:
         golden = load(GOLDEN)
         print(f"golden recording: {GOLDEN.stat().st_size} bytes for {len(golden.events)} "
               "events, header and node state included")
-        walls, cpus = zip(*(replay_rate(big, args.events) for _ in range(args.runs)),
-                          strict=True)
-        print(f"replay --fast -o jsonl: {statistics.median(walls) / 1000:.0f} k events/s "
-              f"wall, {statistics.median(cpus) / 1000:.0f} k events per CPU second "
-              f"(runs: {', '.join(f'{c / 1000:.0f}' for c in cpus)})")
+        for jobs in (2, 1):
+            walls, cpus = zip(*(replay_rate(big, args.events, jobs)
+                                for _ in range(args.runs)), strict=True)
+            print(f"replay --fast -o jsonl -j {jobs}: {statistics.median(walls) / 1000:.0f} k "
+                  f"events/s wall (runs: {', '.join(f'{w / 1000:.0f}' for w in walls)}), "
+                  f"{statistics.median(cpus) / 1000:.0f} k events per CPU second")
         split = [replay_stages(big, args.events) for _ in range(args.runs)]
         print("replay, CPU us per event by stage: " + ", ".join(
             f"{stage} {statistics.median(s[stage] for s in split):.2f}" for stage in STAGES))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from tracer.pipeline.enrich import names_of
@@ -17,6 +17,15 @@ from tracer.sinks.records import Output
 CHUNK = 64
 
 
+def jsonl_chunks(batch: Sequence[Output]) -> Iterator[bytes]:
+    """The batch's lines, CHUNK at a time, each ending in a newline."""
+    names = names_of(batch)
+    for i in range(0, len(batch), CHUNK):
+        lines = list(map(jsonl_line, batch[i:i + CHUNK], names[i:i + CHUNK]))
+        lines.append(b"")
+        yield b"\n".join(lines)
+
+
 class JsonlSink:
     def __init__(self, out: TextIO) -> None:
         self.out = OutputStream(out)
@@ -24,11 +33,8 @@ class JsonlSink:
     def write(self, batch: Sequence[Output]) -> None:
         if not batch:
             return
-        names = names_of(batch)
-        for i in range(0, len(batch), CHUNK):
-            lines = list(map(jsonl_line, batch[i:i + CHUNK], names[i:i + CHUNK]))
-            lines.append(b"")
-            self.out.write_bytes(b"\n".join(lines))
+        for chunk in jsonl_chunks(batch):
+            self.out.write_bytes(chunk)
         self.out.flush()
 
     def close(self) -> None:
