@@ -1,5 +1,5 @@
-"""Event blocks are built by compiled column getters and packed by ormsgpack (speed,
-tracer/recording/blocks.py and writer.py); the format is docs/recording-format.md's.
+"""Event blocks are built by compiled column getters (speed, tracer/recording/blocks.py
+and writer.py); the format is docs/recording-format.md's.
 For any batch of events, the bytes must be those of the block as that document
 defines it, built here independently and packed by msgpack-python, so no reader can
 tell which code or library wrote a recording."""
