@@ -210,7 +210,8 @@ def test_blocks_skip_unknown_kinds_and_columns_and_count_their_events(
     orphan = _block(drop, names, [{**_drop_values(), "hops": 3}])
     orphan[1] += bytes([teleport])                       # a kind without an entry
     path = tmp_path / "r.ntrec"
-    _raw_recording(path, [block, orphan, block], header=h)
+    _raw_recording(path, [block, orphan, [*block, "a later value"], [int(Rec.EVENTS)]],
+                   header=h)
     rec = load(path)
     assert rec.events == [DROP] * 6
     text = "\n".join(rec.warnings)
@@ -218,6 +219,8 @@ def test_blocks_skip_unknown_kinds_and_columns_and_count_their_events(
     assert "event kind 'teleport' unknown to this nodetrace (4 records)" in text
     assert ("malformed record skipped (a block's order names a kind it has no entry "
             "for) (1 record)") in text
+    assert "1 unknown value(s) in event block records ignored (1 record)" in text
+    assert "malformed record skipped (a block without entries) (1 record)" in text
 
 
 @pytest.mark.parametrize("layout", ["rows", "block"])

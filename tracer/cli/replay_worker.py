@@ -63,7 +63,13 @@ class LineWorker:
             return None
         with contextlib.suppress(OSError):   # a smaller pipe: more switches, same lines
             fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:         # no process to spare: one does it all
+            log.debug("no line worker: %s", exc)
+            os.close(rfd)
+            os.close(wfd)
+            return None
         if pid == 0:
             os.close(rfd)
             _run(args.file, args.metadata, args.node, since, until, wfd)   # never returns

@@ -265,6 +265,7 @@ def decode_block(rec: list[Any], plans: Sequence[BlockPlan | str], max_events: i
     if len(rec) < 3:
         raise Malformed("a block without entries")
     order, entries = rec[1], rec[2]
+    extra = len(rec) - 3
     if type(order) is not bytes or not 0 < len(order) <= max_events:
         raise Malformed("a block's order")
     if type(entries) is not list or not entries:
@@ -292,6 +293,8 @@ def decode_block(rec: list[Any], plans: Sequence[BlockPlan | str], max_events: i
         said.extend((warning, n) for warning in plan.unknown_warnings)
     if total != len(order):
         raise Malformed("a block's order names a kind it has no entry for")
+    if extra:
+        said.append((f"{extra} unknown value(s) in event block records ignored", 1))
     for warning, n in said:
         skipped(warning, n)
     if len(decoded) == 1 and not dropped:

@@ -402,6 +402,8 @@ class RecordingReader:
             return ev
         if type(t) is not int:
             raise Malformed("record type is not a number")
+        if t == Rec.EVENTS:
+            raise Malformed("a block without entries")
         if t == Rec.METADATA:
             self._extra(rec, 5, "metadata")
             _, wall, kind, action, obj = rec[:5]
