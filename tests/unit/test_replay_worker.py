@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,49 @@ def test_a_worker_that_dies_mid_batch_costs_no_line(long_recording: Path) -> Non
     assert dying.stdout == one.stdout
     assert "line worker gone at batch 5" in dying.stderr
     assert "line worker: rendered 2 batches" in dying.stderr
+
+
+def _state(pid: int) -> str:
+    """A process's state letter, or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+# A worker busy for a minute (not blocked on its pipe, where the main process's end
+# would end it anyway)
+BUSY_WORKER = """
+import sys, time
+import tracer.cli.replay_worker as w
+def busy(batch):
+    time.sleep(60)
+    yield b""
+w.jsonl_chunks = busy
+from tracer.cli.main import main
+sys.exit(main())
+"""
+
+
+def test_the_worker_ends_with_the_main_process_even_on_kill_9(long_recording: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", BUSY_WORKER, "replay",
+                             str(long_recording), "-o", "jsonl", "-j", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        deadline = time.monotonic() + 20
+        while not children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (worker,) = map(int, children.read_text().split())
+        time.sleep(0.5)                   # into its minute of work
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while _state(worker) not in ("", "Z", "X") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _state(worker) in ("", "Z", "X")     # dead (a zombie until init reaps it)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

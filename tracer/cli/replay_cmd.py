@@ -164,7 +164,9 @@ def main(args: argparse.Namespace) -> int:
         stages = ReplayPipeline(h, metadata=args.metadata, node=args.node)
         source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
         stop = threading.Event()
+        # SIGTERM as SIGINT: the output so far ends with whole lines, the worker goes
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+        signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
         worker = LineWorker.start(args, since, until) \
             if isinstance(sink, JsonlSink) and args.speed is None and _jobs(args) > 1 \
             else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -63,6 +64,7 @@ class LineWorker:
             return None
         with contextlib.suppress(OSError):   # a smaller pipe: more switches, same lines
             fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:         # no process to spare: one does it all
@@ -72,6 +74,7 @@ class LineWorker:
             return None
         if pid == 0:
             os.close(rfd)
+            _die_with(parent)
             _run(args.file, args.metadata, args.node, since, until, wfd)   # never returns
         os.close(wfd)
         return cls(pid, rfd)
@@ -121,6 +124,18 @@ class LineWorker:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)    # our own child, by its PID
         os.waitpid(self.pid, 0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """The worker ends when the main process does, however it ends (kill -9
+    included): it must not go on rendering for nobody."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:       # it ended before the line above took effect
+        os._exit(1)
 
 
 def _run(path: Path, metadata: Sequence[Path], node: str | None, since: int | None,
