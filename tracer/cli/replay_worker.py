@@ -145,6 +145,7 @@ def _run(path: Path, metadata: Sequence[Path], node: str | None, since: int | No
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # the main process stops it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the main process's handler
         logging.disable(logging.CRITICAL)                # the main process says it all
         with RecordingReader(path) as reader:
             stages = ReplayPipeline(reader.header, metadata=metadata, node=node)
