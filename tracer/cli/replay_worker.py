@@ -43,14 +43,15 @@ PIPE_BYTES = 1 << 20        # a batch's lines in one go (F_SETPIPE_SZ; 64 KiB ot
 
 
 def rendered_by_worker(batch: int) -> bool:
-    # the main process also diagnoses and copies: it renders one batch in three
-    return batch % 2 != 0
+    return batch % 2 == 1
 
 
 class LineWorker:
     def __init__(self, pid: int, fd: int) -> None:
         self.pid = pid
         self.fd = fd
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
         self.alive = True
         self.copied = 0            # batches whose lines came from the worker
 
@@ -104,8 +105,7 @@ class LineWorker:
     def _read(self, n: int) -> bytes:
         chunks: list[bytes] = []
         while n:
-            ready, _, _ = select.select([self.fd], [], [], SILENCE_S)
-            if not ready:
+            if not self._poll.poll(SILENCE_S * 1000):
                 raise OSError("the worker fell silent")
             data = os.read(self.fd, n)
             if not data:
