@@ -73,7 +73,7 @@ def register(sub: Any) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE",
                    help="a recording (docs/recording-format.md)")
-    p.add_argument("-o", "--output", choices=(*OUTPUTS, "tui"), default=None,
+    p.add_argument("-o", "--output", choices=OUTPUTS, default=None,
                    help="output format (default: table on a terminal, else jsonl; tui: "
                    "the interactive view, once built)")
     pace = p.add_mutually_exclusive_group()
