@@ -12,9 +12,9 @@
    reader, path marks, enrichment, diagnosis, the jsonl sink).
 3. Decode-only: RecordingReader read to the end, yielding the typed records the
    pipeline consumes (framing with the caps, validation of every value's type, the
-   frozen model events and their nested structs) and nothing else: as replay takes
-   them (`chunks()`, a block's events in one list), and one item at a time (a
-   generator step more per event); and msgpack framing alone, for reference.
+   frozen model events and their nested structs) and nothing else: as replay reads
+   them (`chunks()`, a block's events in one list, under replay's GC setting), the
+   same under the default GC, and one item at a time; and msgpack framing alone.
 4. File size per event, for the golden recording's mix of kinds.
 
 No root needed (nothing attaches).  Process CPU time is the measure: other work on
@@ -209,17 +209,27 @@ def replay_stages(path: Path, events: int) -> dict[str, float]:
     return {stage: dt / events * 1e6 for stage, dt in spent.items()}
 
 
-def decode_rate(path: Path) -> tuple[float, float, float]:
-    """Records (events, and the few others) to model objects per second: as replay
-    takes them (`chunks()`: a block's events as one list), and one item at a time
-    (`for item in reader`); and events per second of msgpack's framing alone."""
+def _chunks_rate(path: Path) -> float:
     t = time.process_time()
     with RecordingReader(path) as r:
         n = sum(len(c) if type(c) is list else 1 for c in r.chunks())
-    model = n / (time.process_time() - t)
+    return n / (time.process_time() - t)
+
+
+def decode_rate(path: Path) -> tuple[float, float, float, float]:
+    """Records (events, and the few others) to model objects per second:
+    - as `nodetrace replay` reads them: `chunks()` (a block's events as one list),
+      under replay's GC setting (replay_cmd.batch_sized_gc);
+    - the same under Python's default GC, whose full collections walk the whole heap
+      again and again while a block's events are young;
+    - one item at a time (`for item in reader`), default GC;
+    and events per second of msgpack's framing alone."""
+    with replay_cmd.batch_sized_gc():
+        as_replay = _chunks_rate(path)
+    default_gc = _chunks_rate(path)
     t = time.process_time()
     with RecordingReader(path) as r:
-        assert sum(1 for _ in r) == n
+        n = sum(1 for _ in r)
     items = n / (time.process_time() - t)
     t = time.process_time()
     with open(path, "rb") as f:
@@ -231,7 +241,7 @@ def decode_rate(path: Path) -> tuple[float, float, float]:
         for _ in unpacker:
             pass
     framing = n / (time.process_time() - t)
-    return model, items, framing
+    return as_replay, default_gc, items, framing
 
 
 def main() -> int:
@@ -272,14 +282,16 @@ def main() -> int:
         split = [replay_stages(big, args.events) for _ in range(args.runs)]
         print("replay, CPU us per event by stage: " + ", ".join(
             f"{stage} {statistics.median(s[stage] for s in split):.2f}" for stage in STAGES))
-        models, items, framings = zip(*(decode_rate(big) for _ in range(args.runs)),
-                                      strict=True)
-        print(f"decode-only: {statistics.median(models) / 1000:.0f} k records/s to model "
-              f"events, as replay takes them (runs: "
-              f"{', '.join(f'{m / 1000:.0f}' for m in models)}); one item at a time "
-              f"{statistics.median(items) / 1000:.0f} k/s; "
-              f"msgpack framing alone, with the reader's caps, "
-              f"{statistics.median(framings) / 1000:.0f} k records/s")
+        rates = [decode_rate(big) for _ in range(args.runs)]
+        replays, defaults, items, framings = zip(*rates, strict=True)
+
+        def k(xs: tuple[float, ...]) -> str:
+            return f"{statistics.median(xs) / 1000:.0f} k"
+        print(f"decode-only: {k(replays)} records/s to model events as replay reads them "
+              f"(chunks, replay's GC setting; runs: "
+              f"{', '.join(f'{m / 1000:.0f}' for m in replays)}); {k(defaults)}/s with the "
+              f"default GC; {k(items)}/s one item at a time (default GC); msgpack framing "
+              f"alone, with the reader's caps, {k(framings)} records/s")
     return 0
 
 
