@@ -40,8 +40,8 @@ def _boundaries(data: bytes) -> tuple[list[int], list[int]]:
 ENDS, ITEMS = _boundaries(DATA)
 
 
-def _records(data: bytes) -> list[list[object]]:
-    unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
+def _records(data: bytes) -> list[list[Any]]:
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
     unpacker.feed(data)
     return list(unpacker)
 
@@ -244,16 +244,10 @@ def _flow_block_recording(tmp_path: Path) -> tuple[list[list[Any]], list[str], i
              for p in (80, 81, 80)]
     path = tmp_path / "flows.ntrec"
     write_recording(path, [flows])
-    records = _records_of(path.read_bytes())
+    records = _records(path.read_bytes())
     kinds = [k for k, _ in records[0][3]["schema"]["events"]]
     names = [c for c, _s in dict(records[0][3]["schema"]["events"])["flow"]]
     return records, names, kinds.index("flow")
-
-
-def _records_of(data: bytes) -> list[list[Any]]:
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-    unpacker.feed(data)
-    return list(unpacker)
 
 
 def _crafted(name: str, block: list[Any], names: list[str]) -> None:

@@ -167,14 +167,14 @@ def main(args: argparse.Namespace) -> int:
         # SIGTERM as SIGINT: the output so far ends with whole lines, the worker goes
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
         signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+        lines = sink if isinstance(sink, JsonlSink) else None
         worker = LineWorker.start(args, since, until) \
-            if isinstance(sink, JsonlSink) and args.speed is None and _jobs(args) > 1 \
-            else None
+            if lines is not None and args.speed is None and _jobs(args) > 1 else None
         try:
             with batch_sized_gc():
                 for number, batch in enumerate(source.batches(stop)):
                     named, findings = stages.process(batch)
-                    if worker is None or not worker.copy(number, sink.out):   # type: ignore[attr-defined]
+                    if worker is None or lines is None or not worker.copy(number, lines.out):
                         sink.write(named)
                     if findings:
                         sink.write(findings)

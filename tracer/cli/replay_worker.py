@@ -33,7 +33,7 @@ from pathlib import Path
 from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording.reader import RecordingReader
 from tracer.sinks.jsonl import jsonl_chunks
-from tracer.sinks.output import OutputStream
+from tracer.sinks.output import OutputStream, write_all
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +155,8 @@ def _run(path: Path, metadata: Sequence[Path], node: str | None, since: int | No
                 if not rendered_by_worker(number):
                     continue
                 for chunk in jsonl_chunks(named):
-                    _write(fd, FRAME.pack(number, len(chunk)) + chunk)
-                _write(fd, FRAME.pack(number, 0))
+                    write_all(fd, FRAME.pack(number, len(chunk)) + chunk)
+                write_all(fd, FRAME.pack(number, 0))
         code = 0
     finally:       # an exception too: the main process renders what is missing
         os._exit(code)
-
-
-def _write(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

@@ -26,6 +26,7 @@ from tracer.model import Event
 from tracer.recording.blocks import BlockEncoder
 from tracer.recording.format import MAGIC, VERSION, Rec, schema, struct_getter
 from tracer.recording.metadata import ACTIONS, MetadataRecord, json_default, object_key
+from tracer.sinks.output import write_all
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +195,7 @@ class RecordingWriter:
             self._snapshots.append(t)
 
     def _flush(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        write_all(self._fd, data)
         self._size += len(data)
 
     def _emit(self, data: bytes, events: int) -> None:

@@ -13,6 +13,13 @@ import os
 from typing import TextIO
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd`, however many writes a full pipe or a signal takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class OutputStream:
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -34,9 +41,7 @@ class OutputStream:
         if self.fd is None:
             self.out.write(data.decode())
             return
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        write_all(self.fd, data)
 
     def flush(self) -> None:
         if self.fd is None:
