@@ -21,7 +21,7 @@ import time
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import NoNames
 from tracer.diagnosis.nodefacts import NodeFacts
-from tracer.model import Endpoint, Event, FlowEvent, NatEvent, TcpEvent
+from tracer.events.model import Endpoint, Event, FlowEvent, NatEvent, TcpEvent
 from tracer.pipeline.path import PathMarker
 
 MS = 1_000_000

@@ -23,8 +23,8 @@ import time
 import tracemalloc
 from typing import Any
 
+from tracer.events.model import Endpoint, Event, FlowEvent
 from tracer.metadata.index import MetadataIndex
-from tracer.model import Endpoint, Event, FlowEvent
 from tracer.pipeline.enrich import Enricher
 
 Obj = dict[str, Any]

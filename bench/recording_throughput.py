@@ -41,10 +41,10 @@ from pathlib import Path
 
 import msgpack
 
-from tracer import schema
 from tracer.cli import main as cli
 from tracer.cli import replay_cmd
-from tracer.model import Event
+from tracer.events import schema
+from tracer.events.model import Event
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.path import PathMarker
 from tracer.pipeline.replay import ReplayPipeline

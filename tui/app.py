@@ -27,9 +27,9 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent
 from textual.worker import Worker, WorkerFailed, WorkerState
 
-from tracer.selection import Selection
-from tracer.selectors import SelectorError
-from tui import selecting
+from tracer.metadata.selectors import SelectorError
+from tracer.session.pod_scope import Selection
+from tui import selection_edit as selecting
 from tui.commands import NodetraceCommands
 from tui.connections import Connection
 from tui.feed import Feed, FeedBatch, FeedOutput, FeedStatus

@@ -1,7 +1,7 @@
 """What the TUI consumes: batches of record dicts and the feed's status.
 
 A record is exactly what `nodetrace trace -o jsonl` prints for one line
-(docs/events.md, tracer/sinks/records.py).  The app sees only this interface: a live
+(docs/events.md, tracer/events/records.py).  The app sees only this interface: a live
 session and a recording replay are two adapters (tui/feeds/) and the app does not know
 which one it runs on.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:   # the selection's module finds pods on the node: only its type here
-    from tracer.selection import Selection
+    from tracer.session.pod_scope import Selection
 
 Record = dict[str, Any]
 

@@ -9,7 +9,7 @@ import signal
 import sys
 from types import FrameType
 
-from tracer.errors import TracerError
+from tracer.util.errors import TracerError
 from tui.app import NodetraceApp
 from tui.feed import Feed
 from tui.messages import StatusNote

@@ -19,10 +19,10 @@ from tests.kernel.lab_fixtures import (  # noqa: F401 - fixtures
     host_unchanged_fixture,
     lab_scenario_fixture,
 )
-from tracer.errors import UsageError
 from tracer.lab import lifecycle, state
 from tracer.lab.lifecycle import Lab
 from tracer.lab.scenarios import HEALTHY, SCENARIOS
+from tracer.util.errors import UsageError
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[2]

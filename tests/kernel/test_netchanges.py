@@ -1,5 +1,5 @@
 """The session re-reads interfaces, addresses, routes and forwarding sysctls when the
-kernel announces a change (tracer/netchanges.py), not on a timer: each kind of change
+kernel announces a change (tracer/node/netchanges.py), not on a timer: each kind of change
 an operator or a CNI makes must be announced, and silence must stay silent."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.kernel
 # (rtnetlink queues the announcement before the command that made it returns)
 CHILD = r"""
 import json, subprocess, sys
-from tracer.netchanges import NetChanges
+from tracer.node.netchanges import NetChanges
 
 def sh(*cmd):
     subprocess.run(cmd, check=True, capture_output=True)
@@ -72,7 +72,7 @@ def test_every_kind_of_change_is_announced_once_and_silence_is_silent(ns: Netns)
 
 
 def test_without_announcements_the_safety_timer_still_rereads(ns: Netns) -> None:
-    child = ("import json, time\nfrom tracer.netchanges import NetChanges\n"
+    child = ("import json, time\nfrom tracer.node.netchanges import NetChanges\n"
              "c = NetChanges(safety_s=0.2)\nfirst = c.due()\ntime.sleep(0.3)\n"
              "print(json.dumps([first, c.due(), c.due()]))\n")
     assert json.loads(ns.exec(sys.executable, "-c", child).stdout) == [False, True, False]

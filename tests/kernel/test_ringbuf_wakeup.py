@@ -24,12 +24,12 @@ CLOSED_PORT = 9
 
 CHILD = r"""
 import json, subprocess, sys, threading, time
-from tracer.interfaces import discover
+from tracer.node.interfaces import discover
 from tracer.kernel.loader import BuildSpec, Module
 from tracer.kernel.tc import TcAttacher
-from tracer.model import FlowEvent
+from tracer.events.model import FlowEvent
 from tracer.pipeline.decode import DecodeContext, Decoder
-from tracer.schema import LossSlot
+from tracer.events.schema import LossSlot
 from tracer.sources.live import LiveSource
 
 sent, b_ip, port, wake = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

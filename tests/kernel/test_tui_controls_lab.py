@@ -20,9 +20,9 @@ from tests.kernel.lab_fixtures import (  # noqa: F401 - fixtures
 )
 from tests.kernel.test_metadata_lab import ifindex, node1, tcx_ifindexes, wait_for
 from tests.kernel.test_tui_lab import tmux
+from tracer.events.model import FlowEvent
 from tracer.lab.lifecycle import Lab
 from tracer.lab.scenarios import WEB_SVC
-from tracer.model import FlowEvent
 from tracer.recording.reader import EndRecord, RecordingReader
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(240)]

@@ -1,6 +1,6 @@
 """A session without a kernel, for Pilot tests of a live feed (no root).
 
-`GoldenSession` plays tracer/session.py's part for tui/feeds/live.py: the events of
+`GoldenSession` plays tracer/session/run.py's part for tui/feeds/live.py: the events of
 tests/data/golden.ntrec stand for what the kernel would deliver, one batch per tick
 until stopped; everything else is the real code a session runs — the metadata index
 (fed from the recording's metadata), the pipeline stages, the `SessionControl` that
@@ -15,17 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tracer.diagnosis.engine import Diagnoser
-from tracer.errors import UsageError
-from tracer.model import Event
+from tracer.events.model import Event
 from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording.live import LiveRecording
 from tracer.recording.reader import RecordingReader
 from tracer.recording.writer import SessionFacts
-from tracer.selection import Selection
-from tracer.session import Attached, TraceOptions
-from tracer.session_control import SessionControl
+from tracer.session.control import SessionControl
+from tracer.session.pod_scope import Selection
+from tracer.session.run import Attached, TraceOptions
 from tracer.sinks.sink import Sink
 from tracer.sources.stats import SourceStats
+from tracer.util.errors import UsageError
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden.ntrec"
 TICK_S = 0.02

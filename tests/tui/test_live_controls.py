@@ -14,13 +14,13 @@ from textual.widgets import Input, Static
 
 from tests.tui.livelike import GoldenSession
 from tests.tui.pilot import SIZE, make_app, settle, until
-from tracer.model import Event
+from tracer.events.model import Event
+from tracer.metadata.selectors import LabelSelector
 from tracer.recording.metadata import MetadataRecord
 from tracer.recording.reader import EndRecord, RecordingReader
 from tracer.recording.writer import RecordSpec
-from tracer.selection import Selection
-from tracer.selectors import LabelSelector
-from tracer.session import TraceOptions
+from tracer.session.pod_scope import Selection
+from tracer.session.run import TraceOptions
 from tui.app import NodetraceApp
 from tui.feeds.live import LiveFeed
 from tui.feeds.replay import ReplayFeed, load

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tracer.selection import Selection
-from tracer.selectors import LabelSelector, SelectorError
-from tui.selecting import labels_text, namespace_text, view_scope, with_labels, with_namespace
+from tracer.metadata.selectors import LabelSelector, SelectorError
+from tracer.session.pod_scope import Selection
+from tui.selection_edit import labels_text, namespace_text, view_scope, with_labels, with_namespace
 
 WEB = LabelSelector.parse("app=web")
 LABELS = {"default/web-a": {"app": "web"}, "shop/web-b": {"app": "web"},

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tracer.icmpnames import icmp_meaning
+from tracer.events.icmp_names import icmp_meaning
 
 PREFIX = int(ipaddress.IPv6Address("fd6e::"))
 _V4 = re.compile(r"(?<![\w.:])(\d{1,3}(?:\.\d{1,3}){3})(?:/(\d{1,2}))?(?![\w.])")

@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tracer.model import Event
+from tracer.events.model import Event
 from tracer.recording.format import EVENT_TYPES, FieldType, field_types
 from tracer.recording.writer import EndInfo, NodeState, RecordingWriter, RecordSpec, SessionFacts
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.unit.recording_support import GOLDEN, write_recording
 from tracer.diagnosis.offline import diagnose_file
-from tracer.model import DropEvent, Endpoint, Event, FlowEvent, IcmpEvent, NatEvent, TcpEvent
+from tracer.events.model import DropEvent, Endpoint, Event, FlowEvent, IcmpEvent, NatEvent, TcpEvent
 from tracer.pipeline import connections
 from tracer.pipeline.connections import ConnectionTable
 from tracer.recording import load

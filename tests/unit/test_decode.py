@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import socket
 
-from tracer import schema
-from tracer.model import DropEvent
+from tracer.events import schema
+from tracer.events.model import DropEvent
+from tracer.events.records import event_record
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.sinks.jsonl import JsonlSink
-from tracer.sinks.records import event_record
 
 CTX = DecodeContext(drop_reasons={12: "NETFILTER_DROP", 3: "NO_SOCKET"},
                     resolve_location=lambda a: f"fn+{a:#x}",

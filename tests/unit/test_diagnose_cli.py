@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer.model import Endpoint, FlowEvent, NatEvent
+from tracer.events.model import Endpoint, FlowEvent, NatEvent
 from tracer.pipeline.connections import ConnectionTable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,11 +121,11 @@ def test_connection_view_is_bounded() -> None:
 
 
 def test_coverage_names_the_kinds_it_could_not_see() -> None:
-    from tracer.diagnosis.finding import Coverage
     from tracer.diagnosis.rules import RULES
+    from tracer.events.finding import Coverage
 
     assert {r.kind for r in RULES} == set(__import__(
-        "tracer.diagnosis.finding", fromlist=["KINDS"]).KINDS)
+        "tracer.events.finding", fromlist=["KINDS"]).KINDS)
     cov = Coverage(attached=["tracepoint/skb:kfree_skb", "tc/tcx: eth0(uplink)"],
                    metadata="file x", node_state=True)
     blind = cov.record()["partly_blind"]

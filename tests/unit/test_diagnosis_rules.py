@@ -15,12 +15,20 @@ from pathlib import Path
 import pytest
 
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.finding import Finding
 from tracer.diagnosis.names import NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.offline import diagnose_events, diagnose_file
-from tracer.model import DropEvent, Endpoint, Event, FlowEvent, IcmpEvent, NatEvent, SockEvent
-from tracer.sources.jsonl import JsonlEvents
+from tracer.events.finding import Finding
+from tracer.events.jsonl import JsonlEvents
+from tracer.events.model import (
+    DropEvent,
+    Endpoint,
+    Event,
+    FlowEvent,
+    IcmpEvent,
+    NatEvent,
+    SockEvent,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "diagnosis"
 SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")
@@ -291,7 +299,7 @@ def test_jsonl_garbage_is_skipped_and_counted(tmp_path: Path) -> None:
 
 def test_jsonl_round_trip_keeps_the_fields() -> None:
     """An event read back from its JSON line prints the same line again."""
-    from tracer.sinks.records import event_record
+    from tracer.events.records import event_record
 
     lines = [json.loads(x) for x in (DATA / "no-route.jsonl").read_text().splitlines()]
     assert [event_record(e) for e in JsonlEvents(map(json.dumps, lines))] == lines

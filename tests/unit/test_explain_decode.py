@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tracer import schema
-from tracer.icmpnames import icmp_meaning
-from tracer.model import (
+from tracer.events import schema
+from tracer.events.icmp_names import icmp_meaning
+from tracer.events.model import (
     Endpoint,
     IcmpEvent,
     PodRef,
@@ -21,10 +21,10 @@ from tracer.model import (
     nud_state_name,
     tcp_state_name,
 )
+from tracer.events.records import event_record
+from tracer.node.ports import parse_proc_net
 from tracer.pipeline.decode import DecodeContext, Decoder, route_error
-from tracer.ports import parse_proc_net
 from tracer.sinks.jsonl import JsonlSink
-from tracer.sinks.records import event_record
 from tracer.sinks.table import TableSink, icmp_line
 
 CTX = DecodeContext(drop_reasons={}, resolve_location=lambda a: "",

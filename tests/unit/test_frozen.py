@@ -1,4 +1,4 @@
-"""tracer/frozen.py builds instances of the frozen model classes that are the ones
+"""tracer/util/frozen.py builds instances of the frozen model classes that are the ones
 `cls(*values)` builds."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 
 from tests.unit.recording_support import ANY_EVENT
-from tracer import frozen
-from tracer.model import Endpoint, Event
+from tracer.events.model import Endpoint, Event
+from tracer.util import frozen
 
 
 def _values(obj: object) -> tuple[object, ...]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer.errors import PrerequisiteError
 from tracer.kernel import headers
+from tracer.util.errors import PrerequisiteError
 
 
 def _debian_split(root: Path, rel: str) -> tuple[Path, Path]:

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.recording_support import ANY_EVENT, model_strategy
+from tracer.events.model import DropEvent, Endpoint, Event, FlowEvent, PodRef, Process, TcpEvent
+from tracer.events.records import event_record
 from tracer.metadata.names import (
     SCOPE_EXTERNAL,
     SCOPE_POD,
@@ -20,13 +22,11 @@ from tracer.metadata.names import (
     PodName,
     ServiceName,
 )
-from tracer.model import DropEvent, Endpoint, Event, FlowEvent, PodRef, Process, TcpEvent
 from tracer.pipeline.enrich import NAMED_FIELDS, NamedBatch
 from tracer.sinks import fragments
 from tracer.sinks.fragments import canonical_line, jsonl_line
 from tracer.sinks.jsonl import JsonlSink
-from tracer.sinks.names import add_names
-from tracer.sinks.records import event_record
+from tracer.sinks.naming import add_names
 
 _TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=6) \
     | st.sampled_from(["\x7f", "é", "web-a", '"q"'])

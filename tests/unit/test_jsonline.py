@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.recording_support import ANY_EVENT
-from tracer.model import Event
+from tracer.events.model import Event
+from tracer.events.records import event_record
 from tracer.recording.format import EVENT_TYPES, field_types, structs_of
 from tracer.sinks.jsonline import float_free_line, json_line
-from tracer.sinks.records import event_record
 
 
 def _json(value: Any) -> bytes:

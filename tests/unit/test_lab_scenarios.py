@@ -6,13 +6,13 @@ import os
 
 import pytest
 
-from tracer.errors import UsageError
 from tracer.lab import scenarios
 from tracer.lab.cluster import build_cluster
 from tracer.lab.lifecycle import Lab, abandoned
 from tracer.lab.scenarios import EXT, HEALTHY, OUTCOMES, SCENARIOS
 from tracer.lab.state import LabState, ProcessRecord, start_ticks
 from tracer.lab.workloads import dns_answer, dns_parse_answer, dns_query, dns_records
+from tracer.util.errors import UsageError
 
 ISSUE_3 = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",
            "externalip-untranslated", "service-no-endpoints", "dns-unreachable",

@@ -20,7 +20,7 @@ from tracer.lab.objects import cluster_objects
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.kube import KubeConfig, KubeProvider
 from tracer.metadata.names import EndpointName
-from tracer.selectors import LabelSelector
+from tracer.metadata.selectors import LabelSelector
 
 pytestmark = pytest.mark.timeout(60)
 

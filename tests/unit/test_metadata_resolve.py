@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tracer.errors import UsageError
+from tracer.events.model import Endpoint, FlowEvent, NatEvent, PodRef, Process, SockEvent, TcpEvent
 from tracer.lab.cluster import build_cluster
 from tracer.lab.objects import as_list, cluster_objects
 from tracer.metadata.file import FileProvider
@@ -24,14 +24,14 @@ from tracer.metadata.index import MetadataIndex
 from tracer.metadata.local import LocalPod, _fib_local_addresses, _ipv6_addresses
 from tracer.metadata.names import EndpointName
 from tracer.metadata.resolver import Listener
+from tracer.metadata.selectors import LabelSelector
 from tracer.metadata.setup import Metadata, MetadataOptions
-from tracer.model import Endpoint, FlowEvent, NatEvent, PodRef, Process, SockEvent, TcpEvent
+from tracer.node.scope import own_netns_inode
 from tracer.pipeline.enrich import Enricher, NamedBatch, PodFilter
-from tracer.scope import own_netns_inode
-from tracer.selection import PodSelection, Selection
-from tracer.selectors import LabelSelector
+from tracer.session.pod_scope import PodSelection, Selection
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.table import TableSink
+from tracer.util.errors import UsageError
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.recording_support import model_strategy
-from tracer.model import DropEvent, Endpoint, FlowEvent, NatEvent
+from tracer.events.model import DropEvent, Endpoint, FlowEvent, NatEvent
 from tracer.pipeline import path
 from tracer.pipeline.path import (
     DNAT_ENDPOINT_DROPPED,

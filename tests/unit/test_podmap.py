@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer.podmap import CgroupIndex, PodMap, _cgroup2_mounts, parse_cgroup_path
+from tracer.node.podmap import CgroupIndex, PodMap, _cgroup2_mounts, parse_cgroup_path
 
 UID = "2c2a3d6e-8b4f-4f0e-9d1a-3b5c7e9f1a2b"
 CID = "8f3c2a1b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8"

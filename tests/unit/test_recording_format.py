@@ -26,13 +26,13 @@ from tests.unit.recording_support import (
     GOLDEN,
     write_recording,
 )
-from tracer import model
-from tracer.errors import RecordingFormatError, TracerError
-from tracer.model import DropEvent, Endpoint, Event, FlowEvent
+from tracer.events import model
+from tracer.events.model import DropEvent, Endpoint, Event, FlowEvent
 from tracer.recording import MetadataLog, RecordingReader, load
 from tracer.recording.format import EVENT_TYPES, MAGIC, VERSION, FixUp, Rec
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, build_header
 from tracer.sources.replay import ReplaySource
+from tracer.util.errors import RecordingFormatError, TracerError
 
 DROP = DropEvent(ts_ns=5, wall_ns=1_700_000_000_000_000_000, netns=1, ifindex=2,
                  ifname="eth0", reason="NETFILTER_DROP", reason_raw=12,

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.recording_support import GOLDEN
-from tracer.errors import RecordingFormatError
 from tracer.recording import RecordingReader
 from tracer.recording.format import MAGIC, VERSION, Rec
+from tracer.util.errors import RecordingFormatError
 
 DATA = GOLDEN.read_bytes()
 MEMORY_CAP = 48 << 20      # format.Limits: one 16 MiB buffer, and what it decodes to
@@ -204,7 +204,7 @@ def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> 
     value of the wrong type, hashable or not, is still a malformed record, and an
     event never gets a struct built from other values."""
     from tests.unit.recording_support import write_recording
-    from tracer.model import Endpoint, Process, TcpEvent
+    from tracer.events.model import Endpoint, Process, TcpEvent
 
     def tcp(pid: int, port: int) -> TcpEvent:
         return TcpEvent(1, 2, 3, "connect", 4, Endpoint("10.0.0.1", port),
@@ -237,7 +237,7 @@ def _flow_block_recording(tmp_path: Path) -> tuple[list[list[Any]], list[str], i
     """A recording of one block of three flows, as msgpack values, with the flow
     columns' names and the flow kind's index."""
     from tests.unit.recording_support import write_recording
-    from tracer.model import Endpoint, FlowEvent
+    from tracer.events.model import Endpoint, FlowEvent
 
     flows = [FlowEvent(1, 2, 3, 4, "eth0", "egress", "new", 4, 6, Endpoint("10.42.0.5", p),
                        Endpoint("10.43.0.1", 443), 2, 2, None, None, 1, 60, 2, 2, "uplink")

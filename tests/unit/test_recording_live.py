@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.unit.recording_support import FACTS, GOLDEN
+from tracer.events.model import Event
 from tracer.metadata.index import MetadataIndex
-from tracer.model import Event
 from tracer.recording.live import LiveRecording
 from tracer.recording.metadata import MetadataRecord
 from tracer.recording.reader import EndRecord, RecordingReader

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.recording_support import ANY_EVENT
-from tracer.model import Endpoint, Event, FlowEvent
+from tracer.events.model import Endpoint, Event, FlowEvent
 from tracer.recording.format import EVENT_TYPES, FieldType, Rec, column_types, columns
 from tracer.recording.writer import EventEncoder
 

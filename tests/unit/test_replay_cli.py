@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = '''
 import importlib.abc, socket, sys
 BLOCKED = ("bcc", "pyroute2", "kubernetes", "tracer.kernel", "tracer.sources.live",
-           "tracer.session")
+           "tracer.session.run")
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if any(name == b or name.startswith(b + ".") for b in BLOCKED):

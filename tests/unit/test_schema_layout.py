@@ -1,4 +1,4 @@
-"""bpf/include/events.h and tracer/schema.py describe the same bytes: compile the
+"""bpf/include/events.h and tracer/events/schema.py describe the same bytes: compile the
 header with the host C compiler and compare every offset and size."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer import schema
+from tracer.events import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTS = [schema.HDR, schema.TUPLE, *schema.RECORDS.values(), *schema.MAP_STRUCTS]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracer.errors import UsageError
-from tracer.selectors import FieldSelector, LabelSelector, Op, Requirement, SelectorError
+from tracer.metadata.selectors import FieldSelector, LabelSelector, Op, Requirement, SelectorError
+from tracer.util.errors import UsageError
 
 WEB = {"app": "web", "tier": "frontend", "env": "prod", "replicas": "3"}
 DB = {"app": "db", "tier": "backend", "env": "staging"}

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tracer.cli.options import positive_float
-from tracer.errors import TracerError
 from tracer.lab.demo import CLOSED_UDP_PORT, DROPPED_TCP_PORT, DropDemo
+from tracer.util.errors import TracerError
 
 
 def register(sub: Any) -> None:

@@ -17,12 +17,12 @@ from tracer.cli.trace_cmd import (
     trace_options,
 )
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.finding import Finding
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
-from tracer.errors import UsageError
-from tracer.sinks.records import Output
+from tracer.events.finding import Finding
+from tracer.events.records import Output
 from tracer.sinks.table import finding_lines
+from tracer.util.errors import UsageError
 
 EXAMPLES = """examples:
   nodetrace diagnose --duration 30 --metadata objects.json   30 s of this node, explained
@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
                              emit=lambda fs: sink.write(fs), stop=stop)
         report(diag, args.output, sys.stdout)
         return 0
-    from tracer.session import run
+    from tracer.session.run import run
 
     diag = live_diagnoser(args.metadata, args.node)
     stop = threading.Event()

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tracer.cli.options import positive_float
-from tracer.errors import UsageError
 from tracer.lab import cgroups, lifecycle, runner
 from tracer.lab.scenarios import SCENARIOS, get
+from tracer.util.errors import UsageError
 
 EXAMPLES = """examples:
   nodetrace lab list                          the scenarios

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from tracer import __version__
-from tracer.errors import TracerError, UsageError
+from tracer.util.errors import TracerError, UsageError
 
 # Each module has register(subparsers) that adds its parser and sets `func`.
 COMMAND_MODULES = (

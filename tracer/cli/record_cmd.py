@@ -11,8 +11,8 @@ from typing import Any
 
 from tracer.cli.options import add_recording_size, writable_path
 from tracer.cli.trace_cmd import add_session_options, install_stop_signals, trace_options
+from tracer.events.records import Output
 from tracer.recording.writer import RecordSpec
-from tracer.sinks.records import Output
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tracer.session import run  # imports tracer.kernel: not at registration
+    from tracer.session.run import run  # imports tracer.kernel: not at registration
 
     stop = threading.Event()
     install_stop_signals(stop)

@@ -23,13 +23,13 @@ from typing import Any
 
 from tracer.cli.options import OUTPUTS, positive_float, positive_int, resolve_output
 from tracer.cli.replay_worker import LineWorker
-from tracer.errors import UsageError
 from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording.reader import Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
-from tracer.timefmt import rfc3339_ns
+from tracer.util.errors import UsageError
+from tracer.util.timefmt import rfc3339_ns
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,19 @@ from tracer.cli.options import (
 )
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
-from tracer.errors import UsageError
 from tracer.metadata.index import POD_FIELDS
 from tracer.metadata.kube import KubeConfig, configured, context_namespace
+from tracer.metadata.selectors import FieldSelector, LabelSelector
 from tracer.metadata.setup import MetadataOptions
 from tracer.recording.writer import RecordSpec
-from tracer.selection import Selection
-from tracer.selectors import FieldSelector, LabelSelector
+from tracer.session.pod_scope import Selection
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
+from tracer.util.errors import UsageError
 
-if TYPE_CHECKING:  # tracer.session pulls in tracer.kernel: only the commands that trace
-    from tracer.session import TraceOptions
+if TYPE_CHECKING:  # tracer.session.run pulls in tracer.kernel: only the commands that trace
+    from tracer.session.run import TraceOptions
 
 EXAMPLES = """examples:
   nodetrace trace                                  drops on this node and its pods
@@ -132,7 +132,7 @@ def add_metadata_options(p: argparse.ArgumentParser) -> None:
 def live_diagnoser(metadata: list[Path], node: str | None) -> Diagnoser:
     """Diagnosis of the live node: its routes and sysctls re-read as it runs."""
     from tracer.diagnosis.nodefacts import NodeFacts, read_live
-    from tracer.netchanges import NetChanges
+    from tracer.node.netchanges import NetChanges
 
     names: Names = NoNames()
     if metadata:
@@ -184,7 +184,7 @@ def metadata_options(args: argparse.Namespace) -> MetadataOptions:
 
 
 def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceOptions:
-    from tracer.session import TraceOptions
+    from tracer.session.run import TraceOptions
 
     meta, selection = metadata_options(args), selection_of(args)
     if selection is not None and not meta.files and not (
@@ -204,7 +204,7 @@ def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceO
 
 
 def main(args: argparse.Namespace) -> int:
-    from tracer.session import run
+    from tracer.session.run import run
 
     output = resolve_output(args.output)
     record = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 
-from tracer.diagnosis.finding import Coverage, Finding
 from tracer.diagnosis.names import Names
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.rules import (
@@ -29,8 +28,8 @@ from tracer.diagnosis.rules import (
     hostport_conflict,
     rp_filter_arp,
 )
-from tracer.interfaces import ROLE_UPLINK
-from tracer.model import (
+from tracer.events.finding import Coverage, Finding
+from tracer.events.model import (
     DropEvent,
     Event,
     FlowEvent,
@@ -42,6 +41,7 @@ from tracer.model import (
     SockEvent,
     TcpEvent,
 )
+from tracer.node.interfaces import ROLE_UPLINK
 from tracer.pipeline.connections import Connection, ConnectionTable
 
 GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tracer.errors import MetadataError
+from tracer.util.errors import MetadataError
 
 Obj = dict[str, Any]
 

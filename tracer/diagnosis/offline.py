@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.finding import Coverage, Finding
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.rules import Network
-from tracer.model import Event
+from tracer.events.finding import Coverage, Finding
+from tracer.events.jsonl import JsonlEvents
+from tracer.events.model import Event
 from tracer.pipeline.path import PathMarker
 from tracer.recording.format import MAGIC_PREFIX
 from tracer.recording.reader import Header, RecordingReader
 from tracer.recording.writer import NodeState
-from tracer.sources.jsonl import JsonlEvents
 from tracer.sources.replay import ReplaySource
 
 BATCH = 64

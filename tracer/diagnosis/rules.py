@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.diagnosis.finding import Finding
 from tracer.diagnosis.names import Names, ObjRef, ServiceInfo
 from tracer.diagnosis.nodefacts import NodeFacts, Route
-from tracer.icmpnames import NO_ROUTE, family_of_proto, icmp_meaning, is_unreachable
-from tracer.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
+from tracer.events.finding import Finding
+from tracer.events.icmp_names import NO_ROUTE, family_of_proto, icmp_meaning, is_unreachable
+from tracer.events.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
+from tracer.events.records import event_record
 from tracer.pipeline.connections import Connection, ConnectionTable, ep_text
 from tracer.pipeline.path import UNTRANSLATED_POD_SOURCE
-from tracer.sinks.records import event_record
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 S = 1_000_000_000

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import PrerequisiteError
+from tracer.util.errors import PrerequisiteError
 
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
 

@@ -10,10 +10,10 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tracer.errors import PrerequisiteError, TracerError
 from tracer.kernel import headers
 from tracer.kernel.btf import KIND_STRUCT, VMLINUX_BTF, Btf, BtfError
 from tracer.kernel.fentry import prog_load
+from tracer.util.errors import PrerequisiteError, TracerError
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 REQUIRED_TRACEPOINTS = ("skb/kfree_skb",)

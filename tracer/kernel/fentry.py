@@ -16,9 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import AttachError, BpfLoadError
 from tracer.kernel.btf import VMLINUX_BTF, Btf, BtfError
 from tracer.kernel.libbpf import lib
+from tracer.util.errors import AttachError, BpfLoadError
 
 BTF_DIR = VMLINUX_BTF.parent
 BPF_PROG_TYPE_TRACING = 26

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import PrerequisiteError
+from tracer.util.errors import PrerequisiteError
 
 MODULES = Path("/lib/modules")
 USR_SRC = Path("/usr/src")

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
-from tracer.errors import AttachError, PrerequisiteError
+from tracer.util.errors import AttachError, PrerequisiteError
 
 
 class _TestRunOpts(ctypes.Structure):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tracer.errors import AttachError, BpfLoadError, PrerequisiteError, TracerError
 from tracer.kernel import fentry, headers, offsets
 from tracer.kernel.btf import Btf
 from tracer.kernel.features import (
@@ -29,6 +28,7 @@ from tracer.kernel.features import (
     missing_privileges,
 )
 from tracer.kernel.hooks import FAMILIES, FAMILY_HOOKS, Hook, Kprobe, RawTracepoint, Tracepoint
+from tracer.util.errors import AttachError, BpfLoadError, PrerequisiteError, TracerError
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.errors import AttachError, TracerError
-from tracer.interfaces import Iface
 from tracer.kernel import libbpf
 from tracer.kernel.btf import Btf
+from tracer.node.interfaces import Iface
+from tracer.util.errors import AttachError, TracerError
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import signal
 import time
 from pathlib import Path
 
-from tracer.errors import PrerequisiteError
 from tracer.lab.cluster import Pod
+from tracer.util.errors import PrerequisiteError
 
 ROOT_ENV = "NODETRACE_LAB_CGROUP_ROOT"
 DRIVERS = ("cgroupfs", "systemd")

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tracer.errors import PrerequisiteError, TracerError, UsageError
 from tracer.lab import cgroups, state, topology
 from tracer.lab.apiserver.files import write_atomic
 from tracer.lab.cluster import (
@@ -42,6 +41,7 @@ from tracer.lab.cluster import (
 from tracer.lab.netns import Netns, NetnsError
 from tracer.lab.objects import ContainerState, as_list, cluster_objects
 from tracer.lab.scenarios import EXT, Probe, Scenario, get
+from tracer.util.errors import PrerequisiteError, TracerError, UsageError
 
 __all__ = ["DEFAULT_TTL_S", "Lab", "current", "down", "lab_running", "probes_of", "up"]
 from tracer.lab.state import LabState, NodeRecord, PodRecord, ProcessRecord

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tracer.errors import TracerError
 from tracer.lab import cgroups
 from tracer.lab.cluster import CLUSTER_CIDR, SERVICE_CIDR
 from tracer.lab.lifecycle import Lab, probes_of
+from tracer.util.errors import TracerError
 
 ATTACH_TIMEOUT_S = 180.0   # BCC compiles the programs first: tens of seconds on a slow VM
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracer.errors import UsageError
 from tracer.lab.cluster import (
     EXTERNAL_DB_PORT,
     EXTERNAL_HOST,
@@ -21,6 +20,7 @@ from tracer.lab.cluster import (
 )
 from tracer.lab.kubeproxy import ProxyOptions
 from tracer.lab.topology import TopologyOptions
+from tracer.util.errors import UsageError
 
 EXT = "ext"   # a probe's source: the external host rather than a pod
 OUTCOMES = ("ok", "timeout", "refused", "unreachable", "error")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer.errors import TracerError
+from tracer.util.errors import TracerError
 
 STATE_DIR_ENV = "NODETRACE_LAB_STATE_DIR"
 VERSION = 1

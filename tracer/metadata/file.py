@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tracer.errors import UsageError
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
+from tracer.util.errors import UsageError
 
 log = logging.getLogger(__name__)
 

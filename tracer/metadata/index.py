@@ -23,7 +23,7 @@ from typing import Any
 
 from tracer.metadata.objects import KINDS, SLIM, key_of
 from tracer.metadata.resolver import Listener, LocalPodInfo, Resolver, build
-from tracer.selectors import FieldSelector, LabelSelector
+from tracer.metadata.selectors import FieldSelector, LabelSelector
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracer.errors import MetadataError
 from tracer.metadata.index import MetadataIndex
+from tracer.util.errors import MetadataError
 
 log = logging.getLogger(__name__)
 

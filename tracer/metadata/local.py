@@ -1,6 +1,6 @@
 """The local provider: what the node itself knows, with no API at all.
 
-- pods: every process whose cgroup kubelet named (tracer/podmap.py) gives a pod uid;
+- pods: every process whose cgroup kubelet named (tracer/node/podmap.py) gives a pod uid;
   its network namespace tells a hostNetwork pod (the node's namespace) from one with
   its own, whose addresses are read from /proc/PID/net/fib_trie (no need to enter it);
 - names: kubelet's log directories /var/log/pods/<namespace>_<name>_<uid>, where present;
@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracer.interfaces import ROLE_POD, Iface
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.resolver import Listener
-from tracer.podmap import cgroup_of_pid, parse_cgroup_path
-from tracer.ports import parse_proc_net
+from tracer.node.interfaces import ROLE_POD, Iface
+from tracer.node.podmap import cgroup_of_pid, parse_cgroup_path
+from tracer.node.ports import parse_proc_net
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import MetadataError, UsageError
 from tracer.metadata.file import FileProvider
 from tracer.metadata.index import DEFAULT_GRACE_S, MetadataIndex
 from tracer.metadata.kube import KubeConfig, KubeProvider, configured
 from tracer.metadata.local import LocalProvider
 from tracer.metadata.resolver import node_addresses
+from tracer.util.errors import MetadataError, UsageError
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.icmpnames import is_error as icmp_is_error
-from tracer.memo import BoundedMemo
-from tracer.model import (
+from tracer.events.icmp_names import is_error as icmp_is_error
+from tracer.events.model import (
     DropEvent,
     Endpoint,
     Event,
@@ -44,6 +43,7 @@ from tracer.model import (
     proto_name,
     tcp_flag_names,
 )
+from tracer.util.memo import BoundedMemo
 
 Key = tuple[int, str | None, int | None, str | None, int | None]
 Marks = tuple[str, ...]

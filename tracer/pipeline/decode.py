@@ -1,4 +1,4 @@
-"""Raw ring-buffer records -> model events, using tracer/schema.py's tables.
+"""Raw ring-buffer records -> model events, using tracer/events/schema.py's tables.
 
 One decode function per event kind, registered in DECODERS next to its wire struct;
 a record whose length does not match its kind's struct is counted, never guessed at.
@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tracer import schema
-from tracer.icmpnames import icmp_meaning
-from tracer.model import (
+from tracer.events import schema
+from tracer.events.icmp_names import icmp_meaning
+from tracer.events.model import (
     DropEvent,
     Endpoint,
     Event,

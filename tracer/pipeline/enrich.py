@@ -19,10 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tracer.metadata.index import MetadataIndex
-from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
-from tracer.metadata.resolver import Resolver
-from tracer.model import (
+from tracer.events.model import (
     DropEvent,
     Endpoint,
     Event,
@@ -34,9 +31,12 @@ from tracer.model import (
     SockEvent,
     TcpEvent,
 )
+from tracer.metadata.index import MetadataIndex
+from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
+from tracer.metadata.resolver import Resolver
 
 if TYPE_CHECKING:   # the sinks import this module
-    from tracer.sinks.records import Output
+    from tracer.events.records import Output
 
 Names = tuple[Any, ...]   # EndpointName | PodName | None, per NAMED_FIELDS entry
 Selected = tuple[frozenset[str], frozenset[int], frozenset[int]]

@@ -23,9 +23,9 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from tracer import frozen
-from tracer.interfaces import ROLE_UPLINK
-from tracer.model import IPS_DST_NAT, DropEvent, Event, FlowEvent, NatEvent
+from tracer.events.model import IPS_DST_NAT, DropEvent, Event, FlowEvent, NatEvent
+from tracer.node.interfaces import ROLE_UPLINK
+from tracer.util import frozen
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -45,7 +45,7 @@ E = TypeVar("E", FlowEvent, DropEvent)
 def _marks_replacer(cls: type[T]) -> Callable[[T, tuple[str, ...]], T]:
     """dataclasses.replace(ev, marks=...) without its per-call field walk and the
     frozen __init__ (a third of the flows of the bench's recording get a mark): a copy
-    through the plain slotted twin (tracer/frozen.py), one specialised slot read and
+    through the plain slotted twin (tracer/util/frozen.py), one specialised slot read and
     write per field (0.25 us for a flow, 0.7 with attrgetter and the twin's __init__).
     The code is generated from the dataclass's own field names, as dataclasses does."""
     names = [f.name for f in dataclasses.fields(cls)]   # type: ignore[arg-type]

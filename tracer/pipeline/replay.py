@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tracer.diagnosis.finding import Coverage, Finding
 from tracer.diagnosis.names import ObjectListNames
 from tracer.diagnosis.offline import recording_diagnoser
+from tracer.events.finding import Coverage, Finding
+from tracer.events.model import Event
 from tracer.metadata.index import MetadataIndex
-from tracer.model import Event
 from tracer.pipeline.enrich import Enricher, NamedBatch
 from tracer.recording.metadata import fan_out
 from tracer.recording.reader import Header, RecordingReader

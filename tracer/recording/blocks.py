@@ -18,7 +18,7 @@ Why columns: a 1.x recording framed, type-checked and built one record per event
 1.8 us each.  Here a record of up to 1024 events is framed once, integers come out of
 the array module in C, a dictionary's values are validated (and nested structs built)
 once each, not once per event, and what is left per event is building the frozen
-event itself (tracer/frozen.py, 0.3 us for a flow).  The writer pays about what the
+event itself (tracer/util/frozen.py, 0.3 us for a flow).  The writer pays about what the
 1.x rows cost it.  A node's columns repeat: an interface, a direction, a pod's address
 take one byte per event, and the file shrinks by a third.
 """
@@ -33,11 +33,11 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
 from typing import Any
 
-from tracer import frozen
-from tracer.memo import BoundedMemo
-from tracer.model import Event
+from tracer.events.model import Event
 from tracer.recording.format import EVENT_TYPES, Rec, column_types, columns_getter
 from tracer.recording.plan import Const, Factory, Flat, Malformed, Nested, Plan, StrTuple, str_tuple
+from tracer.util import frozen
+from tracer.util.memo import BoundedMemo
 
 BLOCK_EVENTS = 1024    # the writer's largest block (the reader takes Limits.max_block)
 _BIG_ENDIAN = sys.byteorder == "big"

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tracer.events.model import Event
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
-from tracer.model import Event
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
 from tracer.sources.stats import SourceStats

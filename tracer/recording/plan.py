@@ -7,7 +7,7 @@ and compiles to one Python function for that layout, the way `dataclasses` write
 last one (else looked up in the set of signatures already validated; one seen for the
 first time is validated column by column against this version's field types), then
 one call building the event from the row's items, without the frozen `__init__`
-(tracer/frozen.py).  The generated code holds column indexes and references to the
+(tracer/util/frozen.py).  The generated code holds column indexes and references to the
 plan's own helpers, nothing taken from the recording as text: column names are
 looked up, never pasted into source.  A flow event costs ~1.0 us here where a closure
 per field and an itemgetter cost ~1.2.
@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer import frozen
-from tracer.memo import BoundedMemo
 from tracer.recording.format import FieldType, field_types
+from tracer.util import frozen
+from tracer.util.memo import BoundedMemo
 
 
 class Malformed(Exception):

@@ -33,8 +33,7 @@ from typing import IO, Any
 
 import msgpack
 
-from tracer.errors import RecordingFormatError
-from tracer.model import Event
+from tracer.events.model import Event
 from tracer.recording.blocks import BlockPlan, decode_block
 from tracer.recording.format import (
     EVENT_TYPES,
@@ -51,6 +50,7 @@ from tracer.recording.format import (
 from tracer.recording.metadata import ACTIONS, MetadataRecord
 from tracer.recording.plan import Columns, Malformed, Plan
 from tracer.recording.writer import EndInfo, NodeState
+from tracer.util.errors import RecordingFormatError
 
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
 _EVENT = int(Rec.EVENT)

@@ -21,12 +21,12 @@ from typing import Any
 import msgpack
 
 from tracer import __version__
-from tracer.errors import TracerError
-from tracer.model import Event
+from tracer.events.model import Event
 from tracer.recording.blocks import BlockEncoder
 from tracer.recording.format import MAGIC, VERSION, Rec, schema, struct_getter
 from tracer.recording.metadata import ACTIONS, MetadataRecord, json_default, object_key
 from tracer.sinks.output import write_all
+from tracer.util.errors import TracerError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ dicts for every line and encoding them again cost more than the rest of the line
 (4.7 us of a replayed event's 11.6).  Here an endpoint with its names, a process, a
 pod, a hook's fields and a TCP flags list are encoded once, keyed by their values (a
 name by identity: the resolver hands out the same few name objects,
-tracer/sinks/names.py), and only the line's own fields are formatted per event: flow
+tracer/sinks/naming.py), and only the line's own fields are formatted per event: flow
 and tcp lines as text with slots, drop lines as a dict with `orjson.Fragment`s.
 
 The bytes are those of the canonical form, `float_free_line(add_names(event_record(ev),
@@ -28,10 +28,8 @@ from typing import Any
 
 import orjson
 
-from tracer.diagnosis.finding import Finding
-from tracer.memo import BoundedMemo
-from tracer.metadata.names import SCOPE_SERVICE, EndpointName, PodName
-from tracer.model import (
+from tracer.events.finding import Finding
+from tracer.events.model import (
     IPS_DST_NAT,
     IPS_SEEN_REPLY,
     DropEvent,
@@ -45,10 +43,7 @@ from tracer.model import (
     proto_name,
     tcp_flag_names,
 )
-from tracer.pipeline.enrich import Names
-from tracer.sinks.jsonline import float_free_line, json_line
-from tracer.sinks.names import add_names, name_record
-from tracer.sinks.records import (
+from tracer.events.records import (
     Output,
     drop_record,
     endpoint,
@@ -56,7 +51,12 @@ from tracer.sinks.records import (
     pod_record,
     process_record,
 )
-from tracer.timefmt import rfc3339_ns
+from tracer.metadata.names import SCOPE_SERVICE, EndpointName, PodName
+from tracer.pipeline.enrich import Names
+from tracer.sinks.jsonline import float_free_line, json_line
+from tracer.sinks.naming import add_names, name_record
+from tracer.util.memo import BoundedMemo
+from tracer.util.timefmt import rfc3339_ns
 
 Fragment = orjson.Fragment
 _OPTS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
+from tracer.events.records import Output
 from tracer.pipeline.enrich import names_of
 from tracer.sinks.fragments import jsonl_line
 from tracer.sinks.output import OutputStream
-from tracer.sinks.records import Output
 
 # Lines are encoded and written this many at a time: a whole batch of lines (1024 x
 # ~700 bytes) and its join outgrow the CPU caches and the allocator's heap (freed, the

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from tracer.sinks.records import Output
+from tracer.events.records import Output
 
 
 class Sink(Protocol):

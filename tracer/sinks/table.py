@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from tracer.diagnosis.finding import Finding
-from tracer.metadata.names import PodName
-from tracer.model import (
+from tracer.events.finding import Finding
+from tracer.events.model import (
     DropEvent,
     Endpoint,
     FlowEvent,
@@ -31,11 +30,12 @@ from tracer.model import (
     proto_name,
     tcp_flag_names,
 )
+from tracer.events.records import Output
+from tracer.metadata.names import PodName
 from tracer.pipeline.enrich import NAMED_FIELDS, Names, names_of
-from tracer.sinks.names import endpoint_label, pod_label
+from tracer.sinks.naming import endpoint_label, pod_label
 from tracer.sinks.output import OutputStream
-from tracer.sinks.records import Output
-from tracer.timefmt import rfc3339_ns
+from tracer.util.timefmt import rfc3339_ns
 
 HEADER = f"{'TIME':<15}  {'KIND':<4}  {'WHERE':<24}  WHAT"
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from itertools import compress, repeat
 
-from tracer.model import Event, LostEvent
+from tracer.events.model import Event, LostEvent
 from tracer.recording.format import EVENT_TYPES
 from tracer.recording.metadata import MetadataRecord, MetadataRecorder
 from tracer.recording.reader import EndRecord, RecordingReader

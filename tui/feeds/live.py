@@ -1,10 +1,10 @@
-"""Live feed: tracer/session.py's run loop in the app's thread worker.
+"""Live feed: tracer/session/run.py's run loop in the app's thread worker.
 
 The session's sink turns each batch of model events into record dicts (the `trace
 -o jsonl` form) and hands them to the FeedOutput, which batches them for the app.
 Stopping the feed sets the session's stop event: it drains, detaches and returns.
 `r`, `l` and the namespace switch are requests to the running session
-(tracer/session_control.py), applied by its own thread between batches.
+(tracer/session/control.py), applied by its own thread between batches.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Protocol
 
 from tracer.diagnosis.engine import Diagnoser
-from tracer.errors import TracerError
+from tracer.events.records import Output, event_record
 from tracer.metadata.kube import KubeConfig, context_namespace
 from tracer.pipeline.enrich import names_of
 from tracer.recording.writer import RecordSpec
-from tracer.selection import Selection
-from tracer.session import Attached, TraceOptions, run
-from tracer.session_control import SessionControl
-from tracer.sinks.names import add_names
-from tracer.sinks.records import Output, event_record
+from tracer.session.control import SessionControl
+from tracer.session.pod_scope import Selection
+from tracer.session.run import Attached, TraceOptions, run
+from tracer.sinks.naming import add_names
 from tracer.sinks.sink import Sink
 from tracer.sources.stats import SourceStats
+from tracer.util.errors import TracerError
 from tui.feed import FeedOutput, RecordingState, ReplayControls
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class Session(Protocol):
-    """tracer.session.run, or a stand-in that plays its part without a kernel."""
+    """tracer.session.run.run, or a stand-in that plays its part without a kernel."""
 
     def __call__(self, opts: TraceOptions, sink: Sink, stop: threading.Event,
                  diagnoser: Diagnoser | None = None,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer.errors import RecordingFormatError, TracerError
 from tracer.recording.format import MAGIC_PREFIX
+from tracer.util.errors import RecordingFormatError, TracerError
 from tui.feed import (
     FeedOutput,
     FeedStatus,
@@ -67,11 +67,11 @@ def load_jsonl(path: Path) -> Loaded:
 
 def load_recording(path: Path) -> Loaded:
     # imported here: only recordings need msgpack and the pipeline stages
+    from tracer.events.records import event_record
     from tracer.pipeline.enrich import names_of
     from tracer.pipeline.replay import ReplayPipeline
     from tracer.recording.reader import RecordingReader
-    from tracer.sinks.names import add_names
-    from tracer.sinks.records import event_record
+    from tracer.sinks.naming import add_names
 
     records: list[Record] = []
     labels: dict[str, dict[str, str]] = {}

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
-from tui import selecting
+from tui import selection_edit as selecting
 from tui.widgets.connections import ConnectionsTable
 from tui.widgets.drops import DropsView
 from tui.widgets.eventlog import EventLog

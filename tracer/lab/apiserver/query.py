@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tracer.lab.apiserver.resources import Obj, Resource, field_value
-from tracer.selectors import FieldSelector, LabelSelector, SelectorError
+from tracer.metadata.selectors import FieldSelector, LabelSelector, SelectorError
 
 if TYPE_CHECKING:
     from tracer.lab.apiserver.store import StoreEvent

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tracer.errors import TracerError
+from tracer.util.errors import TracerError
 
 Obj = dict[str, Any]
 

@@ -19,7 +19,7 @@ from tracer.lab.apiserver import discovery
 from tracer.lab.apiserver.query import Query
 from tracer.lab.apiserver.resources import Obj, Resource, by_path
 from tracer.lab.apiserver.store import ObjectStore, ResourceExpiredError
-from tracer.selectors import FieldSelector, SelectorError
+from tracer.metadata.selectors import FieldSelector, SelectorError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 
-from tracer.errors import TracerError
 from tracer.lab.apiserver.query import Query
 from tracer.lab.apiserver.resources import (
     BY_KIND,
@@ -21,7 +20,8 @@ from tracer.lab.apiserver.resources import (
     check_client_shape,
     resource_of,
 )
-from tracer.selectors import FieldSelector, LabelSelector
+from tracer.metadata.selectors import FieldSelector, LabelSelector
+from tracer.util.errors import TracerError
 
 Key = tuple[str, str, str]  # kind, namespace ("" when cluster-scoped), name
 

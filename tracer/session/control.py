@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.errors import TracerError
 from tracer.recording.live import LiveRecording
 from tracer.recording.writer import RecordSpec
-from tracer.selection import Selection
+from tracer.session.pod_scope import Selection
+from tracer.util.errors import TracerError
 
 log = logging.getLogger(__name__)
 

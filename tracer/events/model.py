@@ -177,7 +177,7 @@ class Process:
 
 @dataclass(frozen=True, slots=True)
 class PodRef:
-    """A pod as its cgroup path names it (tracer/podmap.py)."""
+    """A pod as its cgroup path names it (tracer/node/podmap.py)."""
 
     uid: str
     container_id: str | None

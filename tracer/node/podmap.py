@@ -20,7 +20,7 @@ import re
 import time
 from pathlib import Path
 
-from tracer.model import PodRef
+from tracer.events.model import PodRef
 
 _UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}"
 _POD_SEGMENT = re.compile(rf"^(?:kubepods-(?:(besteffort|burstable)-)?)?pod({_UID})(?:\.slice)?$")

@@ -15,10 +15,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from tracer.interfaces import Iface
 from tracer.metadata.local import LocalPod, pod_veths, scan_pods
+from tracer.metadata.selectors import FieldSelector, LabelSelector
 from tracer.metadata.setup import Metadata
-from tracer.selectors import FieldSelector, LabelSelector
+from tracer.node.interfaces import Iface
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracer.diagnosis.finding import Finding
+from tracer.events.finding import Finding
+from tracer.events.model import Event, NatEvent, SockEvent
 from tracer.metadata.names import SCOPE_POD, SCOPE_SERVICE, EndpointName, PodName
-from tracer.model import Event, NatEvent, SockEvent
 from tracer.pipeline.enrich import NAMED_FIELDS, Names
 
 if TYPE_CHECKING:
-    from tracer.sinks.records import Output
+    from tracer.events.records import Output
 
 _NAT_PATHS = {"orig_src": ("orig", "src"), "orig_dst": ("orig", "dst"),
               "reply_src": ("reply", "src"), "reply_dst": ("reply", "dst")}

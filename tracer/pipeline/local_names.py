@@ -1,10 +1,10 @@
 """Local enrichment of the failure kinds (issue 5), beside the raw fields:
 
-- tcp and sock events: the pod of the process, from its cgroup (tracer/podmap.py);
-- sock events that failed with EADDRINUSE: who holds the address (tracer/ports.py),
+- tcp and sock events: the pod of the process, from its cgroup (tracer/node/podmap.py);
+- sock events that failed with EADDRINUSE: who holds the address (tracer/node/ports.py),
   looked up at once, while the holder still holds it;
 - route and drop events of traffic the node forwards: the node's ip_forward and
-  rp_filter (tracer/sysctls.py).  Forwarded means: seen in the node's namespace,
+  rp_filter (tracer/node/sysctls.py).  Forwarded means: seen in the node's namespace,
   received on an interface (route: an input lookup; drop: an skb with a device) and
   neither from nor to one of the node's own addresses.
 """
@@ -16,7 +16,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import replace
 
-from tracer.model import (
+from tracer.events.model import (
     DropEvent,
     Endpoint,
     Event,
@@ -25,9 +25,9 @@ from tracer.model import (
     SockEvent,
     TcpEvent,
 )
-from tracer.podmap import PodMap
-from tracer.ports import find_holder
-from tracer.sysctls import ForwardingSysctls
+from tracer.node.podmap import PodMap
+from tracer.node.ports import find_holder
+from tracer.node.sysctls import ForwardingSysctls
 
 EADDRINUSE = errno.errorcode[errno.EADDRINUSE]
 

@@ -17,7 +17,7 @@ import struct
 import time
 from typing import Any
 
-from tracer.model import IPS_DST_NAT, IPS_SEEN_REPLY, IPS_SRC_NAT, Endpoint, Event, NatEvent
+from tracer.events.model import IPS_DST_NAT, IPS_SEEN_REPLY, IPS_SRC_NAT, Endpoint, Event, NatEvent
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from tracer.errors import UsageError
+from tracer.util.errors import UsageError
 
 
 class SelectorError(UsageError):

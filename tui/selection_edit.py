@@ -1,6 +1,6 @@
 """`l` and `N`: the pod selection edited in the app, with kubectl's semantics.
 
-A label selector (tracer/selectors.py parses and validates it, as `-l` does) and a
+A label selector (tracer/metadata/selectors.py parses and validates it, as `-l` does) and a
 namespace (`-n`; `-A` for every namespace) make a `Selection`; a live session
 re-attaches to the pods it selects, a replay narrows its view to them.  A label
 selector without a namespace means the `default` namespace, as `kubectl -l` does;
@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 
-from tracer.selection import Selection
-from tracer.selectors import LabelSelector, SelectorError
+from tracer.metadata.selectors import LabelSelector, SelectorError
+from tracer.session.pod_scope import Selection
 
 ALL_NAMESPACES = ("", "-A", "*")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

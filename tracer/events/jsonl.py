@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tracer.model import (
+from tracer.events.model import (
     IPS_DST_NAT,
     IPS_SEEN_REPLY,
     IPS_SRC_NAT,

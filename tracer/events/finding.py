@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.diagnosis.names import ObjRef
-from tracer.timefmt import rfc3339_ns
+from tracer.util.timefmt import rfc3339_ns
 
 KINDS = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",
          "externalip-untranslated", "service-no-endpoints", "dns-unreachable",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tracer.diagnosis.finding import Finding, finding_record
-from tracer.model import (
+from tracer.events.finding import Finding, finding_record
+from tracer.events.model import (
     DropEvent,
     Endpoint,
     Event,
@@ -24,7 +24,7 @@ from tracer.model import (
     proto_name,
     tcp_flag_names,
 )
-from tracer.timefmt import rfc3339_ns
+from tracer.util.timefmt import rfc3339_ns
 
 
 def endpoint(ep: Endpoint) -> dict[str, Any]:

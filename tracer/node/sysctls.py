@@ -1,6 +1,6 @@
 """The node's forwarding sysctls, read from /proc/sys in the namespace nodetrace runs
 in (the node's): /proc/sys/net answers for the reading task's namespace.  Re-read when
-the kernel announces a change (tracer/netchanges.py); events get the values by a join
+the kernel announces a change (tracer/node/netchanges.py); events get the values by a join
 in user space, never a read per event."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracer.model import Forwarding
+from tracer.events.model import Forwarding
 
 SYS = Path("/proc/sys/net")
 

@@ -17,11 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracer.conntrack import ConntrackEvents
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import ObjectListNames
-from tracer.errors import PrerequisiteError, UsageError
-from tracer.interfaces import Iface, bridge_ports, discover, pod_networks
 from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
@@ -29,22 +26,25 @@ from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
 from tracer.metadata.setup import Metadata, MetadataOptions
-from tracer.netchanges import NetChanges
+from tracer.node.conntrack import ConntrackEvents
+from tracer.node.interfaces import Iface, bridge_ports, discover, pod_networks
+from tracer.node.netchanges import NetChanges
+from tracer.node.podmap import PodMap
+from tracer.node.scope import node_namespaces, own_netns_inode
+from tracer.node.sysctls import ForwardingSysctls, local_addresses
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.enrich import Enricher, PodFilter
-from tracer.pipeline.local import LocalEnricher
+from tracer.pipeline.local_names import LocalEnricher
 from tracer.pipeline.path import PathMarker
-from tracer.podmap import PodMap
 from tracer.recording.live import LiveRecording
 from tracer.recording.writer import RecordSpec, SessionFacts
-from tracer.scope import node_namespaces, own_netns_inode
-from tracer.selection import PodSelection, Selection
-from tracer.session_control import SessionControl
+from tracer.session.control import SessionControl
+from tracer.session.pod_scope import PodSelection, Selection
 from tracer.sinks.sink import Sink as Sink  # its old home: re-exported
 from tracer.sources.live import LiveSource
 from tracer.sources.stats import SourceStats
-from tracer.sysctls import ForwardingSysctls, local_addresses
-from tracer.timefmt import mono_to_wall_offset_ns
+from tracer.util.errors import PrerequisiteError, UsageError
+from tracer.util.timefmt import mono_to_wall_offset_ns
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             return None if opts.all_netns else node_namespaces()
 
         # interfaces, pod namespaces, addresses and sysctls: read now, then again when
-        # the kernel announces a change (tracer/netchanges.py), not on a timer
+        # the kernel announces a change (tracer/node/netchanges.py), not on a timer
         changes = NetChanges()
         stack.callback(changes.close)
         module.set_scope(scope(), node_ino)
