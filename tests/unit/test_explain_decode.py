@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tracer.events import schema
+from tracer.events.icmp import decode_unreported_icmp6, icmp_line
 from tracer.events.icmp_names import icmp_meaning
 from tracer.events.model import (
     Endpoint,
@@ -22,10 +23,11 @@ from tracer.events.model import (
     tcp_state_name,
 )
 from tracer.events.records import event_record
+from tracer.events.route import route_error
 from tracer.node.ports import parse_proc_net
-from tracer.pipeline.decode import DecodeContext, Decoder, route_error
+from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.sinks.jsonl import JsonlSink
-from tracer.sinks.table import TableSink, icmp_line
+from tracer.sinks.table import TableSink
 
 CTX = DecodeContext(drop_reasons={}, resolve_location=lambda a: "",
                     mono_to_wall_ns=1_700_000_000_000_000_000)
@@ -151,8 +153,6 @@ def test_packet_too_big_carries_its_mtu_in_the_record_and_the_line() -> None:
 
 
 def test_unreported_icmpv6_errors_decode_from_their_key() -> None:
-    from tracer.pipeline.decode import decode_unreported_icmp6
-
     ws = schema.ICMP6_KEY
     values: dict[str, Any] = {f.name: (b"" if f.fmt.endswith("s") else 0) for f in ws.fields}
     values.update({"inner.saddr": v6("fd00:5::1"), "inner.daddr": v6("fd00:5::2"),

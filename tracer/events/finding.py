@@ -3,10 +3,11 @@ and what to change.  `kind` values are the JSON contract (docs/findings.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.diagnosis.names import ObjRef
+from tracer.events.objref import ObjRef
 from tracer.util.timefmt import rfc3339_ns
 
 KINDS = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",
@@ -14,6 +15,17 @@ KINDS = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conf
          "pod-network-unreachable", "nexthop-unreachable", "netfilter-drop",
          "connection-refused", "rp-filter-drop")
 SEVERITIES = ("error", "warning")
+
+# finding kind -> the evidence its rule cannot do without (probe families, "metadata",
+# "node_state"), for Coverage.blind.  The rules own that knowledge and declare it
+# here (tracer/diagnosis/rules.py calls declare_needs): the contract imports no
+# other package of the tracer.
+RULE_NEEDS: dict[str, tuple[str, ...]] = {}
+
+
+def declare_needs(needs: Mapping[str, tuple[str, ...]]) -> None:
+    RULE_NEEDS.clear()
+    RULE_NEEDS.update(needs)
 
 
 @dataclass
@@ -84,13 +96,13 @@ class Coverage:
 
     def blind(self) -> dict[str, list[str]]:
         """Finding kinds whose evidence was (partly) not observable, and what was missing."""
-        from tracer.diagnosis.rules import RULES
-
         have = self.families()
         if have is None:
             return {}
-        return {r.kind: missing for r in RULES
-                if (missing := [n for n in r.needs if n not in have])}
+        if not RULE_NEEDS:
+            raise RuntimeError("no finding rules declared (tracer.diagnosis.rules)")
+        return {kind: missing for kind, needs in RULE_NEEDS.items()
+                if (missing := [n for n in needs if n not in have])}
 
     def record(self) -> dict[str, Any]:
         notes = []

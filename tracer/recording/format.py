@@ -3,8 +3,9 @@
 A recording is a stream of msgpack arrays, each `[type, ...]`.  Events are arrays too,
 with their column names in the header (shared/PERFORMANCE.md: a 15-tuple packs in
 a third of the time of a 15-key dict, and the file is half the size).  The columns are
-derived from the frozen dataclasses of tracer/events/model.py, so a new event kind needs one
-line in EVENT_TYPES.  docs/recording-format.md is the reference for all of it.
+derived from the frozen dataclasses of the event families (tracer/events/registry.py),
+so a new event kind needs no line here.  docs/recording-format.md is the reference
+for all of it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,7 @@ from typing import Any
 
 import msgpack
 
-from tracer.events import model
-from tracer.events.model import (
-    DropEvent,
-    Event,
-    FlowEvent,
-    IcmpEvent,
-    LostEvent,
-    NatEvent,
-    NeighEvent,
-    RouteEvent,
-    SockEvent,
-    TcpEvent,
-)
+from tracer.events.registry import FAMILIES, Event
 
 MAGIC = "nodetrace-recording"
 # major: a reader refuses a newer major; minor: additions an older reader skips
@@ -54,19 +43,9 @@ class Rec(enum.IntEnum):
 # The first bytes of every recording: the header record's array marker, type and magic.
 MAGIC_PREFIX = b"\x94" + msgpack.packb(int(Rec.HEADER)) + msgpack.packb(MAGIC)
 
-# event kind -> model class.  Every member of model.Event needs a line here
-# (tests/unit/test_recording.py fails otherwise); the key is the class's `kind`.
-EVENT_TYPES: dict[str, type[Event]] = {
-    "drop": DropEvent,
-    "flow": FlowEvent,
-    "nat": NatEvent,
-    "lost": LostEvent,
-    "route": RouteEvent,
-    "neigh": NeighEvent,
-    "icmp": IcmpEvent,
-    "tcp": TcpEvent,
-    "sock": SockEvent,
-}
+# event kind -> model class, in the registry's order (the header's schema lists the
+# kinds in it): every family of tracer/events/registry.py
+EVENT_TYPES: dict[str, type[Event]] = {f.name: f.model for f in FAMILIES}
 
 
 @dataclass(frozen=True)
@@ -135,7 +114,7 @@ def field_type(hint: Any) -> FieldType:
 def field_types(cls: type) -> dict[str, FieldType]:
     """Cached: every reader builds its plans from these (a reader opens in < 1 ms).
     Callers must not change the dict."""
-    hints = typing.get_type_hints(cls, vars(model))
+    hints = typing.get_type_hints(cls)   # in the namespace of the class's own module
     return {f.name: field_type(hints[f.name]) for f in dataclasses.fields(cls)}
 
 

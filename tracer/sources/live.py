@@ -19,15 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+from tracer.events.drop import decode_unreported_drop
+from tracer.events.flow import decode_final_flow
+from tracer.events.icmp import decode_unreported_icmp6
 from tracer.events.model import Event, LostEvent
 from tracer.events.schema import LossSlot
 from tracer.kernel.loader import Module
-from tracer.pipeline.decode import (
-    Decoder,
-    decode_final_flow,
-    decode_unreported_drop,
-    decode_unreported_icmp6,
-)
+from tracer.pipeline.decode import Decoder
 from tracer.sources.stats import SourceStats as SourceStats  # its old home: re-exported
 
 log = logging.getLogger(__name__)
