@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* bpf/include/events.h — the wire contract between the BPF programs and
- * tracer/schema.py.  tests/unit/test_schema_layout.py compiles this header with the
- * host C compiler and compares every offset and size with schema.py, so a field
- * changed on one side fails a test on the other.  Documented in docs/events.md.
+ * tracer/events/: each struct below is mirrored as a table of fields in its family's
+ * module (tracer/events/drop.py for struct ev_drop, ...; ev_hdr and ev_tuple in
+ * wire.py).  tests/unit/test_schema_layout.py compiles this header with the host C
+ * compiler and compares every offset, size and enum value, so a field changed on one
+ * side fails a test on the other.  Documented in docs/events.md.
  *
  * Rules: fixed-size records, explicit padding (no implicit holes), little-endian
  * host order except where a name says _be.  Never renumber enum ev_kind: recordings
@@ -17,13 +19,13 @@
 
 enum ev_kind {
 	EV_DROP = 1,	/* skb:kfree_skb with a drop reason */
-	EV_FLOW = 2,	/* reserved: tc flow aggregation */
-	EV_NAT = 3,	/* reserved: netfilter NAT */
-	EV_ROUTE = 4,	/* reserved: fib lookup failures */
-	EV_NEIGH = 5,	/* reserved: neighbour resolution failures */
-	EV_ICMP = 6,	/* reserved: icmp_send */
-	EV_TCP = 7,	/* reserved: TCP state / handshake */
-	EV_SOCK = 8,	/* reserved: failed bind/connect/listen */
+	EV_FLOW = 2,	/* tc flow reports */
+	EV_NAT = 3,	/* netfilter NAT (kprobe/fentry) */
+	EV_ROUTE = 4,	/* fib lookup failures */
+	EV_NEIGH = 5,	/* neighbour resolution failures */
+	EV_ICMP = 6,	/* ICMP errors: icmp_send, ICMPv6 via tc */
+	EV_TCP = 7,	/* TCP handshakes, resets, errors */
+	EV_SOCK = 8,	/* failed bind/connect/listen */
 };
 
 /* Indices of the per-CPU loss counters (BPF_PERCPU_ARRAY "loss"). */
@@ -157,7 +159,7 @@ struct ev_nat {
 };
 
 
-/* --- issue 5: failures that are not drops (route, neigh, icmp, tcp, sock) ------ */
+/* --- failures that are not drops (route, neigh, icmp, tcp, sock) --------------- */
 /* Loss slot taken by this block: LOSS_RATE_LIMITED (2) counts tcp reset_sent
  * records suppressed by bpf/tcp.c's per-CPU rate limit. */
 
@@ -303,6 +305,5 @@ struct sock_call {
 	__u8 op;
 	__u8 _pad[3];
 };
-/* --- end issue 5 ---------------------------------------------------------------- */
 
 #endif
