@@ -316,11 +316,12 @@ FAST_LINES: dict[type, FastLine] = {
     NatEvent: _nat_line,
     DropEvent: _drop_line,
 }
+_fast_line = FAST_LINES.get   # bound once: jsonl_line runs for every line
 
 
 def jsonl_line(ev: Output, names: Names | None) -> bytes:
     """canonical_line(ev, names), byte for byte, from cached parts where it can."""
-    fast = FAST_LINES.get(type(ev))
+    fast = _fast_line(type(ev))
     if fast is not None:
         return fast(ev, names)
     return canonical_line(ev, names)
