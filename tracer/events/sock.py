@@ -11,7 +11,9 @@ from enum import IntEnum
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
+    Labels,
     PodRef,
     Process,
     endpoint,
@@ -120,14 +122,15 @@ def sock_record(ev: SockEvent) -> dict[str, Any]:
     return rec
 
 
-def sock_line(ev: SockEvent) -> tuple[str, str]:
-    text = f"{ev.op}({ep(ev.addr)}) {ev.error}"
+def sock_line(ev: SockEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
+    text = f"{ev.op}({ep(ev.addr, labels.get('addr', ''))}) {ev.error}"
     if ev.via == "so_error":
         text += " (non-blocking, SO_ERROR)"
-    text += who_text(ev.process, ev.pod)
+    text += who_text(ev.process, ev.pod, labels.get("@pod", ""))
     if ev.holder is not None:
         h = ev.holder
-        text += f"; held by {h.comm or '?'}[{h.pid}]" + (f" pod {h.pod.uid}" if h.pod else "")
+        text += f"; held by {h.comm or '?'}[{h.pid}]" + (
+            f" pod {labels.get('@holder') or h.pod.uid}" if h.pod else "")
     return (f"fd {ev.fd}", text)
 
 
