@@ -303,3 +303,58 @@ def test_hostport_conflict_names_both_pods(node: Node, tmp_path: Path, driver: s
             cgroups.kill(path)
         for path in reversed(created):
             cgroups.remove(path)
+
+
+# the listening socket's only reference travels in an SCM_RIGHTS message nobody
+# receives: it listens on, and no process has it among its fds
+ORPHAN = ("import array,socket,sys\ns=socket.socket()\ns.bind(('0.0.0.0',%d))\ns.listen()\n"
+          "a,b=socket.socketpair()\n"
+          "a.sendmsg([b'x'],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',"
+          "[s.fileno()]))])\ns.close()\nprint('ready',flush=True)\nsys.stdin.read()\n")
+
+
+@pytest.mark.parametrize("in_pod", [True, False])
+def test_hostport_holder_without_a_process_is_named_by_its_cgroup(
+        node: Node, tmp_path: Path, in_pod: bool) -> None:
+    """No process can be shown to hold the port: the socket's own cgroup (sock_diag)
+    names its pod; out of any pod, the finding says the owner could not be read."""
+    root = cgroups.detect_root()
+    holder_uid, loser_uid = str(uuid.uuid4()), str(uuid.uuid4())
+    holder_cg = _pod_cgroup(root, holder_uid, os.urandom(32).hex(), "cgroupfs")
+    loser_cg = _pod_cgroup(root, loser_uid, os.urandom(32).hex(), "cgroupfs")
+    created = cgroups.make(holder_cg, root) + cgroups.make(loser_cg, root)
+    holder = None
+    try:
+        holder = subprocess.Popen(
+            ["ip", "netns", "exec", node.node.name, sys.executable, "-c", ORPHAN % HOST_PORT],
+            preexec_fn=(lambda: cgroups.enter(holder_cg)) if in_pod else None,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+        listening = node.node.exec("ss", "-Htln", f"sport = :{HOST_PORT}").stdout
+        assert "LISTEN" in listening, listening
+        with tracing(node.node, tmp_path) as run:
+            loser = _in_cgroup(node.node, loser_cg, sys.executable, "-c", BIND % HOST_PORT)
+            out, _ = loser.communicate(timeout=30)
+            assert out.strip() == b"98"  # EADDRINUSE
+            assert run.stop() == 0, run.stderr
+        hits = of(run, "sock", op="bind", error="EADDRINUSE")
+        assert len(hits) == 1, run.events
+        h = hits[0]["holder"]
+        assert (h["pid"], h["comm"], h["state"], h["proto"]) == (None, None, "LISTEN", "tcp")
+        assert hits[0]["pod"]["uid"] == loser_uid
+        if in_pod:
+            assert h["pod"] is not None and h["pod"]["uid"] == holder_uid, h
+        else:
+            assert h["pod"] is None, h
+        found = [f["summary"] for f in run.events if f["kind"] == "finding"
+                 and f["finding"] == "hostport-conflict"]
+        held_by = f"pod uid {holder_uid}" if in_pod else "a socket whose owner could not be read"
+        assert found == [f"pod uid {loser_uid} cannot bind 0.0.0.0:{HOST_PORT} on this node: "
+                         f"{held_by} already holds it (tcp LISTEN)"]
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        for cg in reversed(created):
+            cgroups.kill(cg)
+            cgroups.remove(cg)

@@ -272,6 +272,31 @@ def test_same_pod_restart_is_not_hostport_conflict() -> None:
                                                   self_held)) == []
 
 
+def test_hostport_holder_whose_owner_could_not_be_read() -> None:
+    """No process could be shown to hold the socket: said so, never `None[None]`; and
+    a pod known from the socket's own cgroup is still named."""
+    def ownerless(keep_pod: bool) -> Callable[[Event], Event | None]:
+        def change(e: Event) -> Event | None:
+            if isinstance(e, SockEvent) and e.holder is not None:
+                return dataclasses.replace(e, holder=dataclasses.replace(
+                    e.holder, pid=None, comm=None,
+                    pod=e.holder.pod if keep_pod else None))
+            return e
+        return change
+
+    (bare,) = diagnose("hostport-conflict", _replace(events("hostport-conflict"),
+                                                      ownerless(keep_pod=False)))
+    assert bare.summary == (
+        "pod monitoring/metrics-6f7c9b8d4-q9m4d cannot bind 0.0.0.0:9100 on node1: "
+        "a socket whose owner could not be read already holds it (tcp LISTEN)")
+    (named,) = diagnose("hostport-conflict", _replace(events("hostport-conflict"),
+                                                       ownerless(keep_pod=True)))
+    assert named.summary == (
+        "pod monitoring/metrics-6f7c9b8d4-q9m4d cannot bind 0.0.0.0:9100 on node1: "
+        "pod monitoring/metrics-6f7c9b8d4-x7k2p already holds it (tcp LISTEN)")
+    assert ("Pod", "monitoring", "metrics-6f7c9b8d4-x7k2p") in objects(named)
+
+
 def test_repeats_are_counted_not_repeated() -> None:
     found = diagnose("hostport-conflict")
     assert len(found) == 1 and found[0].count == 2   # two restarts in the capture

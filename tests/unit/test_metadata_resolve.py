@@ -174,6 +174,36 @@ def test_table_shows_names(index: MetadataIndex) -> None:
     assert "⇒ default/web-a(10.42.0.11:8080)" in text
 
 
+def table_lines(index: MetadataIndex, events: list[Any]) -> list[str]:
+    out = io.StringIO()
+    TableSink(out).write(Enricher(index).process(events))
+    head, *lines = out.getvalue().splitlines()
+    assert head.split() == ["TIME", "KIND", "WHERE", "WHAT"]
+    return lines
+
+
+def test_table_names_each_endpoint_once(index: MetadataIndex) -> None:
+    # a NAT entry's reply destination is its original source (no SNAT): one name, once
+    assert table_lines(index, [nat()]) == [
+        "22:13:20.000000  nat   node                      "
+        "tcp default/client(10.42.0.10:41000) → svc default/web(10.43.0.20:80)"
+        " ⇒ default/web-a(10.42.0.11:8080) [dnat]  no reply yet"]
+    nodeport = NatEvent(
+        ts_ns=1, wall_ns=1_700_000_000_000_000_000, netns=1, family=4, proto=6,
+        orig_src=Endpoint("198.18.0.5", 50000), orig_dst=Endpoint("192.168.1.11", 30080),
+        reply_src=Endpoint("10.42.0.11", 8080), reply_dst=Endpoint("192.168.1.11", 61000),
+        status=0x20 | 0x10 | 0x8 | 0x2, origin="conntrack", manip=None, ct_event="destroy")
+    # a pod reaching itself: one endpoint's text is a prefix of the other's
+    hairpin = flow(("10.42.0.11", 8080), ("10.42.0.11", 80))
+    assert table_lines(index, [nodeport, hairpin]) == [
+        "22:13:20.000000  nat   node                      "
+        "tcp 198.18.0.5:50000 → svc default/web(192.168.1.11:30080)"
+        " ⇒ default/web-a(10.42.0.11:8080) [dnat,snat] as node node1(192.168.1.11:61000)"
+        "  replied, ended",
+        "22:13:20.000000  flow  veth1 ingress (pod)       "
+        "tcp default/web-a(10.42.0.11:8080) → default/web-a(10.42.0.11:80)  1 pkts 60 B SYN"]
+
+
 def test_hostnetwork_process_by_cgroup(index: MetadataIndex) -> None:
     metrics = next(p for p in index.objects("Pod") if p["metadata"]["name"].endswith("q9m4d"))
     uid = metrics["metadata"]["uid"]

@@ -613,7 +613,8 @@ def hostport_conflict(ctx: Context, ev: SockEvent) -> Finding | None:
     lose_text = f"pod {loser.namespace}/{loser.name}" if loser else (
         f"pod uid {ev.pod.uid}" if ev.pod else f"process {ev.process.comm}[{ev.process.pid}]")
     hold_text = f"pod {holder.namespace}/{holder.name}" if holder else (
-        f"pod uid {h.pod.uid}" if h.pod else f"process {h.comm}[{h.pid}] (not a pod)")
+        f"pod uid {h.pod.uid}" if h.pod else f"process {h.comm}[{h.pid}] (not a pod)"
+        if h.pid is not None else "a socket whose owner could not be read")
     node = ctx.node_name()
     rec = event_record(ev)
     port = ev.addr.port

@@ -9,6 +9,7 @@ import calendar
 import errno
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,11 +103,21 @@ def pod_record(pod: PodRef | None) -> dict[str, Any] | None:
 
 # --- table text (tracer/sinks/table.py prints it) ---------------------------------------
 
-def ep(e: Endpoint) -> str:
+# NAMED_FIELDS entry ("src", "orig_dst", "@pod", ...) -> the label of its Kubernetes
+# name (tracer/sinks/table.py labels_of); only the fields that have one.  Lines render
+# each endpoint with its own label, so two endpoints with the same text never take
+# each other's name.
+Labels = Mapping[str, str]
+NO_LABELS: Labels = {}
+
+
+def ep(e: Endpoint, label: str = "") -> str:
+    """`ip:port`, or `label(ip:port)` when the endpoint has a name."""
     if e.ip is None:
         return "-"
     host = f"[{e.ip}]" if ":" in e.ip and e.port is not None else e.ip
-    return f"{host}:{e.port}" if e.port is not None else host
+    text = f"{host}:{e.port}" if e.port is not None else host
+    return f"{label}({text})" if label else text
 
 
 def marks_text(marks: tuple[str, ...]) -> str:
@@ -120,11 +131,11 @@ def forwarding_text(f: Forwarding | None) -> str:
                                               if f.rp_filter is not None else "")
 
 
-def who_text(process: Process | None, pod: PodRef | None) -> str:
+def who_text(process: Process | None, pod: PodRef | None, label: str = "") -> str:
     if process is None:
         return ""
     text = f"  by {process.comm}[{process.pid}]"
-    return text + (f" pod {pod.uid}" if pod is not None else "")
+    return text + (f" pod {label or pod.uid}" if pod is not None else "")
 
 
 # --- parsing JSON records back (tracer/events/jsonl.py) --------------------------------

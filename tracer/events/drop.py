@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
     Forwarding,
+    Labels,
     endpoint,
     ep,
     forwarding_record,
@@ -158,10 +160,11 @@ def drop_record(ev: DropEvent, src: Any = None, dst: Any = None,
     return rec
 
 
-def drop_line(ev: DropEvent) -> tuple[str, str]:
+def drop_line(ev: DropEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     proto = proto_name(ev.proto) if ev.family else f"l3:{ev.l3_proto:#06x}"
     return (ev.ifname or "-",
-            f"{proto} {ep(ev.src)} → {ep(ev.dst)}  {ev.reason} at {ev.location}"
+            f"{proto} {ep(ev.src, labels.get('src', ''))} → {ep(ev.dst, labels.get('dst', ''))}"
+            f"  {ev.reason} at {ev.location}"
             + (f"  ({ev.count} drops)" if ev.count > 1 else "") + marks_text(ev.marks)
             + forwarding_text(ev.forwarding))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
+from tracer.events.common import Labels
 from tracer.events.decoding import DecodeContext, Fields
 from tracer.events.wire import EvKind, WireStruct
 
@@ -26,7 +27,7 @@ class Family(Generic[E]):
     name: str                                   # `kind` in JSON, the table and recordings
     model: type[E]
     record: Callable[[E], dict[str, Any]]       # the -o jsonl record (docs/events.md)
-    line: Callable[[E], tuple[str, str]]        # the -o table WHERE and WHAT columns
+    line: Callable[[E, Labels], tuple[str, str]]  # the -o table WHERE and WHAT columns
     parse: Callable[[dict[str, Any], int], E]   # a JSON record (and its time) -> event
     # records from the kernel: all three, or none (lost records are user space's)
     ev_kind: EvKind | None = None

@@ -12,7 +12,9 @@ from enum import IntEnum
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
+    Labels,
     endpoint,
     ep,
     marks_text,
@@ -165,11 +167,12 @@ def flow_record(ev: FlowEvent) -> dict[str, Any]:
     return rec
 
 
-def flow_line(ev: FlowEvent) -> tuple[str, str]:
+def flow_line(ev: FlowEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     flags = "|".join(tcp_flag_names(ev.tcp_flags_seen)) if ev.proto == 6 else ""
     role = f" ({ev.role})" if ev.role else ""
     return (f"{ev.ifname or ev.ifindex} {ev.direction}{role}",
-            f"{proto_name(ev.proto)} {ep(ev.src)} → {ep(ev.dst)}  {ev.packets} pkts "
+            f"{proto_name(ev.proto)} {ep(ev.src, labels.get('src', ''))} → "
+            f"{ep(ev.dst, labels.get('dst', ''))}  {ev.packets} pkts "
             f"{ev.bytes} B {flags}".rstrip() + marks_text(ev.marks))
 
 

@@ -10,7 +10,9 @@ from enum import IntEnum
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
+    Labels,
     endpoint,
     ep,
     family_text,
@@ -127,11 +129,12 @@ def icmp_record(ev: IcmpEvent) -> dict[str, Any]:
     return rec
 
 
-def icmp_line(ev: IcmpEvent) -> tuple[str, str]:
+def icmp_line(ev: IcmpEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     what = ev.meaning + (f" (mtu {ev.mtu})" if ev.mtu is not None else "")
     # icmp_send: the node sent it; tc: an ICMPv6 error crossed the interface
     how = "sent" if ev.via == "icmp_send" else f"{ev.direction} icmpv6"
-    text = f"{how} {what} for {proto_name(ev.proto)} {ep(ev.src)} → {ep(ev.dst)}"
+    text = (f"{how} {what} for {proto_name(ev.proto)} {ep(ev.src, labels.get('src', ''))}"
+            f" → {ep(ev.dst, labels.get('dst', ''))}")
     return (ev.ifname or "-", text + (f"  ({ev.count} errors)" if ev.count > 1 else ""))
 
 

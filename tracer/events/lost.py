@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from tracer.events.common import NO_LABELS, Labels
 from tracer.events.family import Family
 from tracer.util.timefmt import rfc3339_ns
 
@@ -40,7 +41,7 @@ def lost_record(ev: LostEvent) -> dict[str, Any]:
             "count": ev.count, "total": ev.total}
 
 
-def lost_line(ev: LostEvent) -> tuple[str, str]:
+def lost_line(ev: LostEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     return ("-", f"!! LOST {ev.count} events ({ev.layer}); {ev.total} in total")
 
 

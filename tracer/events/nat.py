@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
+    Labels,
     endpoint,
     ep,
     parse_endpoint,
@@ -110,14 +112,15 @@ def nat_record(ev: NatEvent) -> dict[str, Any]:
     return rec
 
 
-def nat_line(ev: NatEvent) -> tuple[str, str]:
+def nat_line(ev: NatEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     # orig: what the client sent; reply tuple reversed: where it really went / came from
-    text = f"{proto_name(ev.proto)} {ep(ev.orig_src)} → {ep(ev.orig_dst)}"
+    text = (f"{proto_name(ev.proto)} {ep(ev.orig_src, labels.get('orig_src', ''))} → "
+            f"{ep(ev.orig_dst, labels.get('orig_dst', ''))}")
     if "dnat" in ev.translation:
-        text += f" ⇒ {ep(ev.reply_src)}"
+        text += f" ⇒ {ep(ev.reply_src, labels.get('reply_src', ''))}"
     text += f" [{','.join(ev.translation)}]"
     if "snat" in ev.translation:
-        text += f" as {ep(ev.reply_dst)}"
+        text += f" as {ep(ev.reply_dst, labels.get('reply_dst', ''))}"
     state = {"destroy": "ended"}.get(ev.ct_event or "", "")
     text += "  " + ("replied" if ev.replied else "no reply yet") + (f", {state}" if state else "")
     return ("node", text)

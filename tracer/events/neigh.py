@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from tracer.events.common import family_text, parse_family
+from tracer.events.common import NO_LABELS, Labels, family_text, parse_family
 from tracer.events.decoding import DecodeContext, Fields, addr, cstr
 from tracer.events.family import Family
 from tracer.events.wire import HDR, EvKind, Field, WireStruct
@@ -83,7 +83,7 @@ def neigh_record(ev: NeighEvent) -> dict[str, Any]:
             "old_state": ev.old_state, "probes": ev.probes}
 
 
-def neigh_line(ev: NeighEvent) -> tuple[str, str]:
+def neigh_line(ev: NeighEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     return (ev.ifname or "-", f"next hop {ev.addr} unresolved ({ev.event}, {ev.state}, "
             f"{ev.probes} probes)")
 

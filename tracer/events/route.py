@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
     Forwarding,
+    Labels,
     endpoint,
     ep,
     errno_name,
@@ -101,10 +103,11 @@ def route_record(ev: RouteEvent) -> dict[str, Any]:
     return rec
 
 
-def route_line(ev: RouteEvent) -> tuple[str, str]:
+def route_line(ev: RouteEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
     via = f" via {ev.gateway}" if ev.gateway else ""
     return (f"table {ev.table}",
-            f"no route {ep(ev.src)} → {ep(ev.dst)}{via}  {ev.error}"
+            f"no route {ep(ev.src, labels.get('src', ''))} → "
+            f"{ep(ev.dst, labels.get('dst', ''))}{via}  {ev.error}"
             + (f"  ({ev.count} lookups)" if ev.count > 1 else "")
             + forwarding_text(ev.forwarding))
 

@@ -11,7 +11,9 @@ from enum import IntEnum
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
+    Labels,
     PodRef,
     Process,
     endpoint,
@@ -58,9 +60,9 @@ class PortHolder:
     proto: str                # "tcp" | "udp"
     addr: Endpoint
     state: str                # "LISTEN", "ESTABLISHED", ... ("" for udp)
-    pid: int | None           # None: no process has the socket open (kernel-held)
+    pid: int | None           # None: no process could be shown to have it open
     comm: str | None
-    pod: PodRef | None
+    pod: PodRef | None        # by the process's cgroup, else by the socket's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +122,19 @@ def sock_record(ev: SockEvent) -> dict[str, Any]:
     return rec
 
 
-def sock_line(ev: SockEvent) -> tuple[str, str]:
-    text = f"{ev.op}({ep(ev.addr)}) {ev.error}"
+def sock_line(ev: SockEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
+    text = f"{ev.op}({ep(ev.addr, labels.get('addr', ''))}) {ev.error}"
     if ev.via == "so_error":
         text += " (non-blocking, SO_ERROR)"
-    text += who_text(ev.process, ev.pod)
+    text += who_text(ev.process, ev.pod, labels.get("@pod", ""))
     if ev.holder is not None:
         h = ev.holder
-        text += f"; held by {h.comm or '?'}[{h.pid}]" + (f" pod {h.pod.uid}" if h.pod else "")
+        pod = f"pod {labels.get('@holder') or h.pod.uid}" if h.pod else ""
+        if h.pid is not None:
+            text += f"; held by {h.comm or '?'}[{h.pid}]" + (f" {pod}" if pod else "")
+        else:   # its pod, if known, from the socket's own cgroup
+            text += "; held by a socket whose owner could not be read" + (
+                f" ({pod})" if pod else "")
     return (f"fd {ev.fd}", text)
 
 

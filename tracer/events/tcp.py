@@ -10,7 +10,9 @@ from enum import IntEnum
 from typing import Any
 
 from tracer.events.common import (
+    NO_LABELS,
     Endpoint,
+    Labels,
     PodRef,
     Process,
     endpoint,
@@ -119,15 +121,15 @@ def tcp_record(ev: TcpEvent) -> dict[str, Any]:
             "process": process_record(ev.process), "pod": pod_record(ev.pod)}
 
 
-def tcp_line(ev: TcpEvent) -> tuple[str, str]:
-    text = f"{ev.event} {ep(ev.src)} → {ep(ev.dst)}"
+def tcp_line(ev: TcpEvent, labels: Labels = NO_LABELS) -> tuple[str, str]:
+    text = f"{ev.event} {ep(ev.src, labels.get('src', ''))} → {ep(ev.dst, labels.get('dst', ''))}"
     if ev.error:
         text += f"  {ev.error}"
     if ev.duration_ns is not None:
         text += f"  after {ev.duration_ns / 1e6:.0f} ms"
     if ev.syn_retransmits:
         text += f", {ev.syn_retransmits} SYN retransmits"
-    return (ev.state, text + who_text(ev.process, ev.pod))
+    return (ev.state, text + who_text(ev.process, ev.pod, labels.get("@pod", "")))
 
 
 def parse_tcp(rec: dict[str, Any], t: int) -> TcpEvent:

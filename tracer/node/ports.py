@@ -4,7 +4,9 @@ that has that socket open — for a bind() that failed with EADDRINUSE.
 Read from /proc, not sock_diag: /proc/PID/net/{tcp,udp}[6] shows the namespace of PID
 without entering it (pyroute2 opens sockets in other namespaces through a forked
 helper, which a threaded tracer must avoid), and /proc/PID/fd links name the socket
-inode.  Only processes of the failing namespace are scanned.
+inode.  Only processes of the failing namespace are scanned.  When no process can be
+shown to hold the socket (their fds are closed to us, or none holds it), the socket's
+own cgroup names its pod: sock_diag, in our own namespace only (tracer/node/sockdiag.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tracer.node.sockdiag import socket_cgroup
 
 PROC = Path("/proc")
 TCP_LISTEN = 0x0A
@@ -79,7 +83,8 @@ def _covers(bound_ip: str, wanted_ip: str | None) -> bool:
     return bound_ip == f"::ffff:{wanted_ip}" or wanted_ip == f"::ffff:{bound_ip}"
 
 
-def bound_sockets(pid: int, port: int, ip: str | None, proc: Path = PROC) -> list[BoundSocket]:
+def bound_sockets(pid: int | str, port: int, ip: str | None,
+                  proc: Path = PROC) -> list[BoundSocket]:
     """Sockets bound to `port` (and `ip`, wildcards match) in pid's namespace; TCP
     listeners first."""
     found: list[BoundSocket] = []
@@ -112,18 +117,29 @@ def socket_owners(inode: int, pids: list[int], proc: Path = PROC) -> Iterator[in
 @dataclass(frozen=True)
 class Holder:
     socket: BoundSocket
-    pid: int | None
+    pid: int | None           # None: no process could be shown to have it open
     comm: str | None
+    cgroup_id: int | None = None   # the socket's cgroup, asked only when pid is None
+
+
+def own_netns(proc: Path = PROC) -> int | None:
+    try:
+        return os.stat(proc / "self" / "ns" / "net").st_ino
+    except OSError:
+        return None
 
 
 def find_holder(netns_ino: int, port: int, ip: str | None, *, exclude_pid: int = 0,
                 proc: Path = PROC) -> Holder | None:
     """The socket holding (ip, port) in the namespace, and a process that has it open
-    (not `exclude_pid`, the one whose bind failed)."""
+    (not `exclude_pid`, the one whose bind failed) — else the socket's cgroup."""
     pids = netns_pids(netns_ino, proc)
-    if not pids:
+    ours = own_netns(proc) == netns_ino
+    # our own namespace is readable through /proc/self even when no process of it is
+    reader: int | str | None = "self" if ours else (pids[0] if pids else None)
+    if reader is None:
         return None
-    sockets = bound_sockets(pids[0], port, ip, proc)
+    sockets = bound_sockets(reader, port, ip, proc)
     if not sockets:
         return None
     others = [p for p in pids if p != exclude_pid]
@@ -134,4 +150,5 @@ def find_holder(netns_ino: int, port: int, ip: str | None, *, exclude_pid: int =
             except OSError:
                 comm = None
             return Holder(sock, pid, comm)
-    return Holder(sockets[0], None, None)
+    held = sockets[0]
+    return Holder(held, None, None, socket_cgroup(held.proto, held.inode) if ours else None)

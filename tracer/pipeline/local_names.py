@@ -72,4 +72,4 @@ class LocalEnricher:
             return None
         return PortHolder(proto=h.socket.proto, addr=Endpoint(h.socket.ip, h.socket.port),
                           state=h.socket.state, pid=h.pid, comm=h.comm,
-                          pod=self.pods.pod_of_pid(h.pid) if h.pid else None)
+                          pod=self.pods.pod_of(h.pid or 0, h.cgroup_id or 0))

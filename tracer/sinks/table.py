@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from tracer.events.common import ep
+from tracer.events.common import NO_LABELS, Labels
 from tracer.events.finding import Finding
 from tracer.events.records import Output
 from tracer.events.registry import FAMILIES
-from tracer.metadata.names import PodName
 from tracer.pipeline.enrich import NAMED_FIELDS, Names, names_of
 from tracer.sinks.naming import endpoint_label, pod_label
 from tracer.sinks.output import OutputStream
@@ -25,29 +24,23 @@ from tracer.util.timefmt import rfc3339_ns
 HEADER = f"{'TIME':<15}  {'KIND':<4}  {'WHERE':<24}  WHAT"
 
 
-def with_names(what: str, ev: Output, names: Names) -> str:
-    """Each endpoint that has a Kubernetes name shown as `name(ip:port)`, the first
-    occurrence of its text in the line; a process's pod by name instead of its uid."""
+def labels_of(ev: Output, names: Names | None) -> Labels:
+    """The labels of an event's names (the enrich stage's, per NAMED_FIELDS entry) for
+    its line to render each endpoint with its own: an endpoint's as `endpoint_label`,
+    a process's pod ("@pod", "@holder") as `ns/name`."""
+    if names is None:
+        return NO_LABELS
+    labels: dict[str, str] = {}
     for field, name in zip(NAMED_FIELDS[type(ev)], names, strict=True):
-        if name is None:
-            continue
-        if field.startswith("@"):
-            label = pod_label(name)
-            if label and isinstance(name, PodName):
-                what = what.replace(f"pod {name.uid}", f"pod {label}", 1)
-            continue
-        label = endpoint_label(name)
-        if not label:
-            continue
-        text = ep(getattr(ev, field))
-        if text != "-":
-            what = what.replace(text, f"{label}({text})", 1)
-    return what
+        label = pod_label(name) if field.startswith("@") else endpoint_label(name)
+        if label:
+            labels[field] = label
+    return labels
 
 
 # event type -> its WHERE and WHAT columns: each family's line is in its module
 # (tracer/events/drop.py: drop_line, ...)
-LINE_FNS: dict[type, Callable[[Any], tuple[str, str]]] = {f.model: f.line for f in FAMILIES}
+LINE_FNS: dict[type, Callable[[Any, Labels], tuple[str, str]]] = {f.model: f.line for f in FAMILIES}
 
 
 def finding_lines(f: Finding) -> list[str]:
@@ -77,9 +70,7 @@ class TableSink:
             fn = LINE_FNS.get(type(ev))
             if fn is None:
                 continue
-            where, what = fn(ev)
-            if names is not None:
-                what = with_names(what, ev, names)
+            where, what = fn(ev, labels_of(ev, names))
             lines.append(f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  {ev.kind:<4}  {where:<24}  {what}")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
