@@ -109,11 +109,11 @@ def _raw(path_or_dash: Path | str) -> tuple[str, IO[bytes], Path | None]:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise RecordingFormatError(f"{path}: no such file") from None
+        raise RecordingFormatError(f"cannot read {path}: no such file") from None
     except OSError as exc:
         raise RecordingFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise RecordingFormatError(f"{path} is a directory, not a recording")
+        raise RecordingFormatError(f"cannot read {path}: it is a directory, not a recording")
     if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
         try:
             ours = sys.stdin is not None and os.path.samestat(st, os.fstat(0))
@@ -122,8 +122,8 @@ def _raw(path_or_dash: Path | str) -> tuple[str, IO[bytes], Path | None]:
         if ours:            # /dev/stdin, /proc/self/fd/0: standard input by its name
             return "standard input", sys.stdin.buffer, None
         what = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket"
-        raise RecordingFormatError(f"{path} is {what}, not a file: give its data on "
-                                   f"standard input instead (`-` < {path})")
+        raise RecordingFormatError(f"cannot read {path}: it is {what}, not a file (give "
+                                   f"its data on standard input instead: - < {path})")
     try:
         return str(path), open(path, "rb"), path
     except OSError as exc:
@@ -165,19 +165,19 @@ def _what(head: bytes) -> str:
 def classify(head: bytes, name: str) -> Kind:
     """A recording, JSON lines, or the RecordingFormatError that says what it is."""
     if not head:
-        raise RecordingFormatError(f"{name} is empty: not a nodetrace recording")
+        raise RecordingFormatError(f"{name} is not a nodetrace recording: it is empty")
     if head.startswith(MAGIC_PREFIX):
         return "recording"
     if len(head) < len(MAGIC_PREFIX) and MAGIC_PREFIX.startswith(head):
         raise RecordingFormatError(f"{name}: the header is truncated ({len(head)} bytes)")
     body = head.lstrip(_WHITESPACE)
     if not body:
-        raise RecordingFormatError(f"{name} holds only blank lines: not a nodetrace "
-                                   "recording")
+        raise RecordingFormatError(f"{name} is not a nodetrace recording: it holds only "
+                                   "blank lines")
     if body[:1] == b"{":
         return "jsonl"
-    raise RecordingFormatError(f"{name} is not a nodetrace recording (wrong magic: "
-                               f"{_what(head)}) nor JSON lines of `trace -o jsonl`")
+    raise RecordingFormatError(f"{name} is not a nodetrace recording (wrong magic) nor "
+                               f"JSON lines of `trace -o jsonl`: it starts with {_what(head)}")
 
 
 def open_input(path_or_dash: Path | str, *, allow: tuple[Kind, ...] = ("recording", "jsonl")

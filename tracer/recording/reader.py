@@ -32,6 +32,7 @@ from typing import Any
 
 import msgpack
 
+from tracer.events.finding import InputCoverage
 from tracer.events.model import Event
 from tracer.recording.blocks import BlockPlan, decode_block
 from tracer.recording.format import (
@@ -165,7 +166,9 @@ class RecordingReader:
         self.damage: str | None = None
         self.records = 0                          # whole records read, header included
         self.rejected = 0                         # records whose checksum failed (2.1)
-        self.rejected_bytes = 0                   # and the bytes they held
+        self.first_rejected_at = 0                # the offset of the first
+        self.malformed = 0                        # records of the wrong shape, skipped
+        self.rejected_bytes = 0                   # the bytes these two held
         self._stream = opened.stream
         try:
             self._unpacker = msgpack.Unpacker(
@@ -368,6 +371,10 @@ class RecordingReader:
                 except _UNPACK_ERRORS as exc:
                     self.damaged_at = pos
                     self.damage = str(exc) or type(exc).__name__
+                    # to the end, so the bytes skipped are counted (and a writer into
+                    # our pipe is not cut off)
+                    while self._stream.read(1 << 20):
+                        pass
                     return
                 start, pos = pos, tell()
                 records += 1
@@ -378,10 +385,10 @@ class RecordingReader:
                         if rec is None:
                             continue
                     elif checked:
+                        if not self.rejected:
+                            self.first_rejected_at = start
                         self.rejected += 1
                         self.rejected_bytes += pos - start
-                        self.skipped["records without a checksum in a checked recording, "
-                                     "skipped"] += 1
                         continue
                     if type(rec) is list and len(rec) > 1:
                         if rec[0] == _EVENTS:
@@ -395,6 +402,8 @@ class RecordingReader:
                         item = decode(rec)
                 except Malformed as exc:
                     self.skipped[f"malformed record skipped ({exc})"] += 1
+                    self.malformed += 1
+                    self.rejected_bytes += pos - start
                     continue
                 if item is not None:
                     yield item
@@ -409,9 +418,10 @@ class RecordingReader:
         if type(payload) is not bytes or type(crc) is not int:
             raise Malformed("a checked frame")
         if checksum(payload) != crc:
+            if not self.rejected:
+                self.first_rejected_at = self._unpacker.tell() - size
             self.rejected += 1
             self.rejected_bytes += size
-            self.skipped["records whose checksum failed, skipped whole"] += 1
             return None
         try:
             return self._inner(payload)
@@ -502,6 +512,18 @@ class RecordingReader:
 
     # what went wrong ----------------------------------------------------------------
 
+    def coverage(self) -> InputCoverage:
+        """How much of the file was read, for a diagnosis's coverage (the figures the
+        warnings say in words)."""
+        end = self.truncated_at if self.truncated_at is not None else self.damaged_at
+        v = self.header.version
+        return InputCoverage(
+            kind="recording", name=self.name, format=f"{v[0]}.{v[1]}",
+            checksums=self.checksums, records=self.records, bytes=self.size,
+            bytes_skipped=self.rejected_bytes + (self.size - end if end is not None else 0),
+            blocks_rejected=self.rejected + self.malformed,
+            truncated_at=self.truncated_at, damaged_at=self.damaged_at)
+
     def unchecked(self) -> str | None:
         """Said once for a file older than 2.1 (not a warning: nothing is wrong)."""
         if self.checksums:
@@ -513,6 +535,9 @@ class RecordingReader:
     def warnings(self) -> list[str]:
         out = [f"{msg} ({n} record{'s' if n != 1 else ''})" if n else msg
                for msg, n in self.skipped.items()]
+        if self.rejected:
+            out.append(f"{self.name}: {self.rejected} record(s) failed their checksum "
+                       f"(the first at offset {self.first_rejected_at}), skipped whole")
         if self.truncated_at is not None:
             out.append(f"{self.name}: truncated at offset {self.truncated_at} "
                        f"(of {self.size} bytes); every whole record before it was read")
@@ -520,6 +545,15 @@ class RecordingReader:
             out.append(f"{self.name}: damaged at offset {self.damaged_at} ({self.damage}); "
                        "every whole record before it was read, nothing after it")
         return out
+
+
+def blank_header() -> Header:
+    """For events that come without a recording (JSON lines): nothing is known of the
+    node they were traced on."""
+    return Header(version=(0, 0), nodetrace_version="", argv=(), node="", netns=0,
+                  kernel_release="", attached=(), unavailable={}, clock=ClockRef(0, 0),
+                  drop_reasons={}, pod_networks=(), service_networks=(), started_wall_ns=0,
+                  part=0, raw={})
 
 
 @functools.cache
