@@ -101,14 +101,13 @@ KINDS = ["empty", "readme", "random", "dir", "fifo", "short", "header-cut", "bla
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_opener_names_the_file_and_what_is_wrong(inputs: dict[str, Path],
                                                      kind: str) -> None:
-    with pytest.raises(RecordingFormatError) as exc:
-        with open_input(inputs[kind]) as opened:
-            if opened.kind == "recording":    # the magic, then a cut: the reader says
-                assert kind == "header-cut"
-                RecordingReader(opened)
-            # JSON lines are told by their first byte: what is in them by the consumer
-            assert kind == "not-events" and opened.kind == "jsonl"
-            raise RecordingFormatError("consumer")
+    with pytest.raises(RecordingFormatError) as exc, open_input(inputs[kind]) as opened:
+        if opened.kind == "recording":    # the magic, then a cut: the reader says
+            assert kind == "header-cut"
+            RecordingReader(opened)
+        # JSON lines are told by their first byte: what is in them by the consumer
+        assert kind == "not-events" and opened.kind == "jsonl"
+        raise RecordingFormatError("consumer")
     if kind != "not-events":
         assert str(inputs[kind]) in exc.value.message and "\n" not in exc.value.message
 
@@ -211,7 +210,7 @@ def _damaged(tmp_path: Path, how: str) -> tuple[Path, dict[str, Any]]:
     start, end, payload = BIGGEST_BLOCK
     if how == "truncated":
         data = data[:(start + end) // 2]
-        expect = {"truncated_at": start, "bytes_skipped": (end - start) // 2,
+        expect: dict[str, Any] = {"truncated_at": start, "bytes_skipped": (end - start) // 2,
                   "blocks_rejected": 0}
     else:
         data[payload + (end - payload) // 3] ^= 0x10
