@@ -69,7 +69,9 @@ class InputCoverage:
 
     @property
     def damaged(self) -> bool:
-        return bool(self.bytes_skipped or self.blocks_rejected or self.lines_skipped
+        # lines of JSON that are not events are not damage: a newer nodetrace's
+        # records, a summary line, a log line that strayed into the file
+        return bool(self.bytes_skipped or self.blocks_rejected
                     or self.truncated_at is not None or self.damaged_at is not None)
 
     def notes(self) -> list[str]:
@@ -83,12 +85,13 @@ class InputCoverage:
             if self.blocks_rejected:
                 where.append(f"{self.blocks_rejected} record(s) rejected (checksum or "
                              "malformed)")
-            if self.lines_skipped:
-                where.append(f"{self.lines_skipped} line(s) that are not events skipped")
             if self.bytes_skipped:
                 where.append(f"{self.bytes_skipped} of {self.bytes} bytes skipped")
             out.append(f"the input is DAMAGED ({self.name}: {', '.join(where)}): findings "
                        "cover only what could be read")
+        if self.lines_skipped:
+            out.append(f"{self.lines_skipped} line(s) of {self.name} are not events: "
+                       "skipped")
         if self.kind == "recording" and not self.checksums:
             out.append(f"format {self.format} has no checksums: damage inside a record "
                        "may have gone unnoticed")
