@@ -71,7 +71,7 @@ def diagnose_file(path: Path | str, *, names: Names | None = None, facts: NodeFa
         diag = Diagnoser(names or NoNames(), facts or NodeFacts(), pod_networks=pods,
                          service_networks=services, coverage=coverage)
         jsonl = JsonlEvents(opened.text_lines())
-        read = _counted(iter(jsonl))
+        read = _Counted(iter(jsonl))
         diagnose_events(read, diag, emit)
         if jsonl.skipped and not read.n:
             raise RecordingFormatError(f"{opened.name}: none of its {jsonl.skipped} line(s) "
@@ -82,7 +82,7 @@ def diagnose_file(path: Path | str, *, names: Names | None = None, facts: NodeFa
         return diag
 
 
-class _counted(Iterator[Event]):
+class _Counted(Iterator[Event]):
     def __init__(self, events: Iterator[Event]) -> None:
         self.events = events
         self.n = 0
