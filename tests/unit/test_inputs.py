@@ -283,3 +283,14 @@ def test_every_single_bit_flip_in_a_payload_is_detected(
     assert items == without[i]
     assert r.truncated_at is None and r.damaged_at is None
     assert r.coverage().bytes_skipped == end - start
+
+
+def test_replay_names_the_offset_of_a_frame_that_failed_its_checksum(tmp_path: Path) -> None:
+    path, _ = _damaged(tmp_path, "bit-flipped")
+    proc = cli("replay", str(path), "-o", "jsonl")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert f"{path}: 1 record(s) failed their checksum (the first at offset " \
+        f"{BIGGEST_BLOCK[0]}), skipped whole" in proc.stderr
+    # the block's events are gone, none of them altered: every line is one of the golden's
+    assert 0 < len(events_only(proc.stdout)) < len(events_only(GOLDEN_JSONL.read_text()))
+    assert set(events_only(proc.stdout)) <= set(events_only(GOLDEN_JSONL.read_text()))
