@@ -12,9 +12,10 @@ recording holds that scenario's flow, nat, drop and tcp events, the node's state
 It feeds the unit tests of the recording format (truncation at every byte offset,
 corruption, replay), the TUI and diagnosis tests: keep it small (well under 200 KB).
 
-When the format's major version changes, keep the old file as golden-X.Y.ntrec (the
-reader must still read it: tests/unit/test_recording_format.py) and re-encode the
-same session in the new format, so every test that replays it sees the same events:
+When the format changes how records are laid out (2.0's blocks, 2.1's checked
+frames), keep the old file as golden-X.Y.ntrec (the reader must still read it:
+tests/unit/test_recording_format.py, the hostile tests) and re-encode the same session
+in the new format, so every test that replays it sees the same events:
 
     PYTHONPATH=. .venv/bin/python tests/data/make_golden.py --reencode
 """

@@ -82,3 +82,35 @@ def findings_said(text: str) -> list[tuple[str, str, str]]:
     found = [json.loads(line) for line in text.splitlines()
              if line.startswith('{"kind":"finding"')]
     return sorted((f["finding"], f["summary"], json.dumps(f["objects"])) for f in found)
+
+
+def frame(payload: bytes) -> bytes:
+    """A record's checked frame (format 2.1), built from docs/recording-format.md
+    rather than by the writer's code: [7, CRC-32C as a uint32, payload as a bin]."""
+    import struct
+
+    import crc32c
+    import msgpack
+
+    packed: bytes = msgpack.packb(payload)
+    return b"\x93\x07\xce" + struct.pack(">I", crc32c.crc32c(payload)) + packed
+
+
+def pack_records(records: Iterable[Any], *, checked: bool = True) -> bytes:
+    """Records after the header as a 2.1 writer frames them (or bare, as 2.0 did)."""
+    import msgpack
+
+    packed = (msgpack.packb(rec) for rec in records)
+    return b"".join(frame(p) if checked else p for p in packed)
+
+
+def unpack_records(data: bytes, **kwargs: Any) -> list[Any]:
+    """Every record of a recording, checked frames opened (their checksums not
+    checked: the tests that need it compute them)."""
+    import msgpack
+
+    unpacker = msgpack.Unpacker(strict_map_key=False, **kwargs)
+    unpacker.feed(data)
+    return [msgpack.unpackb(rec[2], strict_map_key=False, **kwargs)
+            if isinstance(rec, list) and len(rec) == 3 and rec[0] == 7 else rec
+            for rec in unpacker]

@@ -24,6 +24,7 @@ from tests.unit.recording_support import (
     ANY_EVENT,
     FACTS,
     GOLDEN,
+    pack_records,
     write_recording,
 )
 from tracer.events import model
@@ -125,8 +126,9 @@ def _raw_recording(path: Path, records: list[list[Any]], *, version: list[int] |
                    header: dict[str, Any] | None = None) -> None:
     h = header or build_header(FACTS, ["nodetrace"], 0)
     packer = msgpack.Packer()
-    data = packer.pack([int(Rec.HEADER), MAGIC, version or list(VERSION), h])
-    path.write_bytes(data + b"".join(packer.pack(r) for r in records))
+    version = version or list(VERSION)
+    data = packer.pack([int(Rec.HEADER), MAGIC, version, h])
+    path.write_bytes(data + pack_records(records, checked=tuple(version) >= (2, 1)))
 
 
 def _drop_row(h: dict[str, Any], values: dict[str, Any]) -> list[Any]:
@@ -401,14 +403,22 @@ def test_golden_recording_holds_the_masquerade_missing_session() -> None:
     assert rec.header.version == VERSION
 
 
-def test_the_golden_session_in_format_1_0_reads_the_same() -> None:
-    """Format 1.0 wrote one record per event; the reader still reads it, to the very
-    events, metadata, node state and end record of the same session in blocks."""
-    old, new = load(GOLDEN.with_name("golden-1.0.ntrec")), load(GOLDEN)
-    assert old.header.version == (1, 0) and old.warnings == []
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_the_golden_session_in_an_older_format_reads_the_same(version: str) -> None:
+    """Format 1.0 wrote one record per event, 2.0 blocks without checksums; the reader
+    still reads both, to the very events, metadata, node state and end record of the
+    same session in checked blocks, and says once that they have no checksums."""
+    path = GOLDEN.with_name(f"golden-{version}.ntrec")
+    old, new = load(path), load(GOLDEN)
+    assert old.header.version == tuple(map(int, version.split("."))) and old.warnings == []
     assert old.events == new.events and len(old.events) == 26
     assert old.metadata == new.metadata and old.node_states == new.node_states
     assert old.end == new.end
+    with RecordingReader(path) as r:
+        assert r.unchecked() == f"{path}: format {version} has no checksums: damage " \
+            "inside a record may go unnoticed"
+    with RecordingReader(GOLDEN) as r:
+        assert r.checksums and r.unchecked() is None
 
 
 FULL_DISK = """

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.recording_support import GOLDEN
+from tests.unit.recording_support import GOLDEN, frame, pack_records, unpack_records
 from tracer.recording import RecordingReader
 from tracer.recording.format import MAGIC, VERSION, Rec
 from tracer.util.errors import RecordingFormatError
@@ -31,6 +31,8 @@ def _boundaries(data: bytes) -> tuple[list[int], list[int]]:
     ends, items = [], []
     for rec in unpacker:
         ends.append(unpacker.tell())
+        if rec[0] == Rec.CHECKED:        # 2.1: a checked frame holds the record
+            rec = msgpack.unpackb(rec[2], raw=True, strict_map_key=False)
         items.append(0 if rec[0] == Rec.HEADER else
                      len(rec[1]) if rec[0] == Rec.EVENTS else 1)
     assert ends[-1] == len(data)
@@ -41,9 +43,7 @@ ENDS, ITEMS = _boundaries(DATA)
 
 
 def _records(data: bytes) -> list[list[Any]]:
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
-    unpacker.feed(data)
-    return list(unpacker)
+    return unpack_records(data, raw=False)
 
 
 def _read_all(path: Path) -> tuple[int, list[str], RecordingReader]:
@@ -84,8 +84,11 @@ def test_a_cut_at_every_byte_offset_keeps_exactly_the_whole_records_before_it(
 
 
 OLD = GOLDEN.with_name("golden-1.0.ntrec").read_bytes()
-# format 1.0's one record per event still goes through the reader's row path
-GOLDENS = {"2.0": (DATA, ENDS), "1.0": (OLD, _boundaries(OLD)[0])}
+UNCHECKED = GOLDEN.with_name("golden-2.0.ntrec").read_bytes()
+# format 1.0's one record per event still goes through the reader's row path, 2.0's
+# blocks without checksums through the unchecked one
+GOLDENS = {"2.1": (DATA, ENDS), "2.0": (UNCHECKED, _boundaries(UNCHECKED)[0]),
+           "1.0": (OLD, _boundaries(OLD)[0])}
 
 
 @pytest.mark.parametrize("version", list(GOLDENS))
@@ -152,8 +155,7 @@ def _header() -> bytes:
     b"\xdd\x00\x00\x07\xff" * 200,                # 2047-item arrays nested 200 deep
 ], ids=["str32", "bin32", "array32", "map32", "ext32", "deep", "wide-deep"])
 def test_crafted_lengths_cannot_exhaust_memory(tmp_path: Path, crafted: bytes) -> None:
-    good = msgpack.packb([int(Rec.SYNC), 1, 2, 3])
-    assert isinstance(good, bytes)
+    good = pack_records([[int(Rec.SYNC), 1, 2, 3]])
     path = tmp_path / "crafted.ntrec"
     path.write_bytes(_header() + good + crafted)
     tracemalloc.start()
@@ -192,7 +194,7 @@ def test_crafted_ext_types_never_reach_the_consumers(tmp_path: Path) -> None:
                          {"a": msgpack.ExtType(5, b"xx"), "t": msgpack.Timestamp(1, 2)}])
     assert isinstance(rec, bytes)
     path = tmp_path / "ext.ntrec"
-    path.write_bytes(_header() + rec)
+    path.write_bytes(_header() + frame(rec))
     with RecordingReader(path) as r:
         (change,) = list(r)
     assert change.obj == {"a": None, "t": 1_000_000_002}
@@ -213,9 +215,7 @@ def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> 
 
     good = tmp_path / "good.ntrec"
     write_recording(good, [[tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)]] * 4)
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(good.read_bytes())
-    records = list(unpacker)
+    records = unpack_records(good.read_bytes(), raw=False)
     blocks = [i for i, rec in enumerate(records) if rec[0] == Rec.EVENTS]
     assert len(blocks) == 4
     kind, _columns = records[blocks[0]][2][0]
@@ -225,7 +225,7 @@ def test_interned_structs_are_checked_before_they_are_shared(tmp_path: Path) -> 
     records[blocks[2]][2][0][1][proc][0][0][0] = "2"     # hashable, the wrong type
     records[blocks[3]][2][0][1][sport] = [["1001"], b""]
     bad = tmp_path / "bad.ntrec"
-    bad.write_bytes(b"".join(msgpack.packb(rec) for rec in records))
+    bad.write_bytes(msgpack.packb(records[0]) + pack_records(records[1:]))
     with RecordingReader(bad) as r:
         got = [item for item in r if isinstance(item, TcpEvent)]
     assert got == [tcp(1, 1000), tcp(2, 1000), tcp(1, 1001)]
@@ -286,7 +286,7 @@ def test_a_crafted_block_is_skipped_whole_and_counted(tmp_path: Path, name: str)
     _crafted(name, bad, names)
     records[i:i + 1] = [good, bad, good]
     path = tmp_path / "crafted.ntrec"
-    path.write_bytes(b"".join(msgpack.packb(rec) for rec in records))
+    path.write_bytes(msgpack.packb(records[0]) + pack_records(records[1:]))
     with RecordingReader(path) as r:
         events = [item for item in r if getattr(item, "kind", None) == "flow"]
     assert len(events) == 6 and events[:3] == events[3:]

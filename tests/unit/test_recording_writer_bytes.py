@@ -16,7 +16,7 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.recording_support import ANY_EVENT
+from tests.unit.recording_support import ANY_EVENT, frame
 from tracer.events.model import Endpoint, Event, FlowEvent
 from tracer.recording.format import EVENT_TYPES, FieldType, Rec, column_types, columns
 from tracer.recording.writer import EventEncoder
@@ -59,7 +59,7 @@ def reference(batch: Sequence[Event]) -> bytes:
                                     for col, ft in zip(cols, column_types(cls), strict=True)]])
     order = bytes(KIND[type(ev)] for ev in batch)
     data: bytes = msgpack.packb([int(Rec.EVENTS), order, entries], default=_fields)
-    return data
+    return frame(data)
 
 
 @settings(max_examples=1000, deadline=None)
@@ -91,5 +91,6 @@ def test_records_keep_their_order_around_events() -> None:
     enc.record(sync)
     enc.events([ev])
     enc.record(end)
-    assert enc.take() == msgpack.packb(sync) + reference([ev]) + msgpack.packb(end)
+    assert enc.take() == frame(msgpack.packb(sync)) + reference([ev]) \
+        + frame(msgpack.packb(end))
     assert enc.take() == b""

@@ -91,7 +91,8 @@ def test_a_truncated_recording_replays_to_its_last_whole_record(tmp_path: Path,
     unpacker.feed(data)
     starts = [0]
     for record in unpacker:
-        if record[0] == 6:     # events: cut half-way between the first block and the end
+        if record[0] == 7 and msgpack.unpackb(record[2], strict_map_key=False)[0] == 6:
+            # events (in a checked frame): cut half-way between the first block and the end
             break
         starts.append(unpacker.tell())
     cut = tmp_path / "cut.ntrec"

@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
                    "end, {\"findings\": [...], \"coverage\": {...}}")
     p.add_argument("--from", dest="from_file", type=Path, metavar="FILE",
                    help="diagnose a recording (nodetrace record) or `trace -o jsonl` output "
-                   "instead of tracing live (no privileges needed)")
+                   "instead of tracing live (no privileges needed); - reads standard input")
     p.add_argument("--node-state", type=Path, metavar="FILE",
                    help="with --from a JSON-lines file: the node's routes, addresses and "
                    "sysctls as tracer/recording/nodestate.py snapshots them (JSON)")
@@ -112,8 +112,6 @@ def main(args: argparse.Namespace) -> int:
         if args.ready_file or args.duration:
             raise UsageError("--from reads a file: --duration and --ready-file are for live "
                              "tracing")
-        if not args.from_file.is_file():
-            raise UsageError(f"no such file: {args.from_file}")
         from tracer.diagnosis.offline import diagnose_file
 
         stop = threading.Event()

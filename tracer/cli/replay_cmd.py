@@ -23,12 +23,14 @@ from typing import Any
 
 from tracer.cli.options import OUTPUTS, positive_float, positive_int, resolve_output
 from tracer.cli.replay_worker import LineWorker
+from tracer.events.model import Event
 from tracer.pipeline.replay import ReplayPipeline
-from tracer.recording.reader import Header, RecordingReader
+from tracer.recording.opener import STDIN, OpenedInput, open_input
+from tracer.recording.reader import Header, RecordingReader, blank_header
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
-from tracer.util.errors import UsageError
+from tracer.util.errors import RecordingFormatError, UsageError
 from tracer.util.timefmt import rfc3339_ns
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,8 @@ def register(sub: Any) -> None:
                        "as the output takes it unless --speed is given (like tcpdump -r).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE",
-                   help="a recording (docs/recording-format.md)")
+                   help="a recording (docs/recording-format.md) or `trace -o jsonl` lines; "
+                   "- reads standard input")
     p.add_argument("-o", "--output", choices=OUTPUTS, default=None,
                    help="output format (default: table on a terminal, else jsonl; tui: "
                    "the interactive view, once built)")
@@ -129,6 +132,8 @@ def main_tui(args: argparse.Namespace) -> int:
     from tui.feeds.replay import ReplayFeed, load  # Textual only when the TUI is wanted
     from tui.run import run_tui
 
+    if str(args.file) == STDIN:
+        raise UsageError("-o tui reads the keyboard on standard input: give it a file")
     loaded = load(args.file)
     for warning in loaded.warnings:
         log.warning("%s", warning)
@@ -155,11 +160,17 @@ def main(args: argparse.Namespace) -> int:
     output = resolve_output(args.output)
     if output == "tui":
         return main_tui(args)
-    with RecordingReader(args.file) as reader:
+    opened = open_input(args.file)
+    if opened.kind == "jsonl":
+        with opened:
+            return replay_jsonl(args, opened, output)
+    with RecordingReader(opened) as reader:
         h = reader.header
         since = parse_time(args.since, h.started_wall_ns) if args.since else None
         until = parse_time(args.until, h.started_wall_ns) if args.until else None
-        log.info("%s", describe(args.file, h))
+        log.info("%s", describe(reader.path, h))
+        if (unchecked := reader.unchecked()) is not None:
+            log.info("%s", unchecked)
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
         stages = ReplayPipeline(h, metadata=args.metadata, node=args.node)
         source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
@@ -168,8 +179,10 @@ def main(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
         signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
         lines = sink if isinstance(sink, JsonlSink) else None
+        # the worker opens the file again: not standard input
         worker = LineWorker.start(args, since, until) \
-            if lines is not None and args.speed is None and _jobs(args) > 1 else None
+            if lines is not None and args.speed is None and _jobs(args) > 1 \
+            and opened.path is not None else None
         try:
             with batch_sized_gc():
                 for number, batch in enumerate(source.batches(stop)):
@@ -187,9 +200,60 @@ def main(args: argparse.Namespace) -> int:
             log.warning("%s", warning)
         if source.end is None and reader.truncated_at is None and reader.damaged_at is None \
                 and not stop.is_set():
-            log.warning("%s has no end record: the recording did not finish", args.file)
+            log.warning("%s has no end record: the recording did not finish", reader.name)
         lost = {k: v for k, v in source.stats().lost.items() if v}
         if lost:
             log.warning("the recorded session lost events: %s",
                         ", ".join(f"{k} {v}" for k, v in lost.items()))
+    return 0
+
+
+def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> int:
+    """`trace -o jsonl` lines through the same stages as a recording: findings derived
+    again; names only from --metadata (the lines' names are not read back), and the
+    window counted from the first event."""
+    from tracer.events.jsonl import JsonlEvents
+
+    if args.speed is not None:
+        raise UsageError("--speed needs a recording: JSON lines replay as fast as they print")
+    events = JsonlEvents(opened.text_lines())
+    stages = ReplayPipeline(blank_header(), metadata=args.metadata, node=args.node)
+    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    batch: list[Event] = []
+    since = until = None
+    n = 0
+
+    def flush() -> None:
+        if batch:
+            named, findings = stages.process(batch)
+            sink.write(named)
+            if findings:
+                sink.write(findings)
+            batch.clear()
+
+    for ev in events:
+        if n == 0:      # said once there is an event: a file of none is an error
+            log.info("replaying %s: JSON lines (no recorded node facts)", opened.name)
+            since = parse_time(args.since, ev.wall_ns) if args.since else None
+            until = parse_time(args.until, ev.wall_ns) if args.until else None
+        n += 1
+        if (since is not None and ev.wall_ns < since) or \
+                (until is not None and ev.wall_ns > until):
+            continue
+        batch.append(ev)
+        if len(batch) >= 1024:
+            flush()
+            if stop.is_set():
+                break
+    flush()
+    sink.write(stages.finish(None))
+    sink.close()
+    if events.skipped and not n:
+        raise RecordingFormatError(f"{opened.name}: none of its {events.skipped} line(s) is "
+                                   "an event of `trace -o jsonl`")
+    if events.skipped:
+        log.warning("%s: %d line(s) that are not events skipped", opened.name, events.skipped)
     return 0

@@ -18,22 +18,17 @@ from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.rules import Network
-from tracer.events.finding import Coverage, Finding
+from tracer.events.finding import Coverage, Finding, InputCoverage
 from tracer.events.jsonl import JsonlEvents
 from tracer.events.model import Event
 from tracer.pipeline.path import PathMarker
-from tracer.recording.format import MAGIC_PREFIX
+from tracer.recording.opener import OpenedInput, open_input
 from tracer.recording.reader import Header, RecordingReader
 from tracer.recording.writer import NodeState
 from tracer.sources.replay import ReplaySource
+from tracer.util.errors import RecordingFormatError
 
 BATCH = 64
-
-
-def is_recording(path: Path) -> bool:
-    with path.open("rb") as f:
-        head: bytes = f.read(len(MAGIC_PREFIX))
-    return bool(head == MAGIC_PREFIX)
 
 
 def _batches(events: Iterator[Event]) -> Iterator[list[Event]]:
@@ -59,7 +54,7 @@ def diagnose_events(events: Iterator[Event] | list[Event], diag: Diagnoser,
     return diag
 
 
-def diagnose_file(path: Path, *, names: Names | None = None, facts: NodeFacts | None = None,
+def diagnose_file(path: Path | str, *, names: Names | None = None, facts: NodeFacts | None = None,
                   metadata_label: str = "none", node: str | None = None,
                   service_cidrs: list[str] | None = None,
                   cluster_cidrs: list[str] | None = None,
@@ -69,16 +64,33 @@ def diagnose_file(path: Path, *, names: Names | None = None, facts: NodeFacts | 
                                for c in service_cidrs or []]
     pods: list[Network] = [ipaddress.ip_network(c, strict=False) for c in cluster_cidrs or []]
     coverage = Coverage(metadata=metadata_label, node_state=facts is not None and facts.known)
-    if not is_recording(path):
+    with open_input(path) as opened:
+        if opened.kind == "recording":
+            return _diagnose_recording(opened, names, facts, coverage, pods, services, emit,
+                                       stop or threading.Event(), node)
         diag = Diagnoser(names or NoNames(), facts or NodeFacts(), pod_networks=pods,
                          service_networks=services, coverage=coverage)
-        jsonl = JsonlEvents.open(path)
-        diagnose_events(iter(jsonl), diag, emit)
-        if jsonl.skipped:
-            coverage.unavailable["jsonl"] = f"{jsonl.skipped} line(s) skipped: not events"
+        jsonl = JsonlEvents(opened.text_lines())
+        read = _Counted(iter(jsonl))
+        diagnose_events(read, diag, emit)
+        if jsonl.skipped and not read.n:
+            raise RecordingFormatError(f"{opened.name}: none of its {jsonl.skipped} line(s) "
+                                       "is an event of `trace -o jsonl`")
+        coverage.input = InputCoverage(kind="jsonl", name=opened.name, records=read.n,
+                                       bytes=opened.stream.consumed,
+                                       lines_skipped=jsonl.skipped)
         return diag
-    return _diagnose_recording(path, names, facts, coverage, pods, services, emit,
-                               stop or threading.Event(), node)
+
+
+class _Counted(Iterator[Event]):
+    def __init__(self, events: Iterator[Event]) -> None:
+        self.events = events
+        self.n = 0
+
+    def __next__(self) -> Event:
+        ev = next(self.events)
+        self.n += 1
+        return ev
 
 
 class RecordedState:
@@ -137,11 +149,11 @@ def recording_diagnoser(h: Header, *, names: Names | None, facts: NodeFacts | No
     return diag, state, PathMarker(pods, services)
 
 
-def _diagnose_recording(path: Path, names: Names | None, facts: NodeFacts | None,
+def _diagnose_recording(opened: OpenedInput, names: Names | None, facts: NodeFacts | None,
                         coverage: Coverage, pods: list[Network], services: list[Network],
                         emit: Callable[[list[Finding]], None] | None,
                         stop: threading.Event, node: str | None) -> Diagnoser:
-    with RecordingReader(path) as reader:
+    with RecordingReader(opened) as reader:
         diag, state, marker = recording_diagnoser(
             reader.header, names=names, facts=facts, coverage=coverage, node=node,
             pods=pods, services=services)
@@ -154,4 +166,5 @@ def _diagnose_recording(path: Path, names: Names | None, facts: NodeFacts | None
         if emit is not None and last:
             emit(last)
         coverage.lost = {k: v for k, v in source.stats().lost.items() if v}
+        coverage.input = reader.coverage()
     return diag

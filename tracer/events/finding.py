@@ -63,6 +63,62 @@ def finding_record(f: Finding) -> dict[str, Any]:
 
 
 @dataclass
+class InputCoverage:
+    """How much of a file (a recording, JSON lines) was read: a damaged input is told
+    apart from a clean one, so an empty answer from half a night is not a clean night."""
+
+    kind: str                        # "recording", "jsonl"
+    name: str                        # the path, or "standard input"
+    format: str = ""                 # a recording's format version, "2.1"
+    checksums: bool = False          # 2.1: every record after the header checked
+    records: int = 0                 # whole records read (jsonl: lines that were events)
+    bytes: int = 0                   # bytes read
+    bytes_skipped: int = 0           # in rejected records and after the damage
+    blocks_rejected: int = 0         # records skipped whole: checksum failed, malformed
+    lines_skipped: int = 0           # jsonl: lines that are not events
+    truncated_at: int | None = None  # offset of the cut-off last record
+    damaged_at: int | None = None    # offset where the bytes stopped being readable
+
+    @property
+    def damaged(self) -> bool:
+        # lines of JSON that are not events are not damage: a newer nodetrace's
+        # records, a summary line, a log line that strayed into the file
+        return bool(self.bytes_skipped or self.blocks_rejected
+                    or self.truncated_at is not None or self.damaged_at is not None)
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.damaged:
+            where = []
+            if self.truncated_at is not None:
+                where.append(f"truncated at offset {self.truncated_at}")
+            if self.damaged_at is not None:
+                where.append(f"unreadable from offset {self.damaged_at}")
+            if self.blocks_rejected:
+                where.append(f"{self.blocks_rejected} record(s) rejected (checksum or "
+                             "malformed)")
+            if self.bytes_skipped:
+                where.append(f"{self.bytes_skipped} of {self.bytes} bytes skipped")
+            out.append(f"the input is DAMAGED ({self.name}: {', '.join(where)}): findings "
+                       "cover only what could be read")
+        if self.lines_skipped:
+            out.append(f"{self.lines_skipped} line(s) of {self.name} are not events: "
+                       "skipped")
+        if self.kind == "recording" and not self.checksums:
+            out.append(f"format {self.format} has no checksums: damage inside a record "
+                       "may have gone unnoticed")
+        return out
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "format": self.format,
+                "checksums": self.checksums, "damaged": self.damaged,
+                "records": self.records, "bytes": self.bytes,
+                "bytes_skipped": self.bytes_skipped, "blocks_rejected": self.blocks_rejected,
+                "lines_skipped": self.lines_skipped, "truncated_at": self.truncated_at,
+                "damaged_at": self.damaged_at}
+
+
+@dataclass
 class Coverage:
     """What was observed, so no finding claims more than that (and the reader knows)."""
 
@@ -74,6 +130,7 @@ class Coverage:
     connections: int = 0
     undecided: int = 0               # too young at the end to tell (no error seen yet)
     unexplained: list[dict[str, Any]] = field(default_factory=list)
+    input: InputCoverage | None = None   # a file's: None for a live session
 
     def families(self) -> set[str] | None:
         """The evidence that was available, by the names rules.Rule.needs uses; None
@@ -105,7 +162,7 @@ class Coverage:
                 if (missing := [n for n in needs if n not in have])}
 
     def record(self) -> dict[str, Any]:
-        notes = []
+        notes = self.input.notes() if self.input is not None else []
         if any(self.lost.values()):
             notes.append("events were lost: a finding may be missing, none is invented")
         if self.metadata == "none":
@@ -119,4 +176,5 @@ class Coverage:
                 "metadata": self.metadata, "node_state": self.node_state,
                 "connections": self.connections, "undecided": self.undecided,
                 "unexplained": self.unexplained, "partly_blind": self.blind(),
+                **({"input": self.input.record()} if self.input is not None else {}),
                 "notes": notes}

@@ -19,13 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import crc32c
 import msgpack
 
 from tracer.events.registry import FAMILIES, Event
 
 MAGIC = "nodetrace-recording"
 # major: a reader refuses a newer major; minor: additions an older reader skips
-VERSION = (2, 0)     # 2.0: events in blocks of columns (tracer/recording/blocks.py)
+VERSION = (2, 1)     # 2.0: events in blocks of columns (tracer/recording/blocks.py)
+#                     2.1: every record after the header in a checked frame (below)
+CHECKED_SINCE = (2, 1)
 
 
 class Rec(enum.IntEnum):
@@ -38,10 +41,39 @@ class Rec(enum.IntEnum):
     SYNC = 4        # [4, wall_ns, mono_ns, events so far]
     END = 5         # [5, wall_ns, {reason, events, received, decode_errors, lost, next_part}]
     EVENTS = 6      # [6, order, [[kind index, [column, ...]], ...]]: a block (blocks.py)
+    CHECKED = 7     # [7, crc32c of payload, payload]: payload is one packed record (2.1)
 
 
 # The first bytes of every recording: the header record's array marker, type and magic.
 MAGIC_PREFIX = b"\x94" + msgpack.packb(int(Rec.HEADER)) + msgpack.packb(MAGIC)
+
+
+
+# --- checked frames (2.1) ---------------------------------------------------------------
+#
+# [7, crc, payload]: fixarray of 3, the type, the CRC-32C of the payload as a uint32
+# (always 0xce and 4 bytes: the frame's head has one size per payload length), and the
+# payload as a bin holding one packed record.  A flipped bit inside the payload fails
+# the checksum and the record is skipped whole; the frame's own length stays intact,
+# so the records after it read as before.  CRC-32C (the crc32c package, SSE 4.2)
+# checks a 95 KB block in 3.3 us where zlib's CRC-32 takes 14 (docs/recording-format.md).
+
+def checksum(payload: bytes) -> int:
+    return int(crc32c.crc32c(payload))
+
+
+def checked_head(payload: bytes) -> bytes:
+    """The bytes before `payload` in its checked frame (the writer joins the two
+    without copying the payload into a second packed record)."""
+    n = len(payload)
+    if n < 1 << 8:
+        size = b"\xc4" + n.to_bytes(1, "big")
+    elif n < 1 << 16:
+        size = b"\xc5" + n.to_bytes(2, "big")
+    else:
+        size = b"\xc6" + n.to_bytes(4, "big")
+    return b"\x93\x07\xce" + checksum(payload).to_bytes(4, "big") + size
+
 
 # event kind -> model class, in the registry's order (the header's schema lists the
 # kinds in it): every family of tracer/events/registry.py

@@ -23,31 +23,33 @@ Usage (the TUI, diagnose, replay):
 from __future__ import annotations
 
 import functools
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import msgpack
 
+from tracer.events.finding import InputCoverage
 from tracer.events.model import Event
 from tracer.recording.blocks import BlockPlan, decode_block
 from tracer.recording.format import (
+    CHECKED_SINCE,
     EVENT_TYPES,
     FIXUPS,
     LIMITS,
     MAGIC,
-    MAGIC_PREFIX,
     VERSION,
     FixUp,
     Limits,
     Rec,
+    checksum,
     structs_of,
 )
 from tracer.recording.metadata import ACTIONS, MetadataRecord
+from tracer.recording.opener import OpenedInput, open_input
 from tracer.recording.plan import Columns, Malformed, Plan
 from tracer.recording.writer import EndInfo, NodeState
 from tracer.util.errors import RecordingFormatError
@@ -55,6 +57,7 @@ from tracer.util.errors import RecordingFormatError
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
 _EVENT = int(Rec.EVENT)
 _EVENTS = int(Rec.EVENTS)
+_CHECKED = int(Rec.CHECKED)
 
 
 @dataclass(frozen=True)
@@ -143,41 +146,59 @@ def _as(t: type, v: Any, what: str) -> Any:
 
 
 class RecordingReader:
-    def __init__(self, path: Path | str, *, fixups: Sequence[FixUp] = FIXUPS,
+    def __init__(self, source: Path | str | OpenedInput, *, fixups: Sequence[FixUp] = FIXUPS,
                  limits: Limits = LIMITS) -> None:
-        self.path = Path(path)
+        """`source`: a path, `-` (standard input), or an input open_input opened.
+        Nothing is seeked: a pipe reads as a file does."""
+        opened = source if isinstance(source, OpenedInput) else \
+            open_input(source, allow=("recording",))
+        if opened.kind != "recording":
+            opened.close()
+            raise RecordingFormatError(f"{opened.name} is not a nodetrace recording "
+                                       "(wrong magic)")
+        self.opened = opened
+        self.path = opened.path if opened.path is not None else Path(opened.name)
+        self.name = opened.name
         self.fixups = fixups
         self.skipped: Counter[str] = Counter()   # warning -> how many records
         self.truncated_at: int | None = None
         self.damaged_at: int | None = None
         self.damage: str | None = None
         self.records = 0                          # whole records read, header included
+        self.rejected = 0                         # records whose checksum failed (2.1)
+        self.first_rejected_at = 0                # the offset of the first
+        self.malformed = 0                        # records of the wrong shape, skipped
+        self.rejected_bytes = 0                   # the bytes these two held
+        self._stream = opened.stream
         try:
-            self._file: IO[bytes] = open(self.path, "rb")   # noqa: SIM115 (closed by close())
-        except OSError as exc:
-            raise RecordingFormatError(f"cannot read {self.path}: {exc.strerror}") from None
-        try:
-            self.size = os.fstat(self._file.fileno()).st_size
-            if self._file.read(len(MAGIC_PREFIX)) != MAGIC_PREFIX:
-                raise RecordingFormatError(f"{self.path} is not a nodetrace recording "
-                                           "(wrong magic)")
-            self._file.seek(0)
             self._unpacker = msgpack.Unpacker(
-                self._file, read_size=limits.read_size, max_buffer_size=limits.max_buffer,
+                self._stream, read_size=limits.read_size, max_buffer_size=limits.max_buffer,
                 max_array_len=limits.max_items, max_map_len=limits.max_items,
-                max_str_len=limits.max_str, max_bin_len=limits.max_str,
+                # a checked frame's payload is one whole record: up to the buffer
+                max_str_len=limits.max_str, max_bin_len=limits.max_buffer,
                 max_ext_len=limits.max_items, unicode_errors="replace",
                 # the writer never writes ext types: a crafted one must not reach the
                 # consumers as an object they do not expect
                 ext_hook=_no_ext, timestamp=2)
+            self._inner = functools.partial(
+                msgpack.unpackb, max_array_len=limits.max_items, max_map_len=limits.max_items,
+                max_str_len=limits.max_str, max_bin_len=limits.max_str,
+                max_ext_len=limits.max_items, unicode_errors="replace", ext_hook=_no_ext,
+                timestamp=2)
             self._pos = 0
             self._limits = limits
             self.header = self._read_header()
+            self.checksums = self.header.version >= CHECKED_SINCE
             self._plans, self._block_plans = self._build_plans()
             self._fast: list[Callable[[Any], Event] | None] = [None] * len(self._plans)
         except BaseException:
-            self._file.close()
+            opened.close()
             raise
+
+    @property
+    def size(self) -> int:
+        """Bytes read so far (the file's size once read to the end)."""
+        return self._stream.consumed
 
     def __enter__(self) -> RecordingReader:
         return self
@@ -186,7 +207,7 @@ class RecordingReader:
         self.close()
 
     def close(self) -> None:
-        self._file.close()
+        self.opened.close()
 
     # header -------------------------------------------------------------------------
 
@@ -194,22 +215,22 @@ class RecordingReader:
         try:
             rec = next(self._unpacker)
         except StopIteration:
-            raise RecordingFormatError(f"{self.path}: the header is truncated") from None
+            raise RecordingFormatError(f"{self.name}: the header is truncated") from None
         except _UNPACK_ERRORS as exc:
-            raise RecordingFormatError(f"{self.path}: the header is damaged ({exc})") from None
+            raise RecordingFormatError(f"{self.name}: the header is damaged ({exc})") from None
         self._pos = self._unpacker.tell()
         self.records = 1
         if (type(rec) is not list or len(rec) < 4 or rec[0] != Rec.HEADER
                 or rec[1] != MAGIC or type(rec[3]) is not dict):
-            raise RecordingFormatError(f"{self.path}: the header is damaged")
+            raise RecordingFormatError(f"{self.name}: the header is damaged")
         v = rec[2]
         if (type(v) is not list or len(v) != 2 or type(v[0]) is not int
                 or type(v[1]) is not int):
-            raise RecordingFormatError(f"{self.path}: the header's version is damaged")
+            raise RecordingFormatError(f"{self.name}: the header's version is damaged")
         version = (v[0], v[1])
         if version[0] > VERSION[0]:
             raise RecordingFormatError(
-                f"{self.path} is format {version[0]}.{version[1]}, written by a newer "
+                f"{self.name} is format {version[0]}.{version[1]}, written by a newer "
                 f"nodetrace; this one reads {VERSION[0]}.x: replay it with a newer nodetrace")
         h: dict[str, Any] = dict(rec[3])
         for fx in self.fixups:
@@ -257,7 +278,7 @@ class RecordingReader:
                 part=_as(int, h.get("part", 0), "part"),
                 raw=h)
         except IndexError:
-            raise RecordingFormatError(f"{self.path}: the header is damaged") from None
+            raise RecordingFormatError(f"{self.name}: the header is damaged") from None
 
     def _build_plans(self) -> tuple[list[Plan | str], list[BlockPlan | str]]:
         """Plans per recorded kind, in the header's order (the kind index), for a 1.x
@@ -265,17 +286,17 @@ class RecordingReader:
         skipped."""
         sch = self.header.raw.get("schema")
         if type(sch) is not dict:
-            raise RecordingFormatError(f"{self.path}: the header has no event schema")
+            raise RecordingFormatError(f"{self.name}: the header has no event schema")
         structs: dict[str, Plan] = {}
         raw_structs = sch.get("structs", [])
         if type(raw_structs) is not list:
-            raise RecordingFormatError(f"{self.path}: header damaged: structs")
+            raise RecordingFormatError(f"{self.name}: header damaged: structs")
         known = {cls.__name__: cls for cls in _all_structs()}
         # a struct may hold another (PortHolder.pod): build until nothing changes
         pending = {}
         for entry in raw_structs:
             if type(entry) is not list or len(entry) < 2 or type(entry[0]) is not str:
-                raise RecordingFormatError(f"{self.path}: header damaged: structs")
+                raise RecordingFormatError(f"{self.name}: header damaged: structs")
             pending[entry[0]] = _parse_columns(entry[1], entry[0])
         for _ in range(len(pending) + 1):
             for name, cols in list(pending.items()):
@@ -292,10 +313,10 @@ class RecordingReader:
         block_plans: list[BlockPlan | str] = []
         raw_events = sch.get("events", [])
         if type(raw_events) is not list:
-            raise RecordingFormatError(f"{self.path}: header damaged: events")
+            raise RecordingFormatError(f"{self.name}: header damaged: events")
         for entry in raw_events:
             if type(entry) is not list or len(entry) < 2 or type(entry[0]) is not str:
-                raise RecordingFormatError(f"{self.path}: header damaged: events")
+                raise RecordingFormatError(f"{self.name}: header damaged: events")
             kind, cols = _apply_fixups(entry[0], _parse_columns(entry[1], entry[0]),
                                        self._version, self.fixups)
             cls = EVENT_TYPES.get(kind or "")
@@ -340,6 +361,7 @@ class RecordingReader:
         n_fast = len(fast)
         blocks, max_block, count = self._block_plans, self._limits.max_block, self._count
         pos, records = self._pos, self.records
+        checked, unwrap = self.checksums, self._unwrap
         try:
             while True:
                 try:
@@ -349,11 +371,25 @@ class RecordingReader:
                 except _UNPACK_ERRORS as exc:
                     self.damaged_at = pos
                     self.damage = str(exc) or type(exc).__name__
+                    # to the end, so the bytes skipped are counted (and a writer into
+                    # our pipe is not cut off)
+                    while self._stream.read(1 << 20):
+                        pass
                     return
-                pos = tell()
+                start, pos = pos, tell()
                 records += 1
                 item: list[Event] | Item | None
                 try:
+                    if type(rec) is list and len(rec) == 3 and rec[0] == _CHECKED:
+                        rec = unwrap(rec, pos - start)
+                        if rec is None:
+                            continue
+                    elif checked:
+                        if not self.rejected:
+                            self.first_rejected_at = start
+                        self.rejected += 1
+                        self.rejected_bytes += pos - start
+                        continue
                     if type(rec) is list and len(rec) > 1:
                         if rec[0] == _EVENTS:
                             item = decode_block(rec, blocks, max_block, count) or None
@@ -366,6 +402,8 @@ class RecordingReader:
                         item = decode(rec)
                 except Malformed as exc:
                     self.skipped[f"malformed record skipped ({exc})"] += 1
+                    self.malformed += 1
+                    self.rejected_bytes += pos - start
                     continue
                 if item is not None:
                     yield item
@@ -373,6 +411,22 @@ class RecordingReader:
             self._pos, self.records = pos, records
         if pos < self.size:
             self.truncated_at = pos
+
+    def _unwrap(self, rec: list[Any], size: int) -> Any:
+        """A checked frame's record, or None when its checksum fails (counted)."""
+        crc, payload = rec[1], rec[2]
+        if type(payload) is not bytes or type(crc) is not int:
+            raise Malformed("a checked frame")
+        if checksum(payload) != crc:
+            if not self.rejected:
+                self.first_rejected_at = self._unpacker.tell() - size
+            self.rejected += 1
+            self.rejected_bytes += size
+            return None
+        try:
+            return self._inner(payload)
+        except _UNPACK_ERRORS as exc:
+            raise Malformed(f"a checked frame's payload: {str(exc)[:60]}") from None
 
     def _count(self, warning: str, events: int) -> None:
         self.skipped[warning] += events
@@ -426,6 +480,8 @@ class RecordingReader:
         if t == Rec.END:
             self._extra(rec, 3, "end")
             return self._end(rec)
+        if t == Rec.CHECKED:
+            raise Malformed("a checked frame")
         if t == Rec.HEADER:
             self.skipped["a second header skipped"] += 1
             return None
@@ -456,16 +512,48 @@ class RecordingReader:
 
     # what went wrong ----------------------------------------------------------------
 
+    def coverage(self) -> InputCoverage:
+        """How much of the file was read, for a diagnosis's coverage (the figures the
+        warnings say in words)."""
+        end = self.truncated_at if self.truncated_at is not None else self.damaged_at
+        v = self.header.version
+        return InputCoverage(
+            kind="recording", name=self.name, format=f"{v[0]}.{v[1]}",
+            checksums=self.checksums, records=self.records, bytes=self.size,
+            bytes_skipped=self.rejected_bytes + (self.size - end if end is not None else 0),
+            blocks_rejected=self.rejected + self.malformed,
+            truncated_at=self.truncated_at, damaged_at=self.damaged_at)
+
+    def unchecked(self) -> str | None:
+        """Said once for a file older than 2.1 (not a warning: nothing is wrong)."""
+        if self.checksums:
+            return None
+        v = self.header.version
+        return (f"{self.name}: format {v[0]}.{v[1]} has no checksums: damage inside a "
+                "record may go unnoticed")
+
     def warnings(self) -> list[str]:
         out = [f"{msg} ({n} record{'s' if n != 1 else ''})" if n else msg
                for msg, n in self.skipped.items()]
+        if self.rejected:
+            out.append(f"{self.name}: {self.rejected} record(s) failed their checksum "
+                       f"(the first at offset {self.first_rejected_at}), skipped whole")
         if self.truncated_at is not None:
-            out.append(f"{self.path}: truncated at offset {self.truncated_at} "
+            out.append(f"{self.name}: truncated at offset {self.truncated_at} "
                        f"(of {self.size} bytes); every whole record before it was read")
         if self.damaged_at is not None:
-            out.append(f"{self.path}: damaged at offset {self.damaged_at} ({self.damage}); "
+            out.append(f"{self.name}: damaged at offset {self.damaged_at} ({self.damage}); "
                        "every whole record before it was read, nothing after it")
         return out
+
+
+def blank_header() -> Header:
+    """For events that come without a recording (JSON lines): nothing is known of the
+    node they were traced on."""
+    return Header(version=(0, 0), nodetrace_version="", argv=(), node="", netns=0,
+                  kernel_release="", attached=(), unavailable={}, clock=ClockRef(0, 0),
+                  drop_reasons={}, pod_networks=(), service_networks=(), started_wall_ns=0,
+                  part=0, raw={})
 
 
 @functools.cache

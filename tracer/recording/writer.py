@@ -23,7 +23,7 @@ import msgpack
 from tracer import __version__
 from tracer.events.model import Event
 from tracer.recording.blocks import BlockEncoder
-from tracer.recording.format import MAGIC, VERSION, Rec, schema, struct_getter
+from tracer.recording.format import MAGIC, VERSION, Rec, checked_head, schema, struct_getter
 from tracer.recording.metadata import ACTIONS, MetadataRecord, json_default, object_key
 from tracer.sinks.output import write_all
 from tracer.util.errors import TracerError
@@ -121,12 +121,20 @@ class EventEncoder:
         return get(obj)
 
     def events(self, batch: Sequence[Event]) -> int:
-        pack = self.packer.pack
-        self._parts.extend(map(pack, self._blocks.records(batch)))
+        pack, parts = self.packer.pack, self._parts
+        for rec in self._blocks.records(batch):
+            payload = pack(rec)
+            parts.append(checked_head(payload))
+            parts.append(payload)
         return len(batch)
 
     def record(self, rec: Sequence[Any]) -> None:
-        self._parts.append(self.packer.pack(rec))
+        """A record in its checked frame; the header (type 0) is written bare, so the
+        file starts with the magic."""
+        payload = self.packer.pack(rec)
+        if rec[0] != Rec.HEADER:
+            self._parts.append(checked_head(payload))
+        self._parts.append(payload)
 
     def take(self) -> bytes:
         data = b"".join(self._parts)
@@ -284,8 +292,9 @@ class RecordingWriter:
             raise ValueError(f"metadata action {rec.action!r} is not one of {ACTIONS}")
         # packed outside the lock and before it is remembered: an object that cannot be
         # packed raises here, in the caller, and leaves the recording as it was
-        data = msgpack.packb([int(Rec.METADATA), rec.wall_ns, rec.kind, rec.action,
-                              rec.obj], default=json_default)
+        payload = msgpack.packb([int(Rec.METADATA), rec.wall_ns, rec.kind, rec.action,
+                                 rec.obj], default=json_default)
+        data = checked_head(payload) + payload
         key = object_key(rec.kind, rec.obj)
         with self._lock:
             if self._fd >= 0:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer.recording.format import MAGIC_PREFIX
-from tracer.util.errors import RecordingFormatError, TracerError
+from tracer.recording.opener import Kind, OpenedInput, open_input
+from tracer.util.errors import RecordingFormatError
 from tui.feed import (
     FeedOutput,
     FeedStatus,
@@ -41,31 +41,36 @@ class Loaded:
     pod_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # for `l` in replay
 
 
-def load_jsonl(path: Path) -> Loaded:
+def load_jsonl(source: Path | OpenedInput) -> Loaded:
     records: list[Record] = []
     bad = 0
-    try:
-        with path.open("rb") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(rec, dict) and isinstance(rec.get("kind"), str):
-                    records.append(rec)
-                else:
-                    bad += 1
-    except OSError as exc:
-        raise TracerError(f"cannot read {path}: {exc.strerror}") from None
+    with _opened(source, "jsonl") as opened:
+        path = opened.name
+        for line in opened.text_lines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("kind"), str):
+                records.append(rec)
+            else:
+                bad += 1
+    if bad and not records:
+        raise RecordingFormatError(f"{path}: none of its {bad} line(s) is a record of "
+                                   "`trace -o jsonl`")
     warnings = [f"{path}: skipped {bad} line(s) that are not records"] if bad else []
     return Loaded(records, FeedStatus(source=str(path), metadata="as recorded (jsonl)"),
                   warnings)
 
 
-def load_recording(path: Path) -> Loaded:
+def _opened(source: Path | OpenedInput, kind: Kind) -> OpenedInput:
+    return source if isinstance(source, OpenedInput) else open_input(source, allow=(kind,))
+
+
+def load_recording(capture: Path | OpenedInput) -> Loaded:
     # imported here: only recordings need msgpack and the pipeline stages
     from tracer.events.records import event_record
     from tracer.pipeline.enrich import names_of
@@ -82,7 +87,8 @@ def load_recording(path: Path) -> Loaded:
             labels[f"{m.get('namespace', '')}/{m.get('name', '')}"] = dict(
                 m.get("labels") or {})
 
-    with RecordingReader(path) as reader:
+    with RecordingReader(_opened(capture, "recording")) as reader:
+        path = reader.name
         h = reader.header
         stages = ReplayPipeline(h)   # what `replay -o jsonl` prints, names and findings
         stages.index.add_observer(pod_seen)
@@ -95,6 +101,8 @@ def load_recording(path: Path) -> Loaded:
         records.extend(event_record(f) for f in stages.finish(
             source.end.wall_ns if source.end is not None else None))
         warnings = list(reader.warnings())
+        if (unchecked := reader.unchecked()) is not None:
+            warnings.insert(0, unchecked)
         if source.end is None and reader.truncated_at is None and reader.damaged_at is None:
             warnings.append(f"{path} has no end record: the recording did not finish")
         status = FeedStatus(source=str(path), node=h.node or "?",
@@ -111,18 +119,13 @@ def load_recording(path: Path) -> Loaded:
     return Loaded(records, status, warnings, labels)
 
 
-def load(path: Path) -> Loaded:
-    """A recording or a jsonl file, told apart by the recording's magic."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(len(MAGIC_PREFIX))
-    except OSError as exc:
-        raise TracerError(f"cannot read {path}: {exc.strerror}") from None
-    if head == MAGIC_PREFIX:
-        return load_recording(path)
-    if head[:1] in (b"{", b"\n", b" ", b""):
-        return load_jsonl(path)
-    raise RecordingFormatError(f"{path}: neither a nodetrace recording nor JSON lines")
+def load(path: Path | str) -> Loaded:
+    """A recording or a jsonl file (or `-`, standard input), told apart by the
+    recording's magic (tracer/recording/opener.py)."""
+    opened = open_input(path)
+    if opened.kind == "recording":
+        return load_recording(opened)
+    return load_jsonl(opened)
 
 
 class ReplayFeed:
