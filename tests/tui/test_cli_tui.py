@@ -36,9 +36,10 @@ def test_recording_loads_through_the_pipeline() -> None:
     assert loaded.status.attached
     kinds = {r["kind"] for r in loaded.records}
     assert {"flow", "nat", "tcp", "finding"} <= kinds
-    # the same records `replay -o jsonl` prints
+    # the same records `replay -o jsonl` prints, before its summary line
     out = run_cli("replay", str(DATA / "golden.ntrec"), "-o", "jsonl").stdout
-    assert len(out.splitlines()) == len(loaded.records)
+    *lines, summary = out.splitlines()
+    assert len(lines) == len(loaded.records) and '"kind":"summary"' in summary
 
 
 def test_jsonl_loads_and_skips_junk(tmp_path: Path) -> None:

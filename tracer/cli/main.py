@@ -1,6 +1,8 @@
 """`nodetrace` entry point: one argparse tree, one subcommand module each.
 
-Exit codes: 0 ok, 1 runtime error, 2 usage, 3 missing prerequisite (with the fix).
+Exit codes (the same for the same mistake in every command): 0 ok, 1 runtime error
+(a file that cannot be read included), 2 usage, 3 missing prerequisite (with the fix),
+4 `diagnose --exit-code` found something, 130 interrupted (SIGINT, after draining).
 Logs go to stderr; stdout carries only the chosen output format.
 """
 
@@ -11,7 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracer import __version__
 from tracer.util.errors import TracerError, UsageError
@@ -28,10 +30,18 @@ COMMAND_MODULES = (
     "tracer.cli.diagnose_cmd",
 )
 
+DESCRIPTION = """\
+See what the kernel does to packets on a Kubernetes node: drops with the kernel's
+reason, flows, NAT, routes, TCP and socket errors, and the root causes they add up to.
+
+exit status: 0 ok, 1 runtime error (a file that cannot be read included), 2 usage,
+3 missing prerequisite, 4 diagnose --exit-code found something, 130 interrupted"""
+
 EPILOG = """examples:
   nodetrace lab run masquerade-missing    see a broken node explained (no cluster needed)
   nodetrace doctor                        what this kernel supports
-  nodetrace trace -o jsonl --duration 10  drops on this node as JSON lines, for 10 s
+  nodetrace trace -o jsonl --duration 10s what this node does to packets, as JSON lines
+  nodetrace diagnose --from node.ntrec    a recording's root causes, anywhere, no root
 """
 
 
@@ -39,14 +49,41 @@ class _Handler(Protocol):
     def __call__(self, args: argparse.Namespace) -> int: ...
 
 
+_PARSER = "_nodetrace_parser"   # the namespace attribute naming the deepest parser
+
+
 class _Parser(argparse.ArgumentParser):
+    """Errors raise UsageError carrying this (sub)command's usage; every subcommand
+    takes -v as the top level does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.prog != "nodetrace":
+            self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                              help="more log detail on stderr (-vv for debug)")
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        ns, extra = super().parse_known_args(args, namespace)
+        # a subcommand's parser returns first: the deepest one is kept
+        if not hasattr(ns, _PARSER):
+            setattr(ns, _PARSER, self)
+        return ns, extra
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
+        raise usage_error(self, message)
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> UsageError:
+    command = parser.prog.removeprefix("nodetrace").strip()
+    return UsageError(f"{command}: {message}" if command else message,
+                      detail=parser.format_usage().rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nodetrace", description=__doc__.splitlines()[0] if __doc__ else "",
-                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="nodetrace", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"nodetrace {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log detail on stderr (-vv for debug)")
@@ -63,9 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:   # reported by the subcommand that did not know them, with its usage
+            raise usage_error(getattr(args, _PARSER, parser),
+                              f"unrecognized arguments: {' '.join(extra)}")
         logging.basicConfig(
             stream=sys.stderr,
             level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,
@@ -80,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nodetrace: error: {exc.message}", file=sys.stderr)
         if exc.detail:
             print(exc.detail.rstrip(), file=sys.stderr)
+        elif isinstance(exc, UsageError) and args is not None and hasattr(args, _PARSER):
+            # a usage error found after parsing: the usage of the command that failed
+            print(getattr(args, _PARSER).format_usage().rstrip(), file=sys.stderr)
         if exc.fix:
             print(f"nodetrace: fix: {exc.fix}", file=sys.stderr)
         return exc.exit_code
