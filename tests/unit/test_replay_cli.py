@@ -165,7 +165,7 @@ def test_since_and_until_count_back_from_the_end() -> None:
 def test_a_window_that_ends_before_it_starts_is_a_usage_error(argv: list[str]) -> None:
     proc = replay(str(GOLDEN), "-o", "jsonl", *argv, unprivileged=False)
     assert proc.returncode == 2, proc.stderr
-    assert "ends before it starts" in proc.stderr and "usage: nodetrace replay" in proc.stderr
+    assert "ends before it starts" in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert proc.stdout == ""
 
 

@@ -15,9 +15,10 @@ from tracer.cli.options import DOCUMENT_OUTPUTS, add_output_choice, write_docume
 from tracer.cli.trace_cmd import (
     StopSignals,
     add_session_options,
-    check_pod_fields,
     install_stop_signals,
     live_diagnoser,
+    parse_fields,
+    parse_labels,
     trace_options,
 )
 from tracer.diagnosis.engine import Diagnoser
@@ -25,7 +26,6 @@ from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.events.finding import Finding
 from tracer.events.records import Output
-from tracer.metadata.selectors import FieldSelector, LabelSelector
 from tracer.sinks.summary import Summary, SummarySink
 from tracer.sinks.table import finding_lines
 from tracer.util.errors import TracerError, UsageError
@@ -135,9 +135,9 @@ def from_file_selection(args: argparse.Namespace) -> None:
     if args.namespace and args.all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
     if args.selector is not None:
-        LabelSelector.parse(args.selector)
+        parse_labels(args.selector)
     if args.field_selector:
-        check_pod_fields(FieldSelector.parse(args.field_selector))
+        parse_fields(args.field_selector)
 
 
 def main(args: argparse.Namespace) -> int:

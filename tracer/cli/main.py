@@ -100,7 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args: argparse.Namespace | None = None
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -121,9 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nodetrace: error: {exc.message}", file=sys.stderr)
         if exc.detail:
             print(exc.detail.rstrip(), file=sys.stderr)
-        elif isinstance(exc, UsageError) and args is not None and hasattr(args, _PARSER):
-            # a usage error found after parsing: the usage of the command that failed
-            print(getattr(args, _PARSER).format_usage().rstrip(), file=sys.stderr)
         if exc.fix:
             print(f"nodetrace: fix: {exc.fix}", file=sys.stderr)
         return exc.exit_code

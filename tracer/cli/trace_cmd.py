@@ -25,7 +25,7 @@ from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.metadata.index import POD_FIELDS
 from tracer.metadata.kube import KubeConfig, configured, context_namespace
-from tracer.metadata.selectors import FieldSelector, LabelSelector
+from tracer.metadata.selectors import FieldSelector, LabelSelector, SelectorError
 from tracer.metadata.setup import MetadataOptions
 from tracer.recording.writer import RecordSpec
 from tracer.session.pod_scope import Selection
@@ -193,21 +193,32 @@ def selection_of(args: argparse.Namespace) -> Selection | None:
         raise UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
     if not (args.selector is not None or args.field_selector or args.pod or args.namespace):
         return None
-    fields = FieldSelector.parse(args.field_selector) if args.field_selector else None
-    if fields is not None:
-        check_pod_fields(fields)
-    return Selection(labels=LabelSelector.parse(args.selector) if args.selector is not None
+    fields = parse_fields(args.field_selector) if args.field_selector else None
+    return Selection(labels=parse_labels(args.selector) if args.selector is not None
                      else None, fields=fields, pod=args.pod,
                      namespace=None if args.all_namespaces else (
                          args.namespace or context_namespace(
                              KubeConfig(args.kubeconfig, args.context))))
 
 
-def check_pod_fields(fields: FieldSelector) -> None:
+def parse_labels(text: str) -> LabelSelector:
+    """-l, as every command that selects pods parses it (a usage error naming the flag)."""
+    try:
+        return LabelSelector.parse(text)
+    except SelectorError as exc:
+        raise UsageError(f"-l/--selector: {exc.message}") from None
+
+
+def parse_fields(text: str) -> FieldSelector:
+    try:
+        fields = FieldSelector.parse(text)
+    except SelectorError as exc:
+        raise UsageError(f"--field-selector: {exc.message}") from None
     unknown = fields.fields - set(POD_FIELDS)
     if unknown:
         raise UsageError(f"--field-selector: field label not supported: "
                          f"{', '.join(sorted(unknown))} (supported: {', '.join(POD_FIELDS)})")
+    return fields
 
 
 def metadata_options(args: argparse.Namespace) -> MetadataOptions:
