@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -71,6 +72,13 @@ class _Parser(argparse.ArgumentParser):
             setattr(ns, _PARSER, self)
         return ns, extra
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # argparse drops a "--" value (`--until=--`) and hands the flag an empty list,
+        # unconverted: a value the types never saw
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise usage_error(self, message)
 
@@ -99,9 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# what would break the error onto more lines (a file name may hold a newline)
+_LINE_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    return _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def main(argv: Sequence[str] | None = None, *,
+         parser: argparse.ArgumentParser | None = None) -> int:
+    """`parser`: a tree from build_parser() (a test may swap handlers for checks)."""
     try:
-        parser = build_parser()
+        parser = parser or build_parser()
         args, extra = parser.parse_known_args(argv)
         if extra:   # reported by the subcommand that did not know them, with its usage
             raise usage_error(getattr(args, _PARSER, parser),
@@ -117,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return func(args)
     except TracerError as exc:
-        print(f"nodetrace: error: {exc.message}", file=sys.stderr)
+        print(f"nodetrace: error: {one_line(exc.message)}", file=sys.stderr)
         if exc.detail:
             print(exc.detail.rstrip(), file=sys.stderr)
         if exc.fix:
@@ -127,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # a file a command could not open or read, not reported nearer: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"nodetrace: error: {one_line(f'cannot read {where}{exc.strerror or exc}')}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
