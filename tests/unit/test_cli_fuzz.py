@@ -200,11 +200,11 @@ def assert_well_behaved(argv: list[str], code: int, err: str) -> None:
 @st.composite
 def command_lines(draw: Any, paths: dict[str, Path]) -> list[str]:
     # every command as often (lab's five subcommands share lab's turn)
-    name = draw(st.sampled_from(sorted({c.split()[0] for c in COMMANDS})))
+    name: str = draw(st.sampled_from(sorted({c.split()[0] for c in COMMANDS})))
     if name == "lab" and draw(st.integers(0, 5)):
         name = draw(st.sampled_from(sorted(c for c in COMMANDS if c.startswith("lab "))))
     sub = COMMANDS[name]
-    argv = name.split()
+    argv: list[str] = name.split()
     flags, switches = value_flags(sub), switch_flags(sub)
     positional = [a for a in sub._actions if not a.option_strings and a.dest != "help"
                   and not isinstance(a, argparse._SubParsersAction)]
