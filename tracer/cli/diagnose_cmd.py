@@ -37,7 +37,7 @@ EXAMPLES = """examples:
   kubectl get pods,svc,endpointslices,nodes -A -o json > objects.json
   nodetrace diagnose --from node.ntrec -o json                 a recording, anywhere, no root
   nodetrace diagnose --from trace.jsonl --metadata objects.json
-  nodetrace diagnose --from node.ntrec --exit-code || page-someone   (exit 4: found some)
+  nodetrace diagnose --from node.ntrec --exit-code -o yaml    exit 4 when it finds something
 """
 
 
@@ -59,7 +59,7 @@ def register(sub: Any) -> None:
                    "instead of tracing live (no privileges needed)")
     p.add_argument("--node-state", type=Path, metavar="FILE",
                    help="with --from a JSON-lines file: the node's routes, addresses and "
-                   "sysctls as tracer/recording/nodestate.py snapshots them (JSON)")
+                   "sysctls as `nodetrace record` snapshots them (JSON)")
     add_session_options(p)   # with --metadata, --node and the pod selection
     p.set_defaults(func=main)
 

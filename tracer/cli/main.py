@@ -53,11 +53,25 @@ class _Handler(Protocol):
 _PARSER = "_nodetrace_parser"   # the namespace attribute naming the deepest parser
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Prose paragraphs wrapped to the terminal; laid-out ones (examples, tables:
+    lines indented by two spaces) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for para in text.strip("\n").split("\n\n"):
+            laid_out = any(line.startswith("  ") for line in para.splitlines())
+            out.append(super()._fill_text(para, width, indent) if laid_out
+                       else argparse.HelpFormatter._fill_text(self, para, width, indent))
+        return "\n\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
 class _Parser(argparse.ArgumentParser):
     """Errors raise UsageError carrying this (sub)command's usage; every subcommand
     takes -v as the top level does."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["formatter_class"] = _HelpFormatter
         super().__init__(*args, **kwargs)
         if self.prog != "nodetrace":
             self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
