@@ -2,8 +2,8 @@
 
 Whatever the values (nan, inf, negative, huge, malformed times, durations, sizes and
 selectors, unicode, paths that are directories, FIFOs, missing or unreadable), the
-exit status is 0, 1, 2 or 3 (4 from `diagnose --exit-code`), an error is one line (after it, only the usage of the
-command that failed), and there is never a traceback.
+exit status is 0, 1, 2 or 3 (4 from `diagnose --exit-code`), an error is one line
+(after it, only the usage of the command that failed), and there is never a traceback.
 
 The commands that need root (trace, record, live diagnose, doctor, lab, demo,
 cleanup) run their parsing and their checks in-process, up to where they would load
