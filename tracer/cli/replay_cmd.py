@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer.cli.options import (
     OUTPUTS,
@@ -38,6 +38,9 @@ from tracer.sinks.summary import Summary, SummarySink
 from tracer.sinks.table import TableSink
 from tracer.util.errors import UsageError
 from tracer.util.timefmt import rfc3339_ns
+
+if TYPE_CHECKING:
+    from tui.feeds.replay import ReplayFeed
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +172,20 @@ def describe(path: Path, h: Header) -> str:
 
 def main_tui(args: argparse.Namespace) -> int:
     """The TUI on a recording, or on a file of `trace -o jsonl` lines."""
-    from tui.feeds.replay import ReplayFeed, load  # Textual only when the TUI is wanted
-    from tui.run import run_tui
+    from tui.run import run_tui  # Textual only when the TUI is wanted
+
+    return run_tui(tui_feed(args))
+
+
+def tui_feed(args: argparse.Namespace) -> ReplayFeed:
+    """The TUI's feed of FILE, with the window of the flags applied."""
+    from tui.feeds.replay import ReplayFeed, load
 
     loaded = load(args.file)
     for warning in loaded.warnings:
         log.warning("%s", warning)
-    # loaded whole at once unless a pace is asked for (the feed's `.` and `,` change it)
+    # the whole file at once unless a pace is asked for (+/- in the TUI change it),
+    # as -o table and -o jsonl print it: what the help promises
     speed = args.speed or 0.0
     feed = ReplayFeed(loaded.records, loaded.status, speed=speed,
                       pod_labels=loaded.pod_labels)
@@ -186,7 +196,7 @@ def main_tui(args: argparse.Namespace) -> int:
                           pod_labels=loaded.pod_labels)
     if since is not None:
         feed.seek(since - feed.start_ns)
-    return run_tui(feed)
+    return feed
 
 
 def _jobs(args: argparse.Namespace) -> int:
