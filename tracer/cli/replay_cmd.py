@@ -118,11 +118,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def has_window(args: argparse.Namespace) -> bool:
-    return any(getattr(args, k) is not None
-               for k in ("since", "until", "from_offset", "to_offset"))
-
-
 def window(args: argparse.Namespace, start_ns: int,
            end_ns: Callable[[], int]) -> tuple[int | None, int | None]:
     """--since/--until/--from-offset/--to-offset as wall-clock bounds in ns.  `end_ns`
