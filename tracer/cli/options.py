@@ -91,10 +91,6 @@ MAX_COUNT = 2**63 - 1
 MAX_SPEED = 1e6
 
 
-def positive_float(text: str) -> float:
-    return float(bounded(float, "a number", 0, 1e12)(text))
-
-
 def positive_int(text: str) -> int:
     return int(bounded(int, "a whole number", 0, MAX_COUNT)(text))
 
