@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -231,3 +232,24 @@ def test_recording_flags_are_checked_before_anything_runs(argv: list[str]) -> No
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2, proc.stderr
     assert "usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_an_interrupted_replay_drains_and_exits_130(sig: int, code: int) -> None:
+    """Ctrl-C: 130 as shells expect, after whole lines and the summary; SIGTERM, the stop
+    a service manager asks for: 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tracer.cli.main", "replay", str(GOLDEN),
+                             "-o", "jsonl", "--speed", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()    # replaying: the handlers are in place
+    time.sleep(0.5)                   # well inside the recording's four seconds of events
+    proc.send_signal(sig)
+    rest, err = proc.communicate(timeout=30)
+    out = first + rest
+    assert proc.returncode == code, err
+    *lines, last = out.splitlines()
+    assert [json.loads(line)["kind"] for line in lines] and json.loads(last)["kind"] == "summary"
+    assert len(events_only(out)) < len(load(GOLDEN).events)
+    assert "Traceback" not in err and "summary: " in err
