@@ -177,10 +177,9 @@ def main(args: argparse.Namespace) -> int:
             diag.coverage.unavailable["pod selection"] = \
                 "not applied to a file: the findings cover every pod in it"
         found.lost.update(diag.coverage.lost)
-        found.end_wall_ns = found.last_wall_ns or found.start_wall_ns
         summary = found.record()
-        # counted by the file's reader, not here
-        summary["events"] = summary["duration_s"] = None
+        # the file's events and span are its reader's to count, not known here
+        summary["events"] = summary["duration_s"] = summary["time"] = None
         report(diag, args.output, sys.stdout, summary)
         return exit_code(args, diag, signals)
     from tracer.session.run import run
