@@ -37,7 +37,9 @@ class TraceRun:
             assert time.monotonic() < deadline, "trace did not attach in time"
             time.sleep(0.02)
 
-    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 20) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> int:
+        """SIGTERM, the stop a service manager asks for: exit 0 after the drain (SIGINT
+        drains the same way and exits 130, as an interrupted command)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.finish(timeout_s)

@@ -74,8 +74,10 @@ def replace_wall(ev: Event, wall_ns: int) -> Event:
 
 def events_only(text: str) -> list[str]:
     """The event lines: findings are derived again (by the code of the day, at times
-    of their own), compared by what they say (same_findings)."""
-    return [line for line in text.splitlines() if not line.startswith('{"kind":"finding"')]
+    of their own), compared by what they say (same_findings); the end-of-run summary
+    counts the run, not the events."""
+    return [line for line in text.splitlines()
+            if not line.startswith(('{"kind":"finding"', '{"kind":"summary"'))]
 
 
 def findings_said(text: str) -> list[tuple[str, str, str]]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tracer.events.model import Endpoint, FlowEvent, NatEvent
 from tracer.pipeline.connections import ConnectionTable
@@ -53,20 +54,56 @@ def test_diagnose_recording() -> None:
     assert doc["coverage"]["node_state"] is True
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--from", "/nonexistent.jsonl"], "no such file"),
-    (["--from", str(DATA / "healthy.jsonl"), "--duration", "3"], "--from reads a file"),
+@pytest.mark.parametrize("argv, message, code", [
+    # a file that cannot be read: 1, as in replay
+    (["--from", "/nonexistent.jsonl"], "no such file", 1),
+    (["--from", str(DATA)], "a directory", 1),
+    (["--from", str(DATA / "healthy.jsonl"), "--duration", "3"], "--from reads a file", 2),
     (["--from", str(DATA / "healthy.jsonl"), "--metadata", "/nonexistent.json"],
-     "cannot read metadata"),
+     "cannot read metadata", 1),
     (["--from", str(DATA / "healthy.jsonl"), "--node-state", str(DATA / "healthy.jsonl")],
-     "cannot read node state"),
-    (["-o", "yaml"], "usage:"),
+     "cannot read node state", 1),
+    # the selector is checked with --from as live: the same parser, the same error
+    (["--from", str(DATA / "healthy.jsonl"), "-l", "app in (web"], "-l/--selector: ", 2),
+    (["--from", str(DATA / "healthy.jsonl"), "-l", "a=b=c"], "-l/--selector: unable to parse", 2),
+    (["--from", str(DATA / "healthy.jsonl"), "--field-selector", "spec.foo=x"],
+     "field label not supported", 2),
+    (["-o", "xml"], "usage: nodetrace diagnose", 2),
+    (["--duration", "inf"], "usage: nodetrace diagnose", 2),
 ])
-def test_bad_input_is_one_line(argv: list[str], message: str) -> None:
+def test_bad_input_is_one_line(argv: list[str], message: str, code: int) -> None:
     proc = run_cli("diagnose", *argv)
-    assert proc.returncode in (1, 2)
+    assert proc.returncode == code, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if "error" in ln]) == 1
     assert proc.stdout == ""
+
+
+def test_exit_code_4_when_something_was_found_and_yaml() -> None:
+    s = "policy-drop"
+    argv = ["diagnose", "--from", str(DATA / f"{s}.jsonl"), "--metadata",
+            str(DATA / f"{s}.objects.json"), "-o", "yaml"]
+    plain, flagged = run_cli(*argv), run_cli(*argv, "--exit-code")
+    assert plain.returncode == 0 and flagged.returncode == 4, flagged.stderr
+    doc = yaml.safe_load(flagged.stdout)
+    assert [f["kind"] for f in doc["findings"]] == ["netfilter-drop"]
+    assert doc["summary"]["findings"] == {"netfilter-drop": 1}
+    healthy = run_cli("diagnose", "--from", str(DATA / "healthy.jsonl"), "--exit-code")
+    assert healthy.returncode == 0, healthy.stderr
+
+
+def test_a_selection_on_a_file_is_said_to_be_not_applied() -> None:
+    proc = run_cli("diagnose", "--from", str(DATA / "healthy.jsonl"), "-l", "app=web",
+                   "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "pod selection" in doc["coverage"]["unavailable"]
+    assert "not applied" in proc.stderr
+
+
+def test_text_is_kept_as_a_name_for_table() -> None:
+    proc = run_cli("diagnose", "--from", str(DATA / "healthy.jsonl"), "-o", "text")
+    assert proc.returncode == 0 and "finding(s)" in proc.stdout
 
 
 def _flow(ifname: str, role: str, direction: str, src: Endpoint, dst: Endpoint, flags: int,

@@ -31,7 +31,7 @@ from tracer.pipeline.enrich import Enricher, NamedBatch, PodFilter
 from tracer.session.pod_scope import PodSelection, Selection
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.table import TableSink
-from tracer.util.errors import UsageError
+from tracer.util.errors import MetadataError
 
 Obj = dict[str, Any]
 REPO = Path(__file__).resolve().parents[2]
@@ -284,10 +284,11 @@ def test_metadata_file_is_a_kubectl_dump(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"kind": "List", "items": 3}'])
-def test_metadata_file_errors_are_usage_errors(tmp_path: Path, content: str) -> None:
+def test_metadata_file_errors_are_runtime_errors(tmp_path: Path, content: str) -> None:
+    """A file that cannot be read is exit 1 in every command (diagnose --from too)."""
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    with pytest.raises(UsageError, match="--metadata"):
+    with pytest.raises(MetadataError, match="--metadata"):
         FileProvider(MetadataIndex(), [bad]).load()
 
 
@@ -299,7 +300,8 @@ def test_metadata_file_errors_are_usage_errors(tmp_path: Path, content: str) -> 
 def test_bad_selection_is_one_line_and_exit_2(args: list[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "tracer.cli.main", "trace", *args],
                           capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert done.returncode == 2, done.stderr
+    # a file that cannot be read is a runtime error, as in every command
+    assert done.returncode == (1 if "--metadata" in args else 2), done.stderr
     assert done.stderr.startswith("nodetrace: error: ") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert done.stdout == ""

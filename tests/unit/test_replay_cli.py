@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -131,11 +132,23 @@ def test_a_missing_file_or_a_directory_is_exit_1(tmp_path: Path) -> None:
         assert "cannot read" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_since_and_until_select_a_window() -> None:
+def test_offsets_from_the_start_select_a_window() -> None:
     rec = load(GOLDEN)
     start = rec.header.started_wall_ns
     inside = [e for e in rec.events if start + 2 * 10**9 <= e.wall_ns <= start + 3 * 10**9]
-    proc = replay(str(GOLDEN), "-o", "jsonl", "--since", "2s", "--until", "3s",
+    proc = replay(str(GOLDEN), "-o", "jsonl", "--from-offset", "2s", "--to-offset", "3000ms",
+                  unprivileged=False)
+    assert proc.returncode == 0, proc.stderr
+    assert 0 < len(events_only(proc.stdout)) == len(inside) < len(rec.events)
+
+
+def test_since_and_until_count_back_from_the_end() -> None:
+    """`--since 2s`: the recording's last two seconds, as `hubble observe --since`."""
+    rec = load(GOLDEN)
+    assert rec.end is not None
+    end = rec.end.wall_ns
+    inside = [e for e in rec.events if end - 2 * 10**9 <= e.wall_ns <= end - 10**9]
+    proc = replay(str(GOLDEN), "-o", "jsonl", "--since", "2s", "--until", "1s",
                   unprivileged=False)
     assert proc.returncode == 0, proc.stderr
     assert 0 < len(events_only(proc.stdout)) == len(inside) < len(rec.events)
@@ -144,6 +157,34 @@ def test_since_and_until_select_a_window() -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{ns:09d}Z"
     proc = replay(str(GOLDEN), "-o", "jsonl", "--since", stamp, unprivileged=False)
     assert len(events_only(proc.stdout)) == sum(1 for e in rec.events if e.wall_ns >= first)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--since", "1s", "--until", "3s"],                 # ends 3 s before the end: earlier
+    ["--from-offset", "3s", "--to-offset", "1s"],
+    ["--since", "2026-01-05T03:12:00Z", "--until", "2026-01-05T03:11:59Z"],
+])
+def test_a_window_that_ends_before_it_starts_is_a_usage_error(argv: list[str]) -> None:
+    proc = replay(str(GOLDEN), "-o", "jsonl", *argv, unprivileged=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "ends before it starts" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert proc.stdout == ""
+
+
+def test_the_summary_ends_the_stream_and_goes_to_stderr() -> None:
+    proc = replay(str(GOLDEN), "-o", "jsonl", unprivileged=False)
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.splitlines()[-1])
+    rec = load(GOLDEN)
+    assert last["kind"] == "summary"
+    assert sum(last["events"].values()) == len(events_only(proc.stdout))
+    assert last["events"]["flow"] == sum(1 for e in rec.events if e.kind == "flow")
+    said = [f[0] for f in findings_said(proc.stdout)]
+    assert last["findings"] == {k: said.count(k) for k in said} != {}
+    assert last["lost_total"] == 0
+    assert rec.end is not None
+    assert last["duration_s"] == round((rec.end.wall_ns - rec.header.started_wall_ns) / 1e9, 3)
+    assert "summary: " in proc.stderr and " finding(s)" in proc.stderr
 
 
 def test_speed_replays_at_the_recorded_pace_scaled() -> None:
@@ -161,7 +202,14 @@ def test_speed_replays_at_the_recorded_pace_scaled() -> None:
 @pytest.mark.parametrize("argv", [
     ["--speed", "2", "--fast"],
     ["--speed", "0"],
+    ["--speed", "nan"],
+    ["--speed", "inf"],
     ["--since", "yesterday"],
+    ["--since", "2026-13-23T09:59:13Z"],
+    ["--since", "-5m"],
+    ["--since", "5m", "--from-offset", "1s"],
+    ["--to-offset", "1x"],
+    ["-j", "0"],
     ["-o", "yaml"],
 ])
 def test_bad_flags_are_usage_errors(argv: list[str]) -> None:
@@ -185,3 +233,24 @@ def test_recording_flags_are_checked_before_anything_runs(argv: list[str]) -> No
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2, proc.stderr
     assert "usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_an_interrupted_replay_drains_and_exits_130(sig: int, code: int) -> None:
+    """Ctrl-C: 130 as shells expect, after whole lines and the summary; SIGTERM, the stop
+    a service manager asks for: 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tracer.cli.main", "replay", str(GOLDEN),
+                             "-o", "jsonl", "--speed", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()    # replaying: the handlers are in place
+    time.sleep(0.5)                   # well inside the recording's four seconds of events
+    proc.send_signal(sig)
+    rest, err = proc.communicate(timeout=30)
+    out = first + rest
+    assert proc.returncode == code, err
+    *lines, last = out.splitlines()
+    assert [json.loads(line)["kind"] for line in lines] and json.loads(last)["kind"] == "summary"
+    assert len(events_only(out)) < len(load(GOLDEN).events)
+    assert "Traceback" not in err and "summary: " in err

@@ -14,7 +14,12 @@ from typing import Any
 
 def register(sub: Any) -> None:
     p = sub.add_parser("cleanup", help="remove tc filters left by dead nodetrace runs",
-                       description=__doc__, epilog="example:\n  nodetrace cleanup",
+                       description="Remove the tc filters left by nodetrace runs that died.  "
+                       "tcx links and tracepoints go with the process; legacy cls_bpf "
+                       "filters do not.  Only filters tagged as nodetrace's whose process is "
+                       "gone are removed; other filters and qdiscs are never touched.  Run it "
+                       "in the node's namespace (ip netns exec NS nodetrace cleanup for a lab "
+                       "node).", epilog="example:\n  nodetrace cleanup",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=main)
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tracer.cli.options import positive_float
+from tracer.cli.options import add_output_choice, duration_s
 from tracer.lab.demo import CLOSED_UDP_PORT, DROPPED_TCP_PORT, DropDemo
 from tracer.util.errors import TracerError
 
@@ -22,8 +22,9 @@ def register(sub: Any) -> None:
                        "and trace it.  Everything is removed afterwards.",
                        epilog="example:\n  nodetrace demo -o jsonl",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-o", "--output", choices=("table", "jsonl"), default="table")
-    p.add_argument("--duration", type=positive_float, default=6.0, metavar="S")
+    add_output_choice(p, ("table", "jsonl"), "table", "the tracer's output (default: table)")
+    p.add_argument("--duration", type=duration_s, default=6.0, metavar="DURATION",
+                   help="how long to trace (default: 6s)")
     p.set_defaults(func=main)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from tracer.cli.options import DOCUMENT_OUTPUTS, add_output_choice, write_document
 
 
 def register(sub: Any) -> None:
@@ -14,8 +15,10 @@ def register(sub: Any) -> None:
                        "tc/tcx, ring buffer and privileges. Exit 0 if tracing can run, "
                        "3 (with the fix) if not.",
                        epilog="examples:\n  nodetrace doctor\n  nodetrace doctor -o json | jq "
-                       ".checks", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+                       ".checks\n  nodetrace doctor -o yaml",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output_choice(p, DOCUMENT_OUTPUTS, "table",
+                      "table (default): one line per check; json, yaml: one document")
     p.set_defaults(func=main)
 
 
@@ -23,9 +26,8 @@ def main(args: argparse.Namespace) -> int:
     from tracer.kernel.features import probe  # only when this command runs (replay)
 
     feats = probe()
-    if args.output == "json":
-        json.dump(feats.to_json(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.output in ("json", "yaml"):
+        write_document(feats.to_json(), args.output, sys.stdout)
     else:
         width = max(len(c.name) for c in feats.checks)
         print(f"kernel {feats.kernel}")

@@ -4,16 +4,17 @@ real clusters break (no cluster needed)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from tracer.cli.options import positive_float
+from tracer.cli.options import OUTPUTS, add_output_choice, duration_s, write_document
 from tracer.lab import cgroups, lifecycle, runner
 from tracer.lab.scenarios import SCENARIOS, get
 from tracer.util.errors import UsageError
+
+LAB_OUTPUTS = ("table", "wide", "json", "yaml")
 
 EXAMPLES = """examples:
   nodetrace lab list                          the scenarios
@@ -31,7 +32,8 @@ def _say(text: str) -> None:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("lab", help="simulated nodes with real failures, to trace (no cluster)",
-                       description=__doc__, epilog=EXAMPLES,
+                       description="Simulated Kubernetes nodes in network namespaces, broken "
+                       "the way real clusters break (no cluster needed).", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     lab = p.add_subparsers(dest="lab_command", metavar="SUBCOMMAND",
                            parser_class=type(p))
@@ -39,7 +41,8 @@ def register(sub: Any) -> None:
 
     ls = lab.add_parser("list", help="the scenarios", epilog="example:\n  nodetrace lab list",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    ls.add_argument("-o", "--output", choices=("table", "wide", "json"), default="table")
+    add_output_choice(ls, LAB_OUTPUTS, "table", "table (default), wide (with how each "
+                      "scenario is wired), json, yaml")
     ls.set_defaults(func=cmd_list)
 
     up = lab.add_parser("up", help="bring a scenario up (idempotent)",
@@ -51,7 +54,8 @@ def register(sub: Any) -> None:
     st = lab.add_parser("status", help="what is up: nodes, pods, namespaces, cgroups, pids",
                         epilog="example:\n  nodetrace lab status -o json",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    st.add_argument("-o", "--output", choices=("table", "wide", "json"), default="table")
+    add_output_choice(st, LAB_OUTPUTS, "table", "table (default), wide (with each pod's "
+                      "cgroup), json, yaml")
     st.set_defaults(func=cmd_status)
 
     dn = lab.add_parser("down", help="remove every namespace, cgroup and process of the lab",
@@ -63,12 +67,12 @@ def register(sub: Any) -> None:
                         epilog="example:\n  nodetrace lab run masquerade-missing -o jsonl",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _scenario_args(rn)
-    rn.add_argument("-o", "--output", choices=("tui", "table", "jsonl"), default=None,
-                    help="the tracer's output (default: the TUI on a terminal, else table); "
-                         "with the TUI the lab stays up until you quit it (q)")
-    rn.add_argument("--duration", type=positive_float, metavar="S",
-                    help="seconds to trace after attaching (default: long enough for the "
-                         "scenario's traffic)")
+    add_output_choice(rn, OUTPUTS, None, "the tracer's output (default: the TUI on a "
+                      "terminal, else table); with the TUI the lab stays up until you quit "
+                      "it (q)")
+    rn.add_argument("--duration", type=duration_s, metavar="DURATION",
+                    help="how long to trace after attaching (30s, 2m; default: long enough "
+                         "for the scenario's traffic)")
     rn.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     rn.set_defaults(func=cmd_run)
 
@@ -83,8 +87,9 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
                    help=f"one of: {', '.join(SCENARIOS)}")
     p.add_argument("--replace", action="store_true",
                    help="take down a lab of another scenario first (default: refuse)")
-    p.add_argument("--ttl", type=positive_float, default=lifecycle.DEFAULT_TTL_S, metavar="S",
-                   help="the workloads stop by themselves after S seconds (default %(default)s)")
+    p.add_argument("--ttl", type=duration_s, default=lifecycle.DEFAULT_TTL_S,
+                   metavar="DURATION", help="the workloads stop by themselves after this "
+                   "long (30m, 2h; default %(default)s s)")
     p.add_argument("--cgroup-root", metavar="DIR",
                    help=f"the cgroup2 mount (default: ${cgroups.ROOT_ENV}, /sys/fs/cgroup or "
                         "/sys/fs/cgroup/unified)")
@@ -93,12 +98,12 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    if args.output == "json":
-        print(json.dumps([{"name": s.name, "summary": s.summary, "wire": s.wire,
-                           "traceNode": s.trace_node,
-                           "failingConnection": s.probe.describe() if s.probe else None,
-                           "crashLoopPod": s.crashloop_pod}
-                          for s in SCENARIOS.values()], indent=2))
+    if args.output in ("json", "yaml"):
+        write_document([{"name": s.name, "summary": s.summary, "wire": s.wire,
+                         "traceNode": s.trace_node,
+                         "failingConnection": s.probe.describe() if s.probe else None,
+                         "crashLoopPod": s.crashloop_pod}
+                        for s in SCENARIOS.values()], args.output, sys.stdout)
         return 0
     width = max(len(n) for n in SCENARIOS)
     print(f"{'NAME':<{width}}  WHAT BREAKS")
@@ -158,13 +163,13 @@ def status_doc(lab: lifecycle.Lab) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     lab = lifecycle.current()
     if lab is None:
-        if args.output == "json":
-            print("{}")
+        if args.output in ("json", "yaml"):
+            write_document({}, args.output, sys.stdout)
         _say("no lab is up")
         return 0
     doc = status_doc(lab)
-    if args.output == "json":
-        print(json.dumps(doc, indent=2))
+    if args.output in ("json", "yaml"):
+        write_document(doc, args.output, sys.stdout)
         return 0
     print(f"scenario {doc['scenario']}: {doc['summary']}")
     for n in doc["nodes"]:

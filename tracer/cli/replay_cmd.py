@@ -7,31 +7,41 @@ side, and every fact about the recorded node comes from the file.
 from __future__ import annotations
 
 import argparse
-import calendar
 import contextlib
 import gc
 import logging
 import os
-import re
-import signal
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracer.cli.options import OUTPUTS, positive_float, positive_int, resolve_output
+from tracer.cli.options import (
+    OUTPUTS,
+    TimeBound,
+    add_output_choice,
+    jobs,
+    offset_ns,
+    resolve_output,
+    speed,
+    time_bound,
+)
 from tracer.cli.replay_worker import LineWorker
+from tracer.cli.trace_cmd import install_stop_signals, log_summary
 from tracer.events.model import Event
 from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording.opener import STDIN, OpenedInput, open_input
-from tracer.recording.reader import Header, RecordingReader, blank_header
+from tracer.recording.reader import EndRecord, Header, RecordingReader, blank_header
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
+from tracer.sinks.summary import Summary, SummarySink
 from tracer.sinks.table import TableSink
 from tracer.util.errors import RecordingFormatError, UsageError
 from tracer.util.timefmt import rfc3339_ns
+
+if TYPE_CHECKING:
+    from tui.feeds.replay import ReplayFeed
 
 log = logging.getLogger(__name__)
 
@@ -55,65 +65,95 @@ def batch_sized_gc() -> Iterator[None]:
         gc.unfreeze()
 
 EXAMPLES = """examples:
-  nodetrace replay node.ntrec                         every event, as fast as it prints
+  nodetrace replay node.ntrec                         in the TUI on a terminal, else jsonl
   nodetrace replay node.ntrec -o jsonl > events.jsonl the lines `trace -o jsonl` printed
-  nodetrace replay node.ntrec --speed 1               at the pace it was recorded
-  nodetrace replay node.ntrec --since 30s --until 2m  a window, from the recording's start
-  nodetrace replay node.ntrec --since 2026-01-05T03:12:00Z
+  nodetrace replay node.ntrec -o table --speed 1      at the pace it was recorded
+  nodetrace replay node.ntrec --since 5m              the recording's last 5 minutes
+  nodetrace replay node.ntrec --from-offset 30s --to-offset 2m
+  nodetrace replay node.ntrec --since 2026-01-05T03:12:00Z --until 2026-01-05T03:20:00Z
 """
-
-_REL = re.compile(r"^\+?(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, None: 10**9}
-_ABS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay a recording (no root, no BCC, no network)",
                        description="Replay a recording made by `nodetrace record` or "
-                       "`nodetrace trace --record` through today's pipeline.  Reads as fast "
-                       "as the output takes it unless --speed is given (like tcpdump -r).",
+                       "`nodetrace trace --record` through today's pipeline.  On a "
+                       "terminal the TUI opens with the whole recording loaded at once; "
+                       "-o table and -o jsonl print it as fast as the output takes it "
+                       "(like tcpdump -r).  --speed X plays it at X times the recorded pace "
+                       "instead, in any output.  At the end, a summary on stderr (and, with "
+                       "-o jsonl, a last {\"kind\": \"summary\"} line).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE",
                    help="a recording (docs/recording-format.md) or `trace -o jsonl` lines; "
                    "- reads standard input")
-    p.add_argument("-o", "--output", choices=OUTPUTS, default=None,
-                   help="output format (default: table on a terminal, else jsonl; tui: "
-                   "the interactive view, once built)")
+    add_output_choice(p, OUTPUTS, None,
+                      "output format (default: the TUI on a terminal, else jsonl)")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=positive_float, metavar="X",
-                      help="replay at X times the recorded pace (1 = as it happened)")
+    pace.add_argument("--speed", type=speed, metavar="X",
+                      help="replay at X times the recorded pace (1 = as it happened; "
+                      "default: as fast as possible)")
     pace.add_argument("--fast", action="store_true",
                       help="as fast as possible (the default)")
-    p.add_argument("--since", metavar="T",
-                   help="skip events before T: an offset from the recording's start (90s, "
-                   "5m, 1.5h) or an RFC 3339 time (2026-01-05T03:12:00Z)")
-    p.add_argument("--until", metavar="T", help="skip events after T (as --since)")
+    since = p.add_mutually_exclusive_group()
+    since.add_argument("--since", type=time_bound, metavar="T",
+                       help="skip events before T: a duration before the recording's end "
+                       "(5m, 1h30m: its last 5 minutes) or an RFC 3339 time "
+                       "(2026-01-05T03:12:00Z)")
+    since.add_argument("--from-offset", type=offset_ns, metavar="DURATION",
+                       help="skip events before this long after the recording's start "
+                       "(30s, 2m)")
+    until = p.add_mutually_exclusive_group()
+    until.add_argument("--until", type=time_bound, metavar="T",
+                       help="skip events after T (as --since)")
+    until.add_argument("--to-offset", type=offset_ns, metavar="DURATION",
+                       help="skip events after this long after the recording's start")
     p.add_argument("--metadata", type=Path, metavar="FILE", action="append", default=[],
                    help="Kubernetes objects (kubectl -o json List) to name objects in "
                    "findings (default: the metadata the recording carries)")
     p.add_argument("--node", metavar="NAME",
                    help="the recorded node's Kubernetes name (default: its host name)")
-    p.add_argument("-j", "--jobs", type=positive_int, metavar="N", default=None,
+    p.add_argument("-j", "--jobs", type=jobs, metavar="N", default=None,
                    help="processes for a fast -o jsonl replay: 2 renders lines on a second "
                    "core, 1 does not (default: 2 when the machine has two cores for it; "
                    "more are not used)")
     p.set_defaults(func=main)
 
 
-def parse_time(text: str, start_wall_ns: int) -> int:
-    """A wall-clock bound in ns: an offset from the start, or an RFC 3339 time."""
-    m = _REL.match(text)
-    if m:
-        return start_wall_ns + int(float(m.group(1)) * _UNIT_NS[m.group(2)])
-    m = _ABS.match(text)
-    if m is None:
-        raise UsageError(f"not a time: {text!r} (e.g. 90s, 5m, 2026-01-05T03:12:00Z)")
-    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-    frac = int((m.group(2) or ".0")[1:].ljust(9, "0"))
-    if m.group(3) != "Z":
-        sign = 1 if m.group(3)[0] == "+" else -1
-        secs -= sign * (int(m.group(3)[1:3]) * 3600 + int(m.group(3)[4:6]) * 60)
-    return secs * 10**9 + frac
+def window(args: argparse.Namespace, start_ns: int,
+           end_ns: Callable[[], int]) -> tuple[int | None, int | None]:
+    """--since/--until/--from-offset/--to-offset as wall-clock bounds in ns.  `end_ns`
+    is only called for a duration before the end (it may read the whole file)."""
+    def bound(t: TimeBound | None, offset: int | None) -> int | None:
+        if offset is not None:
+            return start_ns + offset
+        if t is None:
+            return None
+        return t.wall_ns if t.wall_ns is not None else t.resolve(end_ns())
+
+    since = bound(args.since, args.from_offset)
+    until = bound(args.until, args.to_offset)
+    if since is not None and until is not None and until < since:
+        raise UsageError("the window ends before it starts: --until/--to-offset is "
+                         "earlier than --since/--from-offset")
+    return since, until
+
+
+def recording_end_ns(path: Path) -> int:
+    """The wall time of a recording's last event (its end record's when it has one):
+    what `--since 5m` counts back from.  Decodes the file once more; only a window
+    relative to the end asks for it."""
+    last = 0
+    with RecordingReader(path) as reader:
+        for chunk in reader.chunks():
+            if type(chunk) is list:
+                if chunk:
+                    last = max(last, chunk[-1].wall_ns)
+            elif isinstance(chunk, EndRecord):
+                return chunk.wall_ns
+            elif isinstance(chunk, Event):
+                last = max(last, chunk.wall_ns)
+    return last or reader.header.started_wall_ns
 
 
 def describe(path: Path, h: Header) -> str:
@@ -129,25 +169,33 @@ def describe(path: Path, h: Header) -> str:
 
 def main_tui(args: argparse.Namespace) -> int:
     """The TUI on a recording, or on a file of `trace -o jsonl` lines."""
-    from tui.feeds.replay import ReplayFeed, load  # Textual only when the TUI is wanted
-    from tui.run import run_tui
+    from tui.run import run_tui  # Textual only when the TUI is wanted
+
+    return run_tui(tui_feed(args))
+
+
+def tui_feed(args: argparse.Namespace) -> ReplayFeed:
+    """The TUI's feed of FILE, with the window of the flags applied."""
+    from tui.feeds.replay import ReplayFeed, load
 
     if str(args.file) == STDIN:
         raise UsageError("-o tui reads the keyboard on standard input: give it a file")
     loaded = load(args.file)
     for warning in loaded.warnings:
         log.warning("%s", warning)
-    speed = 0.0 if args.fast else (args.speed or 1.0)   # the TUI plays at the recorded pace
+    # the whole file at once unless a pace is asked for (+/- in the TUI change it),
+    # as -o table and -o jsonl print it: what the help promises
+    speed = args.speed or 0.0
     feed = ReplayFeed(loaded.records, loaded.status, speed=speed,
                       pod_labels=loaded.pod_labels)
-    if args.until:
-        until = parse_time(args.until, feed.start_ns)
+    since, until = window(args, feed.start_ns, lambda: feed.end_ns)
+    if until is not None:
         feed = ReplayFeed([r for r, t in zip(loaded.records, feed.times, strict=True)
                            if t <= until], loaded.status, speed=speed,
                           pod_labels=loaded.pod_labels)
-    if args.since:
-        feed.seek(parse_time(args.since, feed.start_ns) - feed.start_ns)
-    return run_tui(feed)
+    if since is not None:
+        feed.seek(since - feed.start_ns)
+    return feed
 
 
 def _jobs(args: argparse.Namespace) -> int:
@@ -166,18 +214,17 @@ def main(args: argparse.Namespace) -> int:
             return replay_jsonl(args, opened, output)
     with RecordingReader(opened) as reader:
         h = reader.header
-        since = parse_time(args.since, h.started_wall_ns) if args.since else None
-        until = parse_time(args.until, h.started_wall_ns) if args.until else None
+        since, until = window(args, h.started_wall_ns, lambda: _end_of(opened))
         log.info("%s", describe(reader.path, h))
         if (unchecked := reader.unchecked()) is not None:
             log.info("%s", unchecked)
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+        counted = SummarySink(sink, Summary(h.started_wall_ns))
         stages = ReplayPipeline(h, metadata=args.metadata, node=args.node)
         source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
         stop = threading.Event()
         # SIGTERM as SIGINT: the output so far ends with whole lines, the worker goes
-        signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
-        signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+        signals = install_stop_signals(stop)
         lines = sink if isinstance(sink, JsonlSink) else None
         # the worker opens the file again: not standard input
         worker = LineWorker.start(args, since, until) \
@@ -188,14 +235,18 @@ def main(args: argparse.Namespace) -> int:
                 for number, batch in enumerate(source.batches(stop)):
                     named, findings = stages.process(batch)
                     if worker is None or lines is None or not worker.copy(number, lines.out):
-                        sink.write(named)
+                        counted.write(named)
+                    else:
+                        counted.summary.count(named)   # written by the worker
                     if findings:
-                        sink.write(findings)
+                        counted.write(findings)
         finally:
             if worker is not None:
                 worker.close()
-        sink.write(stages.finish(source.end.wall_ns if source.end is not None else None))
-        sink.close()
+        counted.write(stages.finish(source.end.wall_ns if source.end is not None else None))
+        counted.summary.end_wall_ns = source.end.wall_ns if source.end is not None \
+            else counted.summary.last_wall_ns or h.started_wall_ns
+        counted.close()
         for warning in reader.warnings():
             log.warning("%s", warning)
         if source.end is None and reader.truncated_at is None and reader.damaged_at is None \
@@ -205,13 +256,26 @@ def main(args: argparse.Namespace) -> int:
         if lost:
             log.warning("the recorded session lost events: %s",
                         ", ".join(f"{k} {v}" for k, v in lost.items()))
-    return 0
+        log_summary(counted.summary)
+    return signals.exit_code()
+
+
+def _end_of(opened: OpenedInput) -> int:
+    if opened.path is None:
+        raise UsageError("a window counted back from the end needs a file, not standard "
+                         "input: use --from-offset/--to-offset or an RFC 3339 time")
+    return recording_end_ns(opened.path)
+
+
+def _no_end() -> int:
+    raise UsageError("a window counted back from the end needs a recording: with JSON "
+                     "lines use --from-offset/--to-offset or an RFC 3339 time")
 
 
 def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> int:
     """`trace -o jsonl` lines through the same stages as a recording: findings derived
     again; names only from --metadata (the lines' names are not read back), and the
-    window counted from the first event."""
+    offsets counted from the first event."""
     from tracer.events.jsonl import JsonlEvents
 
     if args.speed is not None:
@@ -219,9 +283,9 @@ def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> 
     events = JsonlEvents(opened.text_lines())
     stages = ReplayPipeline(blank_header(), metadata=args.metadata, node=args.node)
     sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    counted = SummarySink(sink, Summary())
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
-    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    signals = install_stop_signals(stop)
     batch: list[Event] = []
     since = until = None
     n = 0
@@ -229,16 +293,15 @@ def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> 
     def flush() -> None:
         if batch:
             named, findings = stages.process(batch)
-            sink.write(named)
+            counted.write(named)
             if findings:
-                sink.write(findings)
+                counted.write(findings)
             batch.clear()
 
     for ev in events:
         if n == 0:      # said once there is an event: a file of none is an error
             log.info("replaying %s: JSON lines (no recorded node facts)", opened.name)
-            since = parse_time(args.since, ev.wall_ns) if args.since else None
-            until = parse_time(args.until, ev.wall_ns) if args.until else None
+            since, until = window(args, ev.wall_ns, _no_end)
         n += 1
         if (since is not None and ev.wall_ns < since) or \
                 (until is not None and ev.wall_ns > until):
@@ -249,11 +312,12 @@ def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> 
             if stop.is_set():
                 break
     flush()
-    sink.write(stages.finish(None))
-    sink.close()
+    counted.write(stages.finish(None))
+    counted.close()
     if events.skipped and not n:
         raise RecordingFormatError(f"{opened.name}: none of its {events.skipped} line(s) is "
                                    "an event of `trace -o jsonl`")
     if events.skipped:
         log.warning("%s: %d line(s) that are not events skipped", opened.name, events.skipped)
-    return 0
+    log_summary(counted.summary)
+    return signals.exit_code()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -14,7 +15,7 @@ from tracer.cli.options import (
     add_recording_size,
     cidr,
     directory,
-    positive_float,
+    duration_s,
     positive_int,
     power_of_two,
     resolve_output,
@@ -24,21 +25,23 @@ from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.metadata.index import POD_FIELDS
 from tracer.metadata.kube import KubeConfig, configured, context_namespace
-from tracer.metadata.selectors import FieldSelector, LabelSelector
+from tracer.metadata.selectors import FieldSelector, LabelSelector, SelectorError
 from tracer.metadata.setup import MetadataOptions
 from tracer.recording.writer import RecordSpec
 from tracer.session.pod_scope import Selection
 from tracer.sinks.jsonl import JsonlSink
-from tracer.sinks.sink import Sink
+from tracer.sinks.summary import Summary, SummarySink
 from tracer.sinks.table import TableSink
-from tracer.util.errors import UsageError
+from tracer.util.errors import TracerError, UsageError
 
 if TYPE_CHECKING:  # tracer.session.run pulls in tracer.kernel: only the commands that trace
     from tracer.session.run import TraceOptions
 
+log = logging.getLogger(__name__)
+
 EXAMPLES = """examples:
-  nodetrace trace                                  drops on this node and its pods
-  nodetrace trace -o jsonl --duration 30 > d.jsonl 30 s of drops as JSON lines
+  nodetrace trace                                   this node and its pods, in the TUI
+  nodetrace trace -o jsonl --duration 30s > t.jsonl 30 s of events as JSON lines
   ip netns exec NS nodetrace trace                 trace the node namespace NS
   nodetrace trace -l app=web -n shop               only the web pods of this node
   nodetrace trace --metadata objects.json          names from `kubectl get -o json`
@@ -46,10 +49,15 @@ EXAMPLES = """examples:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("trace", help="trace packet drops on this node, live",
-                       description="Trace what the kernel does to packets on this node: "
-                       "drops with the kernel's reason, in the namespace nodetrace runs in "
-                       "and its pods' namespaces.", epilog=EXAMPLES,
+    p = sub.add_parser("trace", help="trace what happens to packets on this node, live",
+                       description="Trace what the kernel does to packets on this node, "
+                       "in the namespace nodetrace runs in and its pods' namespaces: drops "
+                       "with the kernel's reason, flows, NAT translations, route and "
+                       "neighbour changes, TCP resets and retransmits, socket errors, and "
+                       "the findings (named root causes) they add up to.  At the end, a "
+                       "summary on stderr (and, with -o jsonl, a last {\"kind\": "
+                       "\"summary\"} line).  Exit 130 after Ctrl-C (the events drained are "
+                       "written), 0 on SIGTERM or at --duration.", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output(p)
     add_session_options(p)
@@ -64,8 +72,9 @@ def register(sub: Any) -> None:
 
 def add_session_options(p: argparse.ArgumentParser) -> None:
     """What to trace and when to stop: shared by `trace` and `record`."""
-    p.add_argument("--duration", type=positive_float, metavar="S",
-                   help="stop S seconds after every probe is attached")
+    p.add_argument("--duration", type=duration_s, metavar="DURATION",
+                   help="stop this long after every probe is attached (30s, 5m, 1h30m; a "
+                   "bare number is seconds)")
     p.add_argument("--ready-file", type=writable_path, metavar="F",
                    help="write F once every probe is attached (for scripts and tests)")
     p.add_argument("--stop-after", type=positive_int, metavar="N",
@@ -147,12 +156,34 @@ def live_diagnoser(metadata: list[Path], node: str | None) -> Diagnoser:
     return diag
 
 
-def install_stop_signals(stop: threading.Event) -> None:
-    def handler(_signum: int, _frame: object) -> None:
+class StopSignals:
+    """Which signal ended the run.  SIGINT (Ctrl-C) exits 130 after the drain, as
+    shells expect of an interrupted command; SIGTERM is how services, kubelet and
+    `timeout` ask for a stop, and a stop asked for is a clean end: 0."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def exit_code(self) -> int:
+        return 130 if self.received == signal.SIGINT else 0
+
+
+def install_stop_signals(stop: threading.Event) -> StopSignals:
+    signals = StopSignals()
+
+    def handler(signum: int, _frame: object) -> None:
+        if signals.received is None:
+            signals.received = signum
         stop.set()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return signals
+
+
+def log_summary(summary: Summary) -> None:
+    for line in summary.lines():
+        log.info("%s", line)
 
 
 def selection_of(args: argparse.Namespace) -> Selection | None:
@@ -162,23 +193,38 @@ def selection_of(args: argparse.Namespace) -> Selection | None:
         raise UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
     if not (args.selector is not None or args.field_selector or args.pod or args.namespace):
         return None
-    fields = FieldSelector.parse(args.field_selector) if args.field_selector else None
-    if fields is not None:
-        unknown = fields.fields - set(POD_FIELDS)
-        if unknown:
-            raise UsageError(f"--field-selector: field label not supported: "
-                             f"{', '.join(sorted(unknown))} (supported: {', '.join(POD_FIELDS)})")
-    return Selection(labels=LabelSelector.parse(args.selector) if args.selector is not None
+    fields = parse_fields(args.field_selector) if args.field_selector else None
+    return Selection(labels=parse_labels(args.selector) if args.selector is not None
                      else None, fields=fields, pod=args.pod,
                      namespace=None if args.all_namespaces else (
                          args.namespace or context_namespace(
                              KubeConfig(args.kubeconfig, args.context))))
 
 
+def parse_labels(text: str) -> LabelSelector:
+    """-l, as every command that selects pods parses it (a usage error naming the flag)."""
+    try:
+        return LabelSelector.parse(text)
+    except SelectorError as exc:
+        raise UsageError(f"-l/--selector: {exc.message}") from None
+
+
+def parse_fields(text: str) -> FieldSelector:
+    try:
+        fields = FieldSelector.parse(text)
+    except SelectorError as exc:
+        raise UsageError(f"--field-selector: {exc.message}") from None
+    unknown = fields.fields - set(POD_FIELDS)
+    if unknown:
+        raise UsageError(f"--field-selector: field label not supported: "
+                         f"{', '.join(sorted(unknown))} (supported: {', '.join(POD_FIELDS)})")
+    return fields
+
+
 def metadata_options(args: argparse.Namespace) -> MetadataOptions:
     for path in args.metadata:
-        if not path.is_file():
-            raise UsageError(f"--metadata {path}: no such file")
+        if not path.is_file():   # a file that cannot be read: exit 1, as in every command
+            raise TracerError(f"cannot read metadata from {path}: no such file")
     return MetadataOptions(kubeconfig=args.kubeconfig, context=args.context,
                            files=tuple(args.metadata), use_api=not args.no_api, node=args.node)
 
@@ -223,12 +269,13 @@ def main(args: argparse.Namespace) -> int:
             print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)
             return 1
         return status
-    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    sink = SummarySink(TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout))
     stop = threading.Event()
-    install_stop_signals(stop)
+    signals = install_stop_signals(stop)
     stats = run(opts, sink, stop, diagnoser=diagnoser)
+    log_summary(sink.summary)
     lost = sum(stats.lost.values())
     if args.fail_on_loss and lost:
         print(f"nodetrace: error: {lost} event(s) lost (--fail-on-loss)", file=sys.stderr)
         return 1
-    return 0
+    return signals.exit_code()

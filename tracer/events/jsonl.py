@@ -53,7 +53,8 @@ class JsonlEvents:
                 self.skipped += 1
                 continue
             if ev is None:
-                if not (isinstance(rec, dict) and rec.get("kind") == "finding"):
+                # findings are derived again; the summary ends every stream
+                if not (isinstance(rec, dict) and rec.get("kind") in ("finding", "summary")):
                     self.skipped += 1
                 continue
             yield ev

@@ -12,7 +12,7 @@ from typing import Any
 
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
-from tracer.util.errors import UsageError
+from tracer.util.errors import MetadataError
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +21,20 @@ _LIST_KINDS = {f"{k}List": k for k in KINDS}
 
 
 def read_objects(path: Path) -> tuple[dict[str, list[Obj]], int]:
-    """(objects by kind, skipped count).  Raises UsageError naming the file."""
+    """(objects by kind, skipped count).  Raises MetadataError naming the file: one
+    that cannot be read is exit 1 in every command."""
     try:
         doc: Any = json.loads(path.read_bytes())
     except OSError as exc:
-        raise UsageError(f"--metadata {path}: {exc.strerror or exc}") from None
+        raise MetadataError(f"--metadata {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise UsageError(f"--metadata {path}: not JSON ({exc}); expected the output of "
+        raise MetadataError(f"--metadata {path}: not JSON ({exc}); expected the output of "
                          "`kubectl get ... -o json`") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
-        raise UsageError(f"--metadata {path}: not a Kubernetes object or List")
+        raise MetadataError(f"--metadata {path}: not a Kubernetes object or List")
     if "items" in doc:
         if not isinstance(doc["items"], list):
-            raise UsageError(f"--metadata {path}: `items` is not a list")
+            raise MetadataError(f"--metadata {path}: `items` is not a list")
         default_kind = _LIST_KINDS.get(doc["kind"])
         items = doc["items"]
     else:

@@ -55,7 +55,8 @@ def load_jsonl(source: Path | OpenedInput) -> Loaded:
                 bad += 1
                 continue
             if isinstance(rec, dict) and isinstance(rec.get("kind"), str):
-                records.append(rec)
+                if rec["kind"] != "summary":   # the stream's end-of-run summary
+                    records.append(rec)
             else:
                 bad += 1
     if bad and not records:
