@@ -312,11 +312,11 @@ def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> 
             if stop.is_set():
                 break
     flush()
-    counted.write(stages.finish(None))
-    counted.close()
-    if events.skipped and not n:
+    if events.skipped and not n:      # before the summary line: nothing was replayed
         raise RecordingFormatError(f"{opened.name}: none of its {events.skipped} line(s) is "
                                    "an event of `trace -o jsonl`")
+    counted.write(stages.finish(None))
+    counted.close()
     if events.skipped:
         log.warning("%s: %d line(s) that are not events skipped", opened.name, events.skipped)
     log_summary(counted.summary)
