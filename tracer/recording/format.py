@@ -36,7 +36,8 @@ from tracer.events.model import (
 
 MAGIC = "nodetrace-recording"
 # major: a reader refuses a newer major; minor: additions an older reader skips
-VERSION = (2, 0)     # 2.0: events in blocks of columns (tracer/recording/blocks.py)
+VERSION = (2, 1)     # 2.0: events in blocks of columns (tracer/recording/blocks.py)
+                     # 2.1: clock and local records; the node's addresses in the header
 
 
 class Rec(enum.IntEnum):
@@ -49,6 +50,8 @@ class Rec(enum.IntEnum):
     SYNC = 4        # [4, wall_ns, mono_ns, events so far]
     END = 5         # [5, wall_ns, {reason, events, received, decode_errors, lost, next_part}]
     EVENTS = 6      # [6, order, [[kind index, [column, ...]], ...]]: a block (blocks.py)
+    CLOCK = 7       # [7, wall_ns]: the live diagnosis judged at wall_ns, here (2.1)
+    LOCAL = 8       # [8, wall_ns, {listeners, pods}]: what the node itself knows (2.1)
 
 
 # The first bytes of every recording: the header record's array marker, type and magic.
