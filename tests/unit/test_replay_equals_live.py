@@ -10,6 +10,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgpack
+
 from tests.unit.recording_support import GOLDEN
 from tracer.diagnosis.engine import TICK_NS, Diagnoser
 from tracer.diagnosis.offline import recording_diagnoser
@@ -18,8 +20,15 @@ from tracer.events.model import Endpoint, Event, FlowEvent
 from tracer.metadata.resolver import Listener, LocalPodInfo
 from tracer.pipeline.path import PathMarker
 from tracer.pipeline.replay import ReplayPipeline
+from tracer.recording.format import MAGIC, VERSION, Rec
 from tracer.recording.reader import ClockMark, LocalState, RecordingReader, load
-from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
+from tracer.recording.writer import (
+    EndInfo,
+    RecordingWriter,
+    RecordSpec,
+    SessionFacts,
+    build_header,
+)
 
 
 def _diagnoser() -> tuple[Diagnoser, PathMarker]:
@@ -105,7 +114,7 @@ def test_the_recording_carries_what_the_node_knew(tmp_path: Path) -> None:
         stages = ReplayPipeline(reader.header)
         named = [n for batch in stages.source(reader).batches(threading.Event())
                  for n in stages.process(batch)[0].names]
-    (metrics_src, metrics_dst), (ll_src, ll_dst) = named   # type: ignore[misc]
+    (_src, metrics_dst), (ll_src, ll_dst) = named   # type: ignore[misc]
     assert metrics_dst.pod is not None and metrics_dst.pod.name == "metrics"  # by socket
     assert ll_dst.scope == "node" and ll_dst.node == "node1"   # the node's link-local
     assert ll_src.scope == "external"
@@ -116,3 +125,20 @@ def test_a_recording_without_them_reads_as_before() -> None:
         assert reader.header.addresses == ()
         assert not any(isinstance(i, ClockMark | LocalState) for i in reader)
         assert reader.warnings() == []
+
+
+def test_damaged_clock_and_local_records_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "r.ntrec"
+    header = msgpack.packb([int(Rec.HEADER), MAGIC, list(VERSION),
+                            build_header(FACTS, ["nodetrace"], 0)])
+    bad = [[int(Rec.CLOCK), "soon"], [int(Rec.LOCAL), 1, {"listeners": [["::", "80"]]}],
+           [int(Rec.LOCAL), 1, {"pods": [[UID, "yes", [], None, None]]}],
+           [int(Rec.LOCAL), 1, []], [int(Rec.CLOCK), 5]]
+    path.write_bytes(header + b"".join(msgpack.packb(r) for r in bad))
+    with RecordingReader(path) as reader:
+        assert list(reader) == [ClockMark(5)]
+        text = "\n".join(reader.warnings())
+    assert "malformed record skipped (clock) (1 record)" in text
+    assert "malformed record skipped (local listener) (1 record)" in text
+    assert "malformed record skipped (local pod) (1 record)" in text
+    assert "malformed record skipped (local) (1 record)" in text
