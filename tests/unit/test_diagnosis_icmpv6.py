@@ -106,7 +106,8 @@ def test_rejected_policy_drop_says_rejected_with_icmpv6_admin_prohibited() -> No
     icmp = IcmpEvent(0, drop.wall_ns, drop.netns, 1, 1, icmp_meaning(1, 1, 6), 6, 6,
                      drop.src, drop.dst, drop.ifindex, drop.ifname, 100, via="tc",
                      direction="egress")
-    found = diagnose6("policy-drop", [*evs, icmp])
+    evs.insert(evs.index(drop) + 1, icmp)   # where the kernel sends it: beside the drop
+    found = diagnose6("policy-drop", evs)
     assert [f.kind for f in found] == ["netfilter-drop"]
     assert "rejects (admin-prohibited)" in found[0].summary
 

@@ -242,7 +242,9 @@ def test_rejected_policy_drop_says_rejected() -> None:
     drop = next(e for e in evs if isinstance(e, DropEvent) and e.reason == "NETFILTER_DROP")
     icmp = IcmpEvent(0, drop.wall_ns, drop.netns, 3, 13, "admin-prohibited", 4, 6,
                      drop.src, drop.dst, drop.ifindex, drop.ifname, 60)
-    found = diagnose("policy-drop", [*evs, icmp])
+    # where the kernel sends it: beside the drop (diagnosis judges in event time)
+    evs.insert(evs.index(drop) + 1, icmp)
+    found = diagnose("policy-drop", evs)
     assert [f.kind for f in found] == ["netfilter-drop"]
     assert "rejects (admin-prohibited)" in found[0].summary
 

@@ -400,7 +400,7 @@ def test_golden_recording_holds_the_masquerade_missing_session() -> None:
     assert rec.end is not None and rec.end.info.reason == "stopped"
     assert rec.end.events == len(rec.events)
     assert GOLDEN.stat().st_size < 200_000
-    assert rec.header.version == VERSION
+    assert rec.header.version[0] == VERSION[0]   # written by 2.0: 2.1 only added records
 
 
 @pytest.mark.parametrize("version", ["1.0", "2.0"])

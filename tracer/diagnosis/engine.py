@@ -5,15 +5,20 @@
         findings = diag.process(batch, now_ns)    # now: the wall clock (live) or None
     findings += diag.finish()                     # the end of the stream
 
-Live and replay share it: it reads only decoded events and their wall times, and the
-clock is the events' own unless the caller passes one (live: so that a connection that
-gets no answer is diagnosed while nothing else happens).  `finish()` decides what is
-left without waiting, so a recording replays to the findings the live run printed.
+Live and replay share it: it reads only decoded events and their wall times.  Its clock
+is the events' own: connections are judged at fixed instants (every TICK_NS of wall
+time), each before the first event later than it is taken in, so the findings do not
+depend on how the stream was cut into batches.  While nothing happens, live passes the
+wall clock (a connection that gets no answer is diagnosed all the same); the recording
+carries those instants (clock records), and a replay hands them back with `clock()`.
+`finish()` decides what is left without waiting, so a recording replays to the
+findings the live run printed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Callable, Sequence
 
 from tracer.diagnosis.names import Names
@@ -45,7 +50,8 @@ from tracer.node.interfaces import ROLE_UPLINK
 from tracer.pipeline.connections import Connection, ConnectionTable
 
 GIVE_UP_NS = 30 * 1_000_000_000    # a failed connection no rule explained by then
-TICK_NS = 200_000_000              # evaluate at most this often
+TICK_NS = 200_000_000              # judge at the multiples of this (wall-clock ns)
+MAX_STEPS = 300                    # instants judged one by one in a gap; then its end
 EXPIRE_EVERY_NS = 10_000_000_000   # forget idle connections this often
 FACTS_REFRESH_NS = 2_000_000_000   # the live node's routes and sysctls, re-read
 QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
@@ -53,6 +59,7 @@ QUIET_NS = 300_000_000             # conntrack events trail their packets by mil
 # events that feed nothing but the connection view (flows do too, once the node's
 # namespace is known)
 TABLE_ONLY = frozenset({TcpEvent, NatEvent, DropEvent, IcmpEvent, RouteEvent})
+_WALL = operator.attrgetter("wall_ns")
 
 
 class Diagnoser:
@@ -69,13 +76,38 @@ class Diagnoser:
         self.refresh_facts = refresh_facts
         self.coverage = coverage or Coverage(node_state=facts.known)
         self.findings: dict[str, Finding] = {}
-        self._last_eval = 0
+        self._next_tick = 0                 # the next instant to judge at; 0: none yet
+        self._held: list[Finding] = []      # found by clock(), returned by the next call
         self._facts_at = 0
         self._expired_at = 0
 
     # --- input ----------------------------------------------------------------------------
 
     def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Finding]:
+        """Takes the events in; `now_ns`: the wall clock when nothing happened (an
+        empty batch, live), recorded as a clock record so that replay judges then too."""
+        out, self._held = self._held, []
+        if batch:
+            if max(map(_WALL, batch)) < self._next_tick:
+                out += self._take(batch)    # nearly every batch: no instant crossed
+            else:
+                start = 0
+                for i, ev in enumerate(batch):
+                    if ev.wall_ns >= self._next_tick:
+                        out += self._take(batch[start:i])
+                        out += self._advance(ev.wall_ns)
+                        start = i
+                out += self._take(batch[start:])
+        if now_ns is not None:
+            out += self._advance(now_ns)
+        return out
+
+    def clock(self, now_ns: int) -> None:
+        """A recorded clock record: the live session judged at `now_ns` here; what it
+        finds comes with the next process() or finish()."""
+        self._held += self._advance(now_ns)
+
+    def _take(self, batch: Sequence[Event]) -> list[Finding]:
         out: list[Finding] = []
         table = self.ctx.table
         add, flow = table.add, table.flow
@@ -103,9 +135,22 @@ class Diagnoser:
                 # a pod that could not resolve its gateway: did it send from an address
                 # the node's reverse-path filter rejects?
                 out += self._rp_filter_arp(ev)
-        now = max(now_ns or 0, table.now_ns)
-        if now - self._last_eval >= TICK_NS:
-            out += self._evaluate(now)
+        return out
+
+    def _advance(self, now_ns: int) -> list[Finding]:
+        """Judges at every instant up to `now_ns` not judged yet.  A long gap (or one
+        with nothing to judge) is not walked instant by instant: its last instant is."""
+        last = now_ns // TICK_NS * TICK_NS
+        t = self._next_tick or last
+        out: list[Finding] = []
+        steps = 0
+        while t <= last:
+            if not self.ctx.table.candidates or steps >= MAX_STEPS:
+                t = max(t, last)
+            out += self._evaluate(t)
+            t += TICK_NS
+            steps += 1
+        self._next_tick = max(self._next_tick, t)
         return out
 
     def tick(self, now_ns: int) -> list[Finding]:
@@ -116,7 +161,8 @@ class Diagnoser:
         pending connection that had its time; younger ones are counted as undecided
         in the coverage, not guessed at."""
         now = max(self.ctx.table.now_ns, end_ns or 0)
-        out = self._evaluate(now, final=True)
+        out, self._held = self._held, []
+        out += self._evaluate(now, final=True)
         self.coverage.connections = len(self.ctx.table.conns)
         if self.ctx.table.evicted:
             self.coverage.lost["connections_evicted"] = self.ctx.table.evicted
@@ -137,7 +183,6 @@ class Diagnoser:
         return ready
 
     def _evaluate(self, now: int, final: bool = False) -> list[Finding]:
-        self._last_eval = now
         self.ctx.now_ns = now
         if self.refresh_facts is not None and not final and \
                 now - self._facts_at >= FACTS_REFRESH_NS:

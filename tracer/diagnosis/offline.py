@@ -157,7 +157,8 @@ def _diagnose_recording(opened: OpenedInput, names: Names | None, facts: NodeFac
         diag, state, marker = recording_diagnoser(
             reader.header, names=names, facts=facts, coverage=coverage, node=node,
             pods=pods, services=services)
-        source = ReplaySource(reader, metadata=state, on_node_state=state.on_node_state)
+        source = ReplaySource(reader, metadata=state, on_node_state=state.on_node_state,
+                              on_clock=diag.clock)
         for batch in source.batches(stop):
             found = diag.process(marker.process(batch))
             if emit is not None and found:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
 Observer = Callable[[str, str, Obj, float], None]
+# (listeners, local pods, at): what the node itself knows, as the index holds it
+LocalObserver = Callable[[tuple[Listener, ...], tuple[LocalPodInfo, ...], float], None]
 ACTIONS = ("added", "updated", "deleted")
 DEFAULT_GRACE_S = 120.0
 
@@ -49,6 +51,7 @@ class MetadataIndex:
         self._listeners: tuple[Listener, ...] = ()
         self._local: tuple[LocalPodInfo, ...] = ()
         self._observers: list[Observer] = []
+        self._local_observers: list[LocalObserver] = []
         self._generation = 0
         self._built_generation = -1
         self._built_at = float("-inf")
@@ -69,6 +72,27 @@ class MetadataIndex:
     def remove_observer(self, fn: Observer) -> None:
         """No more changes to fn (a recording stopped while the session goes on)."""
         self._observers = [o for o in self._observers if o != fn]
+
+    def add_local_observer(self, fn: LocalObserver) -> None:
+        """fn(listeners, local pods, at) whenever either changes (a recording: names
+        by socket owner and by cgroup are the index's too, so replay needs them)."""
+        self._local_observers = [*self._local_observers, fn]
+
+    def remove_local_observer(self, fn: LocalObserver) -> None:
+        self._local_observers = [o for o in self._local_observers if o != fn]
+
+    def local_state(self) -> tuple[tuple[Listener, ...], tuple[LocalPodInfo, ...]]:
+        with self._lock:
+            return self._listeners, self._local
+
+    def _notify_local(self) -> None:
+        listeners, pods = self.local_state()
+        at = time.time()
+        for fn in self._local_observers:
+            try:
+                fn(listeners, pods, at)
+            except Exception:  # an observer must not stop the metadata thread
+                log.exception("metadata observer %r failed", fn)
 
     def _notify(self, kind: str, action: str, obj: Obj, at: float) -> None:
         for fn in self._observers:
@@ -140,10 +164,12 @@ class MetadataIndex:
     def set_listeners(self, listeners: Iterable[Listener]) -> None:
         new = tuple(sorted(set(listeners), key=lambda ln: (ln.port, ln.ip, ln.pod_uid)))
         with self._lock:
-            if new != self._listeners:
-                self._listeners = new
-                self._generation += 1
-                self._changed.notify_all()
+            if new == self._listeners:
+                return
+            self._listeners = new
+            self._generation += 1
+            self._changed.notify_all()
+        self._notify_local()
 
     def set_local_pods(self, pods: Iterable[Any]) -> None:
         """Pods the node knows by itself (tracer/metadata/local.py): named from the API
@@ -151,10 +177,12 @@ class MetadataIndex:
         new = tuple(sorted(LocalPodInfo(p.uid, p.host_network, tuple(p.ips), p.namespace,
                                         p.name) for p in pods))
         with self._lock:
-            if new != self._local:
-                self._local = new
-                self._generation += 1
-                self._changed.notify_all()
+            if new == self._local:
+                return
+            self._local = new
+            self._generation += 1
+            self._changed.notify_all()
+        self._notify_local()
 
     # --- reads ----------------------------------------------------------------------
     @property

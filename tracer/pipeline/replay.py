@@ -13,9 +13,10 @@ from tracer.diagnosis.offline import recording_diagnoser
 from tracer.events.finding import Coverage, Finding
 from tracer.events.model import Event
 from tracer.metadata.index import MetadataIndex
+from tracer.metadata.resolver import Listener, LocalPodInfo
 from tracer.pipeline.enrich import Enricher, NamedBatch
 from tracer.recording.metadata import fan_out
-from tracer.recording.reader import Header, RecordingReader
+from tracer.recording.reader import Header, LocalState, RecordingReader
 from tracer.sources.replay import ReplaySource
 
 
@@ -28,6 +29,11 @@ class IndexFeed:
     def on_change(self, kind: str, action: str, obj: Mapping[str, Any], at: float) -> None:
         self.index.apply(kind, action, dict(obj), at)
 
+    def on_local(self, rec: LocalState) -> None:
+        """Sockets of hostNetwork pods, pods by cgroup: names live had from the node."""
+        self.index.set_listeners(Listener(*ln) for ln in rec.listeners)
+        self.index.set_local_pods(LocalPodInfo(*p) for p in rec.pods)
+
 
 class ReplayPipeline:
     def __init__(self, h: Header, *, metadata: Sequence[Path] = (),
@@ -39,11 +45,14 @@ class ReplayPipeline:
                               if metadata else "none"))
         self.index = MetadataIndex(rebuild_interval_s=0.0)   # every change at once
         self.index.local_node = node or h.node or None
+        self.index.local_addresses = frozenset(h.addresses)   # as live: the node's own
         self.enrich = Enricher(self.index, h.netns)
 
     def source(self, reader: RecordingReader, **kwargs: Any) -> ReplaySource:
-        return ReplaySource(reader, metadata=fan_out(IndexFeed(self.index), self.state),
-                            on_node_state=self.state.on_node_state, **kwargs)
+        feed = IndexFeed(self.index)
+        return ReplaySource(reader, metadata=fan_out(feed, self.state),
+                            on_node_state=self.state.on_node_state,
+                            on_clock=self.diag.clock, on_local=feed.on_local, **kwargs)
 
     def process(self, batch: Sequence[Event]) -> tuple[NamedBatch, list[Finding]]:
         named = self.enrich.process(self.marker.process(batch))

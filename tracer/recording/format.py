@@ -27,7 +27,8 @@ from tracer.events.registry import FAMILIES, Event
 MAGIC = "nodetrace-recording"
 # major: a reader refuses a newer major; minor: additions an older reader skips
 VERSION = (2, 1)     # 2.0: events in blocks of columns (tracer/recording/blocks.py)
-#                     2.1: every record after the header in a checked frame (below)
+#                     2.1: every record after the header in a checked frame (below);
+#                          clock and local records; the node's addresses in the header
 CHECKED_SINCE = (2, 1)
 
 
@@ -42,6 +43,8 @@ class Rec(enum.IntEnum):
     END = 5         # [5, wall_ns, {reason, events, received, decode_errors, lost, next_part}]
     EVENTS = 6      # [6, order, [[kind index, [column, ...]], ...]]: a block (blocks.py)
     CHECKED = 7     # [7, crc32c of payload, payload]: payload is one packed record (2.1)
+    CLOCK = 8       # [8, wall_ns]: the live diagnosis judged at wall_ns, here (2.1)
+    LOCAL = 9       # [9, wall_ns, {listeners, pods}]: what the node itself knows (2.1)
 
 
 # The first bytes of every recording: the header record's array marker, type and magic.

@@ -57,10 +57,14 @@ class LiveRecording:
         # the metadata as it changes, after what the index holds now as "added"
         # (observer first: a change in between is recorded twice, never lost)
         self.index.add_observer(writer.on_change)
+        self.index.add_local_observer(writer.on_local)
         now = time.time()
         for kind in KINDS:
             for obj in self.index.objects(kind):
                 writer.on_change(kind, "added", obj, now)
+        listeners, pods = self.index.local_state()
+        if listeners or pods:
+            writer.on_local(listeners, pods, now)
         self.writer = writer
         return writer
 
@@ -68,18 +72,24 @@ class LiveRecording:
         if self.writer is not None:
             self.writer.write(batch)
 
-    def stop(self, reason: str = "stopped") -> Path | None:
-        """The end record with this recording's share of the counters, then close."""
+    def clock(self, wall_ns: int) -> None:
+        if self.writer is not None:
+            self.writer.write_clock(wall_ns)
+
+    def stop(self, reason: str = "stopped", end_ns: int | None = None) -> Path | None:
+        """The end record with this recording's share of the counters, then close;
+        `end_ns`: the session's end as its diagnosis took it (replay finishes there)."""
         writer = self.writer
         if writer is None:
             return None
         self.writer = None
         self.index.remove_observer(writer.on_change)
+        self.index.remove_local_observer(writer.on_local)
         s, base = self.stats(), self._base
         lost = {layer: n - base.lost.get(layer, 0) for layer, n in s.lost.items()}
         writer.finish(EndInfo(reason, s.received - base.received,
                               s.decode_errors - base.decode_errors,
-                              lost))
+                              lost, end_ns))
         if writer.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
             self.failed += writer.failed
             log.warning("recording %s: %d event(s) not written (%s)", writer.path,
@@ -90,5 +100,6 @@ class LiveRecording:
         """The session did not get to finish: close without its counters."""
         if self.writer is not None:
             self.index.remove_observer(self.writer.on_change)
+            self.index.remove_local_observer(self.writer.on_local)
             self.writer.close()
             self.writer = None

@@ -83,6 +83,7 @@ class Header:
     started_wall_ns: int
     part: int
     raw: dict[str, Any]             # everything, including keys this version does not know
+    addresses: tuple[str, ...] = ()   # the node's own (2.1; older recordings: unknown)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,46 @@ class SyncMarker:
 
 
 @dataclass(frozen=True)
+class ClockMark:
+    wall_ns: int                    # the live diagnosis's clock at this point
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What the node itself knew from here on (tracer/metadata/local.py)."""
+    wall_ns: int
+    listeners: tuple[tuple[str, int, str], ...]    # (ip, port, pod uid)
+    # (uid, hostNetwork, ips, namespace, name)
+    pods: tuple[tuple[str, bool, tuple[str, ...], str | None, str | None], ...]
+
+
+def _local_state(rec: list[Any]) -> LocalState:
+    wall, body = rec[1], rec[2]
+    if type(wall) is not int or type(body) is not dict:
+        raise Malformed("local")
+    listeners, pods = body.get("listeners", []), body.get("pods", [])
+    if type(listeners) is not list or type(pods) is not list:
+        raise Malformed("local")
+
+    def opt(v: Any) -> bool:
+        return v is None or type(v) is str
+
+    out_l, out_p = [], []
+    for ln in listeners:
+        if type(ln) is not list or len(ln) != 3 or type(ln[0]) is not str \
+                or type(ln[1]) is not int or type(ln[2]) is not str:
+            raise Malformed("local listener")
+        out_l.append((ln[0], ln[1], ln[2]))
+    for p in pods:
+        if type(p) is not list or len(p) != 5 or type(p[0]) is not str \
+                or type(p[1]) is not bool or type(p[2]) is not list \
+                or not all(type(ip) is str for ip in p[2]) or not opt(p[3]) or not opt(p[4]):
+            raise Malformed("local pod")
+        out_p.append((p[0], p[1], tuple(p[2]), p[3], p[4]))
+    return LocalState(wall, tuple(out_l), tuple(out_p))
+
+
+@dataclass(frozen=True)
 class EndRecord:
     wall_ns: int
     events: int
@@ -100,7 +141,7 @@ class EndRecord:
     next_part: str | None
 
 
-Item = Event | MetadataRecord | NodeState | SyncMarker | EndRecord
+Item = Event | MetadataRecord | NodeState | SyncMarker | ClockMark | LocalState | EndRecord
 
 
 def _no_ext(_code: int, _data: bytes) -> None:
@@ -276,7 +317,9 @@ class RecordingReader:
                                                     "networks")),
                 started_wall_ns=_as(int, h.get("started_wall_ns", 0), "started_wall_ns"),
                 part=_as(int, h.get("part", 0), "part"),
-                raw=h)
+                raw=h,
+                addresses=tuple(_as(str, a, "addresses")
+                                for a in _as(list, h.get("addresses", []), "addresses")))
         except IndexError:
             raise RecordingFormatError(f"{self.name}: the header is damaged") from None
 
@@ -433,7 +476,8 @@ class RecordingReader:
 
     def events(self) -> Iterator[Event]:
         for item in self:
-            if not isinstance(item, MetadataRecord | NodeState | SyncMarker | EndRecord):
+            if not isinstance(item, MetadataRecord | NodeState | SyncMarker | ClockMark
+                              | LocalState | EndRecord):
                 yield item
 
     def _decode(self, rec: Any) -> Item | None:
@@ -477,6 +521,14 @@ class RecordingReader:
             if not all(type(v) is int for v in rec[1:4]):
                 raise Malformed("sync")
             return SyncMarker(rec[1], rec[2], rec[3])
+        if t == Rec.CLOCK:
+            self._extra(rec, 2, "clock")
+            if type(rec[1]) is not int:
+                raise Malformed("clock")
+            return ClockMark(rec[1])
+        if t == Rec.LOCAL:
+            self._extra(rec, 3, "local")
+            return _local_state(rec)
         if t == Rec.END:
             self._extra(rec, 3, "end")
             return self._end(rec)
@@ -589,6 +641,6 @@ def load(path: Path | str, **kwargs: Any) -> Recording:
                 states.append(item)
             elif isinstance(item, EndRecord):
                 end = item
-            elif not isinstance(item, SyncMarker):
+            elif not isinstance(item, SyncMarker | ClockMark | LocalState):
                 events.append(item)
         return Recording(rec.header, events, metadata, states, end, rec.warnings())

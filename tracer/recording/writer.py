@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -27,6 +27,9 @@ from tracer.recording.format import MAGIC, VERSION, Rec, checked_head, schema, s
 from tracer.recording.metadata import ACTIONS, MetadataRecord, json_default, object_key
 from tracer.sinks.output import write_all
 from tracer.util.errors import TracerError
+
+if TYPE_CHECKING:
+    from tracer.metadata.resolver import Listener, LocalPodInfo
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class SessionFacts:
     netns: int = 0
     pod_networks: Sequence[str] = ()      # the path marker's networks
     service_networks: Sequence[str] = ()
+    # the node's own addresses (link-local ones too) as the session's names knew them
+    addresses: Sequence[str] = ()
     # the Kubernetes node name when the pod spec passes it (downward API), else the host's
     node: str = field(default_factory=lambda: os.environ.get("NODE_NAME")
                       or socket.gethostname())
@@ -76,6 +81,7 @@ class EndInfo:
     received: int = 0
     decode_errors: int = 0
     lost: Mapping[str, int] = field(default_factory=dict)   # the final loss ledger by layer
+    wall_ns: int | None = None        # when the session ended (its diagnosis's last clock)
 
 
 def build_header(facts: SessionFacts, argv: Sequence[str], part: int) -> dict[str, Any]:
@@ -91,6 +97,7 @@ def build_header(facts: SessionFacts, argv: Sequence[str], part: int) -> dict[st
         "clock": {"mono_ns": mono, "wall_ns": mono + facts.mono_to_wall_ns},
         "drop_reasons": sorted([int(k), v] for k, v in facts.drop_reasons.items()),
         "networks": {"pod": list(facts.pod_networks), "service": list(facts.service_networks)},
+        "addresses": sorted(facts.addresses),
         "started_wall_ns": time.time_ns(),
         "part": part,
         "schema": schema(),
@@ -175,6 +182,7 @@ class RecordingWriter:
         self._fd = -1
         self._next_sync = 0
         self._objects: dict[tuple[str, str], bytes] = {}   # current metadata, packed
+        self._local: bytes | None = None                   # the latest local record
         self._open()
 
     @property
@@ -194,6 +202,8 @@ class RecordingWriter:
         if self._objects:
             # a later part replays on its own: it starts with the objects of the moment
             self._flush(b"".join(self._objects.values()))
+        if self._local is not None:
+            self._flush(self._local)
         self._next_sync = time.monotonic_ns() + SYNC_INTERVAL_NS
         if self.snapshot is not None:
             gather = self.snapshot
@@ -230,7 +240,7 @@ class RecordingWriter:
         self.events += events
 
     def _end_record(self, info: EndInfo, next_part: str | None = None) -> list[Any]:
-        return [int(Rec.END), time.time_ns(),
+        return [int(Rec.END), info.wall_ns if info.wall_ns is not None else time.time_ns(),
                 {"reason": info.reason, "events": self.events, "received": info.received,
                  "decode_errors": info.decode_errors, "lost": dict(info.lost),
                  "next_part": next_part}]
@@ -304,6 +314,25 @@ class RecordingWriter:
                 self._objects.pop(key, None)
             else:
                 self._objects[key] = data
+
+    def on_local(self, listeners: Sequence[Listener], pods: Sequence[LocalPodInfo],
+                 at: float) -> None:
+        """The index's local observer (tracer/metadata/index.py): sockets of
+        hostNetwork pods and pods known by cgroup, which name endpoints as the API does."""
+        payload = msgpack.packb([int(Rec.LOCAL), round(at * 1e9), {
+            "listeners": [[ln.ip, ln.port, ln.pod_uid] for ln in listeners],
+            "pods": [[p.uid, p.host_network, list(p.ips), p.namespace, p.name]
+                     for p in pods]}])
+        data = checked_head(payload) + payload
+        with self._lock:
+            if self._fd >= 0:
+                self._emit(data, 0)
+            self._local = data   # every rotated part starts with it
+
+    def write_clock(self, wall_ns: int) -> None:
+        """Where, in the stream, the live diagnosis judged by the wall clock (nothing
+        else happened): a replay judges there too (tracer/diagnosis/engine.py)."""
+        self._write_one([int(Rec.CLOCK), wall_ns])
 
     def write_node_state(self, state: NodeState) -> None:
         self._write_one([int(Rec.NODE_STATE), state.wall_ns, dict(state.items)])

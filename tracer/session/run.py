@@ -250,8 +250,10 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         pod_filter = PodFilter(selected.current) if selected is not None else None
         if diagnoser is not None:
             diagnoser.ctx.node_netns = node_ino
-            if not diagnoser.ctx.pod_networks:
-                diagnoser.ctx.pod_networks = list(marker.pod_networks)
+            # the path marker's networks, which the recording's header carries: its
+            # replay judges with the same ones
+            diagnoser.ctx.pod_networks = (list(marker.pod_networks)
+                                          or diagnoser.ctx.pod_networks)
             if not diagnoser.ctx.service_networks:
                 diagnoser.ctx.service_networks = [n for n in marker.cluster_networks
                                                   if n not in marker.pod_networks]
@@ -270,6 +272,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
             service_networks=[str(n) for n in marker.cluster_networks
                               if n not in marker.pod_networks],
+            addresses=sorted(meta.index.local_addresses),
             **({"node": meta.index.local_node} if meta.index.local_node else {})),
             meta.index, source.stats,
             on_full=stop.set if opts.record is not None and opts.record.stop_when_full
@@ -293,7 +296,12 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         names_seen = -1
         for batch in source.batches(stop):
             batch = enricher.process(batch)
+            # nothing happened: diagnosis judges by the wall clock, and the recording
+            # says where, so that its replay judges there too
+            clock_ns = time.time_ns() if diagnoser is not None and not batch else None
             if recording.writer is not None:
+                if clock_ns is not None:
+                    recording.clock(clock_ns)
                 # decoded and joined with the node's state of the moment (pods, port
                 # holders, sysctls: gone by replay time); derivations such as the path
                 # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
@@ -306,18 +314,19 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             seen += len(named)
             if diagnoser is not None:
                 names_seen = refresh_diagnosis_names(diagnoser, meta.index, names_seen)
-                findings = diagnoser.process(named, time.time_ns())
+                findings = diagnoser.process(named, clock_ns)
                 if findings:
                     sink.write(findings)
             if opts.stop_after is not None and seen >= opts.stop_after:
                 stop.set()
+        end_ns = time.time_ns()   # the recording ends where diagnosis did
         if diagnoser is not None:
-            sink.write(diagnoser.finish(time.time_ns()))
+            sink.write(diagnoser.finish(end_ns))
         sink.close()
         stats = source.stats()
         if diagnoser is not None:
             diagnoser.coverage.lost = dict(stats.lost)
-        recording.stop()
+        recording.stop(end_ns=end_ns)
         if control is not None:
             control.ended()
         if recording.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)

@@ -3,10 +3,12 @@
 Yields the same `list[Event]` batches as tracer/sources/live.py, so everything after
 the source (path marks, enrichment, the sinks, the TUI) is shared and a recording
 replays to the same findings.  Metadata changes are handed to `metadata` (the same
-MetadataRecorder interface the live providers call, tracer/recording/metadata.py) and
-node-state snapshots to `on_node_state`, in stream order: after the batch of the
-events recorded before them, before the events after them, so enrichment sees the
-objects as they were at each event.
+MetadataRecorder interface the live providers call, tracer/recording/metadata.py),
+node-state snapshots to `on_node_state`, the live diagnosis's clock records to
+`on_clock` and what the node itself knew (local records) to `on_local`, in stream
+order: after the batch of the events recorded before them, before the events after
+them, so enrichment sees the objects as they were at each event and diagnosis judges
+where the live one did.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from itertools import compress, repeat
 from tracer.events.model import Event, LostEvent
 from tracer.recording.format import EVENT_TYPES
 from tracer.recording.metadata import MetadataRecord, MetadataRecorder
-from tracer.recording.reader import EndRecord, RecordingReader
+from tracer.recording.reader import ClockMark, EndRecord, LocalState, RecordingReader
 from tracer.recording.writer import NodeState
 from tracer.sources.stats import SourceStats
 
@@ -34,6 +36,8 @@ class ReplaySource:
                  since_ns: int | None = None, until_ns: int | None = None,
                  metadata: MetadataRecorder | None = None,
                  on_node_state: Callable[[NodeState], None] | None = None,
+                 on_clock: Callable[[int], None] | None = None,
+                 on_local: Callable[[LocalState], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """`speed`: None replays as fast as the sinks take it; 1.0 at the recorded
         pace; 2.0 twice as fast.  `since_ns`/`until_ns`: wall-clock bounds of the
@@ -44,6 +48,8 @@ class ReplaySource:
         self.until_ns = until_ns
         self.metadata = metadata
         self.on_node_state = on_node_state
+        self.on_clock = on_clock
+        self.on_local = on_local
         self.node_states: list[NodeState] = []   # every snapshot seen so far
         self.clock = clock
         self.end: EndRecord | None = None
@@ -67,6 +73,12 @@ class ReplaySource:
             self.node_states.append(item)
             if self.on_node_state is not None:
                 self.on_node_state(item)
+        elif isinstance(item, ClockMark):
+            if self.on_clock is not None:
+                self.on_clock(item.wall_ns)
+        elif isinstance(item, LocalState):
+            if self.on_local is not None:
+                self.on_local(item)
         elif isinstance(item, EndRecord):
             self.end = item
 
@@ -87,7 +99,8 @@ class ReplaySource:
             elif t in _EVENT_TYPES:          # a 1.x recording: an event a record
                 batch.append(chunk)   # type: ignore[arg-type]
             else:
-                if batch and isinstance(chunk, MetadataRecord | NodeState):
+                if batch and isinstance(chunk, MetadataRecord | NodeState | ClockMark
+                                        | LocalState):
                     if stop.is_set():
                         return
                     self._count_lost(batch)
@@ -123,7 +136,8 @@ class ReplaySource:
             if stop.is_set():
                 break
             if type(item) not in _EVENT_TYPES:     # nearly every item is an event
-                if batch and isinstance(item, MetadataRecord | NodeState):
+                if batch and isinstance(item, MetadataRecord | NodeState | ClockMark
+                                        | LocalState):
                     yield batch
                     batch = []
                 self._other(item)
