@@ -17,7 +17,6 @@ from tracer.cli.trace_cmd import (
     trace_options,
 )
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.events.finding import Finding
 from tracer.events.records import Output
@@ -71,12 +70,6 @@ class FindingSink:
         self.out.flush()
 
 
-def load_names(paths: list[Path]) -> tuple[Names, str]:
-    if not paths:
-        return NoNames(), "none"
-    return ObjectListNames.from_files(paths), "file " + ", ".join(map(str, paths))
-
-
 def load_node_state(path: Path, node: str | None) -> NodeFacts:
     try:
         snap = json.loads(path.read_text())
@@ -106,7 +99,6 @@ def report(diag: Diagnoser, output: str, out: TextIO) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    names, label = load_names(args.metadata)
     sink = FindingSink(sys.stdout, args.output)
     if args.from_file is not None:
         if args.ready_file or args.duration:
@@ -119,9 +111,8 @@ def main(args: argparse.Namespace) -> int:
         stop = threading.Event()
         install_stop_signals(stop)
         facts = load_node_state(args.node_state, args.node) if args.node_state else None
-        diag = diagnose_file(args.from_file, names=names if args.metadata else None,
-                             facts=facts,
-                             metadata_label=label, node=args.node, service_cidrs=args.service_cidr,
+        diag = diagnose_file(args.from_file, metadata=args.metadata, facts=facts,
+                             node=args.node, service_cidrs=args.service_cidr,
                              cluster_cidrs=args.cluster_cidr,
                              emit=lambda fs: sink.write(fs), stop=stop)
         report(diag, args.output, sys.stdout)

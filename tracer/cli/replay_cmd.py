@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tracer.cli.options import OUTPUTS, positive_float, positive_int, resolve_output
-from tracer.cli.replay_worker import LineWorker
-from tracer.pipeline.replay import ReplayPipeline
+from tracer.cli.replay_worker import LineWorker, WorkerLines
+from tracer.pipeline import build
+from tracer.pipeline.drive import drive
 from tracer.recording.reader import Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
@@ -161,35 +162,29 @@ def main(args: argparse.Namespace) -> int:
         until = parse_time(args.until, h.started_wall_ns) if args.until else None
         log.info("%s", describe(args.file, h))
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
-        stages = ReplayPipeline(h, metadata=args.metadata, node=args.node)
-        source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
+        rep = build.replay(reader, metadata=args.metadata, node=args.node, speed=args.speed,
+                           since_ns=since, until_ns=until)
         stop = threading.Event()
         # SIGTERM as SIGINT: the output so far ends with whole lines, the worker goes
         signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
         signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-        lines = sink if isinstance(sink, JsonlSink) else None
         worker = LineWorker.start(args, since, until) \
-            if lines is not None and args.speed is None and _jobs(args) > 1 else None
+            if isinstance(sink, JsonlSink) and args.speed is None and _jobs(args) > 1 else None
+        if worker is not None and isinstance(sink, JsonlSink):
+            sink = WorkerLines(sink, worker)
+
+        def warnings() -> list[str]:
+            said = list(reader.warnings())
+            if rep.source.end is None and reader.truncated_at is None \
+                    and reader.damaged_at is None and not stop.is_set():
+                said.append(f"{args.file} has no end record: the recording did not finish")
+            return said
+
         try:
             with batch_sized_gc():
-                for number, batch in enumerate(source.batches(stop)):
-                    named, findings = stages.process(batch)
-                    if worker is None or lines is None or not worker.copy(number, lines.out):
-                        sink.write(named)
-                    if findings:
-                        sink.write(findings)
+                drive(rep.source, rep.pipeline, [sink], stop, end_wall_ns=rep.end_wall_ns,
+                      loss_warning="the recorded session lost events", warnings=warnings)
         finally:
             if worker is not None:
                 worker.close()
-        sink.write(stages.finish(source.end.wall_ns if source.end is not None else None))
-        sink.close()
-        for warning in reader.warnings():
-            log.warning("%s", warning)
-        if source.end is None and reader.truncated_at is None and reader.damaged_at is None \
-                and not stop.is_set():
-            log.warning("%s has no end record: the recording did not finish", args.file)
-        lost = {k: v for k, v in source.stats().lost.items() if v}
-        if lost:
-            log.warning("the recorded session lost events: %s",
-                        ", ".join(f"{k} {v}" for k, v in lost.items()))
     return 0
