@@ -91,3 +91,23 @@ def test_drive_keeps_the_loss_ledger_and_says_it_once(
     assert stats.lost == {"ringbuf": 3, "decode": 0, "recording": 2}
     assert run.diagnoser.coverage.lost == {"ringbuf": 3, "recording": 2}
     assert [r.getMessage() for r in caplog.records] == ["events lost: ringbuf 3, recording 2"]
+
+
+def pod(name: str, ip: str, uid: str) -> dict[str, object]:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "shop", "uid": uid},
+            "spec": {"nodeName": "worker-a"}, "status": {"podIPs": [{"ip": ip}]}}
+
+
+def test_diagnosis_names_follow_the_index_they_are_given() -> None:
+    """Findings are named from the index the events are named from, as it is now:
+    a pod added or deleted there is known or gone at the next look-up."""
+    from tracer.diagnosis.names import IndexNames, ObjRef
+
+    index = MetadataIndex(rebuild_interval_s=0.0, grace_s=0.0)
+    names = IndexNames(index)
+    assert names.pod_by_ip("10.42.0.7") is None
+    index.apply("Pod", "added", pod("web-1", "10.42.0.7", "u1"))
+    assert names.pod_by_ip("10.42.0.7") == ObjRef("Pod", "shop", "web-1", "worker-a")
+    assert names.pod_by_uid("u1") == names.pod_by_ip("10.42.0.7")
+    index.apply("Pod", "deleted", pod("web-1", "10.42.0.7", "u1"))
+    assert names.pod_by_ip("10.42.0.7") is None

@@ -1,4 +1,6 @@
-"""A live tracing session: build, scope, attach, stream to a sink, drain, detach.
+"""A live tracing session: probe what the kernel has, build the probes, attach them,
+build the pipeline (tracer/pipeline/build.py), drive it (tracer/pipeline/drive.py)
+until stopped, detach.
 
 Every attachment lives in the ExitStack, so an error, a signal or the end of the
 duration all leave the kernel as it was found.
@@ -96,6 +98,35 @@ def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp.replace(path)
 
 
+def probe_families(nat_hook: str) -> tuple[set[str], dict[str, str]]:
+    """The probe families this kernel can run, and why each other one cannot (the
+    recording's header and the coverage say it)."""
+    families = {"drops", "tc"}
+    not_built: dict[str, str] = {}
+    # per-packet NAT decisions (fentry where it loads, else kprobe); conntrack
+    # events otherwise
+    kprobes = kprobes_available(tracefs_dir())
+    fentry_ok, fentry_why = fentry_available()
+    if {"auto": kprobes or fentry_ok, "kprobe": kprobes, "fentry": fentry_ok}[nat_hook]:
+        families.add("nat")
+    elif nat_hook != "auto":
+        raise PrerequisiteError(
+            f"--nat-hook {nat_hook}: " + ("this kernel has no kprobes"
+                                          if nat_hook == "kprobe" else fentry_why),
+            fix="--nat-hook auto   (NAT decisions then come from conntrack events)")
+    else:
+        not_built["family nat (per packet)"] = ("no kprobes, no fentry: NAT from "
+                                                "conntrack events")
+    # every failure family whose required hooks this kernel has
+    for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
+        if why:
+            log.info("not tracing %s events: %s", family, why)
+            not_built[f"family {family}"] = why
+        else:
+            families.add(family)
+    return families, not_built
+
+
 def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         diagnoser: Diagnoser | None = None,
         on_attached: Callable[[Attached], None] | None = None,
@@ -106,29 +137,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
     (recording, pod selection) while the session runs."""
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
-        families = {"drops", "tc"}
-        not_built: dict[str, str] = {}   # family -> why: the recording's header says it
-        # per-packet NAT decisions (fentry where it loads, else kprobe); conntrack
-        # events otherwise
-        kprobes = kprobes_available(tracefs_dir())
-        fentry_ok, fentry_why = fentry_available()
-        if {"auto": kprobes or fentry_ok, "kprobe": kprobes, "fentry": fentry_ok}[opts.nat_hook]:
-            families.add("nat")
-        elif opts.nat_hook != "auto":
-            raise PrerequisiteError(
-                f"--nat-hook {opts.nat_hook}: " + ("this kernel has no kprobes"
-                                                   if opts.nat_hook == "kprobe" else fentry_why),
-                fix="--nat-hook auto   (NAT decisions then come from conntrack events)")
-        else:
-            not_built["family nat (per packet)"] = ("no kprobes, no fentry: NAT from "
-                                                    "conntrack events")
-        # issue 5: every failure family whose required hooks this kernel has
-        for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
-            if why:
-                log.info("not tracing %s events: %s", family, why)
-                not_built[f"family {family}"] = why
-            else:
-                families.add(family)
+        families, not_built = probe_families(opts.nat_hook)
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
             keep_queue_purge=opts.keep_queue_purge,
