@@ -19,6 +19,7 @@ from tracer.metadata.index import MetadataIndex
 from tracer.node.sysctls import ForwardingSysctls
 from tracer.pipeline import build
 from tracer.pipeline.drive import EventSource, drive
+from tracer.pipeline.stage import Pipeline
 from tracer.recording.live import LiveRecording
 from tracer.recording.reader import RecordingReader
 from tracer.recording.writer import SessionFacts
@@ -27,7 +28,7 @@ from tracer.sources.stats import SourceStats
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden.ntrec"
 
 
-def live_pipeline(diagnoser: Diagnoser | None) -> build.Pipeline:
+def live_pipeline(diagnoser: Diagnoser | None) -> Pipeline:
     index = MetadataIndex(rebuild_interval_s=0.0)
     recording = LiveRecording(SessionFacts(kernel_release="test", attached=[],
                                            unavailable={}, drop_reasons={},
