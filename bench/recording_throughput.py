@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgpack
@@ -45,9 +45,9 @@ from tracer.cli import main as cli
 from tracer.cli import replay_cmd
 from tracer.events import schema
 from tracer.events.model import Event
+from tracer.pipeline import build
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.path import PathMarker
-from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording import RecordingReader, load
 from tracer.recording.format import LIMITS
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
@@ -175,37 +175,38 @@ def replay_rate(path: Path, events: int, jobs: int) -> tuple[float, float]:
     return events / wall, events / cpu
 
 
-STAGES = ("source and reader", "path marks", "enrich", "diagnosis", "jsonl sink")
+STAGES = ("source and reader", "path-marks", "kubernetes-names", "pod-filter", "diagnosis",
+          "jsonl sink")
 
 
 def replay_stages(path: Path, events: int) -> dict[str, float]:
-    """CPU us per event in each stage of `replay --fast -o jsonl` (the CLI's loop,
-    with its GC setting, timed around each stage)."""
+    """CPU us per event in each stage of `replay --fast -o jsonl` (replay's pipeline,
+    with the CLI's GC setting, timed around each stage)."""
     spent = dict.fromkeys(STAGES, 0.0)
     clock = time.thread_time
     with RecordingReader(path) as reader, open(os.devnull, "w") as null, \
             replay_cmd.batch_sized_gc():
-        stages = ReplayPipeline(reader.header)
+        rep = build.replay(reader)
+        assert rep.pipeline.names == STAGES[1:-1], rep.pipeline.names
         sink = JsonlSink(null)
-        batches = stages.source(reader).batches(threading.Event())
+        batches = rep.source.batches(threading.Event())
         while True:
             t0 = clock()
             batch = next(batches, None)
             t1 = clock()
             if batch is None:
                 break
-            marked = stages.marker.process(batch)
-            t2 = clock()
-            named = stages.enrich.process(marked)
-            t3 = clock()
-            findings = stages.diag.process(named)
-            t4 = clock()
-            sink.write(named)
-            sink.write(findings)
-            t5 = clock()
-            for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4),
-                                 strict=True):
-                spent[stage] += dt
+            spent["source and reader"] += t1 - t0
+            out: Sequence[Event] = batch
+            for stage in rep.pipeline.stages:
+                t = clock()
+                out = stage.process(out)
+                spent[stage.name] += clock() - t
+            t = clock()
+            sink.write(out)
+            for stage in rep.pipeline.stages:
+                sink.write(stage.take())
+            spent["jsonl sink"] += clock() - t
     return {stage: dt / events * 1e6 for stage, dt in spent.items()}
 
 

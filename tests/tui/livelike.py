@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tracer.diagnosis.engine import Diagnoser
 from tracer.events.model import Event
-from tracer.pipeline.replay import ReplayPipeline
+from tracer.pipeline import build
 from tracer.recording.live import LiveRecording
 from tracer.recording.reader import RecordingReader
 from tracer.recording.writer import SessionFacts
@@ -47,14 +47,14 @@ class GoldenSession:
                  control: SessionControl | None = None) -> SourceStats:
         with RecordingReader(self.path) as reader:
             h = reader.header
-            stages = ReplayPipeline(h)
-            source = stages.source(reader)
-            batches: list[list[Event]] = [b for b in source.batches(threading.Event()) if b]
+            rep = build.replay_feed(reader)
+            batches: list[list[Event]] = [b for b in rep.source.batches(threading.Event())
+                                          if b]
         facts = SessionFacts(kernel_release=h.kernel_release, attached=h.attached,
                              unavailable=h.unavailable, drop_reasons=h.drop_reasons,
                              mono_to_wall_ns=h.clock.wall_ns - h.clock.mono_ns,
                              netns=h.netns, node=h.node)
-        recording = LiveRecording(facts, stages.index, lambda: self.stats, snapshot=None)
+        recording = LiveRecording(facts, rep.index, lambda: self.stats, snapshot=None)
         if control is not None:
             control.metadata_health = lambda: self.health
         if opts.record is not None:
@@ -79,7 +79,7 @@ class GoldenSession:
                 i += 1
                 self.stats.received += len(batch)
                 recording.write(batch)
-                named, findings = stages.process(batch)
+                named, findings = rep.pipeline.process(batch)
                 sink.write(named)
                 if findings:
                     sink.write(findings)

@@ -13,7 +13,7 @@ import pytest
 from tests.unit import ipv6_mirror
 from tests.unit.test_diagnosis_rules import DATA, EXPECTED, objects
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.names import ObjectListNames
+from tracer.diagnosis.names import IndexNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.offline import diagnose_events
 from tracer.events.finding import Finding
@@ -32,7 +32,7 @@ def events6(scenario: str) -> list[Event]:
 
 
 def diagnose6(scenario: str, evs: list[Event] | None = None) -> list[Finding]:
-    names = ObjectListNames(ipv6_mirror.objects(DATA / f"{scenario}.objects.json")["items"])
+    names = IndexNames.from_objects(ipv6_mirror.objects(DATA / f"{scenario}.objects.json")["items"])
     facts = NodeFacts.from_snapshot(ipv6_mirror.node_state(DATA / f"{scenario}.node.json"))
     diag = Diagnoser(names, facts, service_networks=[SERVICE_CIDR6])
     diagnose_events(evs if evs is not None else events6(scenario), diag)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.names import NoNames, ObjectListNames
+from tracer.diagnosis.names import IndexNames, NoNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.offline import diagnose_events, diagnose_file
 from tracer.events.finding import Finding
@@ -73,7 +73,7 @@ def facts(scenario: str) -> NodeFacts:
 
 def diagnose(scenario: str, evs: list[Event] | None = None,
              node: NodeFacts | None = None) -> list[Finding]:
-    names = ObjectListNames.from_file(DATA / f"{scenario}.objects.json")
+    names = IndexNames.from_file(DATA / f"{scenario}.objects.json")
     diag = Diagnoser(names, node or facts(scenario), service_networks=[SERVICE_CIDR])
     diagnose_events(evs if evs is not None else events(scenario), diag)
     return diag.all_findings()
@@ -101,7 +101,7 @@ def test_healthy_has_no_finding() -> None:
 
 def test_findings_as_soon_as_complete() -> None:
     """Each finding comes out while the stream is read, not only at its end."""
-    names = ObjectListNames.from_file(DATA / "masquerade-missing.objects.json")
+    names = IndexNames.from_file(DATA / "masquerade-missing.objects.json")
     diag = Diagnoser(names, facts("masquerade-missing"))
     early: list[Finding] = []
     evs = events("masquerade-missing")
@@ -187,7 +187,7 @@ def test_service_with_endpoints_is_not_service_no_endpoints() -> None:
     for o in objs["items"]:
         if o["kind"] == "EndpointSlice" and o["metadata"]["name"].startswith("orders"):
             o["endpoints"] = [{"addresses": ["10.42.0.13"], "conditions": {"ready": True}}]
-    diag = Diagnoser(ObjectListNames(objs["items"]), facts("service-no-endpoints"),
+    diag = Diagnoser(IndexNames.from_objects(objs["items"]), facts("service-no-endpoints"),
                      service_networks=[SERVICE_CIDR])
     diagnose_events(events("service-no-endpoints"), diag)
     kinds = [f.kind for f in diag.all_findings()]
@@ -341,7 +341,7 @@ def test_young_connection_at_the_end_is_undecided_not_guessed() -> None:
     """The stream ends 1 ms after the untranslated SYN left: too early to say."""
     evs = events("masquerade-missing")
     out = next(e for e in evs if isinstance(e, FlowEvent) and e.role == "uplink")
-    names = ObjectListNames.from_file(DATA / "masquerade-missing.objects.json")
+    names = IndexNames.from_file(DATA / "masquerade-missing.objects.json")
     diag = Diagnoser(names, facts("masquerade-missing"))
     diagnose_events(evs[:evs.index(out) + 1], diag)
     assert diag.all_findings() == []
@@ -372,7 +372,7 @@ def test_late_datagram_to_a_closed_client_port_is_not_refused() -> None:
 def test_dns_is_not_claimed_by_the_general_rule_while_it_waits() -> None:
     """A DNS query DNATed to an unreachable pod network is dns-unreachable, also when
     the stream is read one event at a time (pod-network-unreachable would match at 1 s)."""
-    names = ObjectListNames.from_file(DATA / "dns-unreachable.objects.json")
+    names = IndexNames.from_file(DATA / "dns-unreachable.objects.json")
     diag = Diagnoser(names, facts("dns-unreachable"), service_networks=[SERVICE_CIDR])
     found = []
     for ev in events("dns-unreachable"):

@@ -14,12 +14,11 @@ import msgpack
 
 from tests.unit.recording_support import GOLDEN
 from tracer.diagnosis.engine import TICK_NS, Diagnoser
-from tracer.diagnosis.offline import recording_diagnoser
-from tracer.events.finding import Coverage
 from tracer.events.model import Endpoint, Event, FlowEvent
 from tracer.metadata.resolver import Listener, LocalPodInfo
+from tracer.pipeline import build
+from tracer.pipeline.enrich import names_of
 from tracer.pipeline.path import PathMarker
-from tracer.pipeline.replay import ReplayPipeline
 from tracer.recording.format import MAGIC, VERSION, Rec, checked_head
 from tracer.recording.reader import ClockMark, LocalState, RecordingReader, load
 from tracer.recording.writer import (
@@ -34,9 +33,10 @@ from tracer.recording.writer import (
 def _diagnoser() -> tuple[Diagnoser, PathMarker]:
     """As replay builds it (the recording's networks and namespace)."""
     with RecordingReader(GOLDEN) as reader:
-        diag, _state, marker = recording_diagnoser(reader.header, names=None, facts=None,
-                                                   coverage=Coverage(), node="node1")
-    return diag, marker
+        rep = build.diagnose_recording(reader, node="node1")
+    marker = rep.pipeline.stage("path-marks")
+    assert rep.diagnoser is not None and isinstance(marker, PathMarker)
+    return rep.diagnoser, marker
 
 
 def _findings(events: Sequence[Event], size: int, end_ns: int) -> list[dict[str, object]]:
@@ -111,9 +111,9 @@ def test_the_recording_carries_what_the_node_knew(tmp_path: Path) -> None:
     assert len(rec.events) == 2   # the other records are no events
 
     with RecordingReader(path) as reader:
-        stages = ReplayPipeline(reader.header)
-        named = [n for batch in stages.source(reader).batches(threading.Event())
-                 for n in stages.process(batch)[0].names]
+        rep = build.replay(reader)
+        named = [n for batch in rep.source.batches(threading.Event())
+                 for n in names_of(rep.pipeline.process(batch)[0])]
     (_src, metrics_dst), (ll_src, ll_dst) = named   # type: ignore[misc]
     assert metrics_dst.pod is not None and metrics_dst.pod.name == "metrics"  # by socket
     assert ll_dst.scope == "node" and ll_dst.node == "node1"   # the node's link-local

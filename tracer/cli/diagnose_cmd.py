@@ -22,7 +22,6 @@ from tracer.cli.trace_cmd import (
     trace_options,
 )
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.names import Names, NoNames, ObjectListNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.events.finding import Finding
 from tracer.events.records import Output
@@ -81,12 +80,6 @@ class FindingSink:
 
     def close(self) -> None:
         self.out.flush()
-
-
-def load_names(paths: list[Path]) -> tuple[Names, str]:
-    if not paths:
-        return NoNames(), "none"
-    return ObjectListNames.from_files(paths), "file " + ", ".join(map(str, paths))
 
 
 def load_node_state(path: Path, node: str | None) -> NodeFacts:
@@ -149,7 +142,6 @@ def main(args: argparse.Namespace) -> int:
         from_file_selection(args)
         selected = args.selector is not None or bool(args.field_selector or args.pod
                                                      or args.namespace)
-        names, label = load_names(args.metadata)
         from tracer.diagnosis.offline import diagnose_file
 
         stop = threading.Event()
@@ -161,16 +153,15 @@ def main(args: argparse.Namespace) -> int:
             found.count(findings)
             sink.write(findings)
 
-        diag = diagnose_file(args.from_file, names=names if args.metadata else None,
-                             facts=facts,
-                             metadata_label=label, node=args.node, service_cidrs=args.service_cidr,
+        diag = diagnose_file(args.from_file, metadata=args.metadata, facts=facts,
+                             node=args.node, service_cidrs=args.service_cidr,
                              cluster_cidrs=args.cluster_cidr,
                              emit=emit, stop=stop)
         if selected:
             log.warning("the pod selection (-l, --field-selector, --pod, -n) is not applied "
                         "to a file: the findings cover every pod in it")
-            diag.coverage.unavailable["pod selection"] = \
-                "not applied to a file: the findings cover every pod in it"
+            diag.set_unavailable("pod selection",
+                                 "not applied to a file: the findings cover every pod in it")
         found.lost.update(diag.coverage.lost)
         summary = found.record()
         # the file's events and span are its reader's to count, not known here

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import sys
@@ -27,12 +28,13 @@ from tracer.cli.options import (
     speed,
     time_bound,
 )
-from tracer.cli.replay_worker import LineWorker
+from tracer.cli.replay_worker import LineWorker, WorkerLines
 from tracer.cli.trace_cmd import install_stop_signals, log_summary
 from tracer.events.model import Event
-from tracer.pipeline.replay import ReplayPipeline
+from tracer.pipeline import build
+from tracer.pipeline.drive import drive
 from tracer.recording.opener import STDIN, OpenedInput, open_input
-from tracer.recording.reader import EndRecord, Header, RecordingReader, blank_header
+from tracer.recording.reader import EndRecord, Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
 from tracer.sinks.summary import Summary, SummarySink
@@ -219,9 +221,8 @@ def main(args: argparse.Namespace) -> int:
         if (unchecked := reader.unchecked()) is not None:
             log.info("%s", unchecked)
         sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
-        counted = SummarySink(sink, Summary(h.started_wall_ns))
-        stages = ReplayPipeline(h, metadata=args.metadata, node=args.node)
-        source = stages.source(reader, speed=args.speed, since_ns=since, until_ns=until)
+        rep = build.replay(reader, metadata=args.metadata, node=args.node, speed=args.speed,
+                           since_ns=since, until_ns=until)
         stop = threading.Event()
         # SIGTERM as SIGINT: the output so far ends with whole lines, the worker goes
         signals = install_stop_signals(stop)
@@ -230,32 +231,25 @@ def main(args: argparse.Namespace) -> int:
         worker = LineWorker.start(args, since, until) \
             if lines is not None and args.speed is None and _jobs(args) > 1 \
             and opened.path is not None else None
+        if worker is not None and lines is not None:
+            sink = WorkerLines(lines, worker)
+        counted = SummarySink(sink, Summary(h.started_wall_ns), lines=lines,
+                              end_wall_ns=rep.end_wall_ns)
+
+        def warnings() -> list[str]:
+            said = list(reader.warnings())
+            if rep.source.end is None and reader.truncated_at is None \
+                    and reader.damaged_at is None and not stop.is_set():
+                said.append(f"{reader.name} has no end record: the recording did not finish")
+            return said
+
         try:
             with batch_sized_gc():
-                for number, batch in enumerate(source.batches(stop)):
-                    named, findings = stages.process(batch)
-                    if worker is None or lines is None or not worker.copy(number, lines.out):
-                        counted.write(named)
-                    else:
-                        counted.summary.count(named)   # written by the worker
-                    if findings:
-                        counted.write(findings)
+                drive(rep.source, rep.pipeline, [counted], stop, end_wall_ns=rep.end_wall_ns,
+                      loss_warning="the recorded session lost events", warnings=warnings)
         finally:
             if worker is not None:
                 worker.close()
-        counted.write(stages.finish(source.end.wall_ns if source.end is not None else None))
-        counted.summary.end_wall_ns = source.end.wall_ns if source.end is not None \
-            else counted.summary.last_wall_ns or h.started_wall_ns
-        counted.close()
-        for warning in reader.warnings():
-            log.warning("%s", warning)
-        if source.end is None and reader.truncated_at is None and reader.damaged_at is None \
-                and not stop.is_set():
-            log.warning("%s has no end record: the recording did not finish", reader.name)
-        lost = {k: v for k, v in source.stats().lost.items() if v}
-        if lost:
-            log.warning("the recorded session lost events: %s",
-                        ", ".join(f"{k} {v}" for k, v in lost.items()))
         log_summary(counted.summary)
     return signals.exit_code()
 
@@ -281,42 +275,23 @@ def replay_jsonl(args: argparse.Namespace, opened: OpenedInput, output: str) -> 
     if args.speed is not None:
         raise UsageError("--speed needs a recording: JSON lines replay as fast as they print")
     events = JsonlEvents(opened.text_lines())
-    stages = ReplayPipeline(blank_header(), metadata=args.metadata, node=args.node)
-    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
-    counted = SummarySink(sink, Summary())
-    stop = threading.Event()
-    signals = install_stop_signals(stop)
-    batch: list[Event] = []
-    since = until = None
-    n = 0
-
-    def flush() -> None:
-        if batch:
-            named, findings = stages.process(batch)
-            counted.write(named)
-            if findings:
-                counted.write(findings)
-            batch.clear()
-
-    for ev in events:
-        if n == 0:      # said once there is an event: a file of none is an error
-            log.info("replaying %s: JSON lines (no recorded node facts)", opened.name)
-            since, until = window(args, ev.wall_ns, _no_end)
-        n += 1
-        if (since is not None and ev.wall_ns < since) or \
-                (until is not None and ev.wall_ns > until):
-            continue
-        batch.append(ev)
-        if len(batch) >= 1024:
-            flush()
-            if stop.is_set():
-                break
-    flush()
-    if events.skipped and not n:      # before the summary line: nothing was replayed
+    it = iter(events)
+    first = next(it, None)
+    if first is None:     # before any output: the error is the whole answer
         raise RecordingFormatError(f"{opened.name}: none of its {events.skipped} line(s) is "
                                    "an event of `trace -o jsonl`")
-    counted.write(stages.finish(None))
-    counted.close()
+    log.info("replaying %s: JSON lines (no recorded node facts)", opened.name)
+    since, until = window(args, first.wall_ns, _no_end)
+    windowed = (ev for ev in itertools.chain((first,), it)
+                if (since is None or ev.wall_ns >= since)
+                and (until is None or ev.wall_ns <= until))
+    run = build.diagnose_events(windowed, metadata=args.metadata)
+    sink: Sink = TableSink(sys.stdout) if output == "table" else JsonlSink(sys.stdout)
+    counted = SummarySink(sink, Summary(first.wall_ns),
+                          end_wall_ns=lambda: counted.summary.last_wall_ns or None)
+    stop = threading.Event()
+    signals = install_stop_signals(stop)
+    drive(run.source, run.pipeline, [counted], stop, loss_warning=None)
     if events.skipped:
         log.warning("%s: %d line(s) that are not events skipped", opened.name, events.skipped)
     log_summary(counted.summary)

@@ -30,9 +30,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracer.pipeline.replay import ReplayPipeline
+from tracer.events.finding import Finding
+from tracer.events.records import Output
+from tracer.pipeline import build
+from tracer.pipeline.drive import drive
 from tracer.recording.reader import RecordingReader
-from tracer.sinks.jsonl import jsonl_chunks
+from tracer.sinks.jsonl import JsonlSink, jsonl_chunks
 from tracer.sinks.output import OutputStream, write_all
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,50 @@ class LineWorker:
         os.waitpid(self.pid, 0)
 
 
+class WorkerLines:
+    """The main process's jsonl sink, the worker's lines copied in for the batches it
+    rendered.  drive() writes each batch of the stream, then the findings made
+    beside it (never an empty list of them): so every write that is not findings
+    is the next batch of the stream, numbered as the worker numbers them."""
+
+    def __init__(self, sink: JsonlSink, worker: LineWorker) -> None:
+        self.sink = sink
+        self.worker = worker
+        self.number = 0
+
+    def write(self, batch: Sequence[Output]) -> None:
+        if batch and isinstance(batch[0], Finding):
+            self.sink.write(batch)
+            return
+        number = self.number
+        self.number += 1
+        if not self.worker.copy(number, self.sink.out):
+            self.sink.write(batch)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+class _Frames:
+    """The worker's sink: the lines of its batches, framed, to the main process."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.number = 0
+
+    def write(self, batch: Sequence[Output]) -> None:
+        number = self.number
+        self.number += 1
+        if not rendered_by_worker(number):
+            return
+        for chunk in jsonl_chunks(batch):
+            write_all(self.fd, FRAME.pack(number, len(chunk)) + chunk)
+        write_all(self.fd, FRAME.pack(number, 0))
+
+    def close(self) -> None:
+        pass
+
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -148,15 +195,10 @@ def _run(path: Path, metadata: Sequence[Path], node: str | None, since: int | No
         signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the main process's handler
         logging.disable(logging.CRITICAL)                # the main process says it all
         with RecordingReader(path) as reader:
-            stages = ReplayPipeline(reader.header, metadata=metadata, node=node)
-            source = stages.source(reader, since_ns=since, until_ns=until)
-            for number, batch in enumerate(source.batches(threading.Event())):
-                named = stages.enrich.process(stages.marker.process(batch))
-                if not rendered_by_worker(number):
-                    continue
-                for chunk in jsonl_chunks(named):
-                    write_all(fd, FRAME.pack(number, len(chunk)) + chunk)
-                write_all(fd, FRAME.pack(number, 0))
+            rep = build.replay_lines(reader, metadata=metadata, node=node, since_ns=since,
+                                     until_ns=until)
+            drive(rep.source, rep.pipeline, [_Frames(fd)], threading.Event(),
+                  loss_warning=None)
         code = 0
     finally:       # an exception too: the main process renders what is missing
         os._exit(code)

@@ -22,7 +22,7 @@ from tracer.cli.options import (
     writable_path,
 )
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.names import Names, NoNames, ObjectListNames
+from tracer.diagnosis.names import NoNames
 from tracer.metadata.index import POD_FIELDS
 from tracer.metadata.kube import KubeConfig, configured, context_namespace
 from tracer.metadata.selectors import FieldSelector, LabelSelector, SelectorError
@@ -143,16 +143,13 @@ def live_diagnoser(metadata: list[Path], node: str | None) -> Diagnoser:
     from tracer.diagnosis.nodefacts import NodeFacts, read_live
     from tracer.node.netchanges import NetChanges
 
-    names: Names = NoNames()
-    if metadata:
-        names = ObjectListNames.from_files(metadata)
     changes = NetChanges()     # opened before the first read: nothing slips between
 
     def refresh() -> NodeFacts | None:
         return read_live(node) if changes.due() else None
 
-    diag = Diagnoser(names, read_live(node), refresh_facts=refresh)
-    diag.coverage.metadata = ("file " + ", ".join(map(str, metadata))) if metadata else "none"
+    diag = Diagnoser(NoNames(), read_live(node), refresh_facts=refresh)
+    diag.set_metadata(("file " + ", ".join(map(str, metadata))) if metadata else "none")
     return diag
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from tracer.diagnosis.names import Names
 from tracer.diagnosis.nodefacts import NodeFacts
@@ -33,7 +34,7 @@ from tracer.diagnosis.rules import (
     hostport_conflict,
     rp_filter_arp,
 )
-from tracer.events.finding import Coverage, Finding
+from tracer.events.finding import Coverage, Finding, InputCoverage
 from tracer.events.model import (
     DropEvent,
     Event,
@@ -80,6 +81,51 @@ class Diagnoser:
         self._held: list[Finding] = []      # found by clock(), returned by the next call
         self._facts_at = 0
         self._expired_at = 0
+
+    # --- what the session knows besides the events ----------------------------------------
+
+    def use_names(self, names: Names) -> None:
+        """Name objects from `names` from now on (the session's metadata index)."""
+        self.ctx.names = names
+
+    def set_node(self, netns: int | None, pod_networks: Sequence[Network] = (),
+                 service_networks: Sequence[Network] = ()) -> None:
+        """The node's own namespace, and the pod and Service networks where the
+        constructor was given none (the caller's own stay)."""
+        self.ctx.node_netns = netns
+        if not self.ctx.pod_networks:
+            self.ctx.pod_networks = list(pod_networks)
+        if not self.ctx.service_networks:
+            self.ctx.service_networks = list(service_networks)
+
+    def set_attached(self, attached: Sequence[str], unavailable: Mapping[str, str]) -> None:
+        """What the session attached, and what it could not (and why): the evidence
+        there could be."""
+        self.coverage.attached = list(attached)
+        self.coverage.unavailable = dict(unavailable)
+
+    def set_unavailable(self, label: str, why: str) -> None:
+        """Evidence the input could not give (JSON lines that are not events)."""
+        self.coverage.unavailable[label] = why
+
+    def set_metadata(self, label: str) -> None:
+        """Where the names come from ("file PATH", "recording", "none")."""
+        self.coverage.metadata = label
+
+    def on_node_state(self, snapshot: Mapping[str, Any]) -> None:
+        """A snapshot of the node's routes, addresses and sysctls
+        (tracer/recording/nodestate.py), from now on."""
+        self.ctx.facts = NodeFacts.from_snapshot(snapshot)
+        self.coverage.node_state = True
+
+    def set_input(self, read: InputCoverage) -> None:
+        """What the file diagnosed held: whole records read, damage skipped."""
+        self.coverage.input = read
+
+    def add_lost(self, lost: Mapping[str, int]) -> None:
+        """Losses the stream's source counted (by layer): no finding claims what they
+        may have hidden."""
+        self.coverage.lost.update(lost)
 
     # --- input ----------------------------------------------------------------------------
 

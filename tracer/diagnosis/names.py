@@ -1,21 +1,27 @@
-"""What diagnosis needs from Kubernetes metadata, and a minimal implementation of it
-over a list of object dicts (`kubectl get pods,services,endpointslices,nodes -A -o json`,
-or the lab's objects).
+"""What diagnosis needs from Kubernetes metadata (`Names`), and its implementation on
+the metadata index the events are named from (tracer/metadata/index.py): live, the
+API's and the files' objects and what the node knows; in a replay, the metadata the
+recording carries, as it was at each event; or the objects of `--metadata` files.
 
-The Protocol is the interface; the issue-6 metadata index (list+watch, enrich stage)
-replaces `ObjectListNames` at integration.  Keep this adapter small.
+Nothing is rebuilt here: every look-up goes to the index's read side, which the
+index rebuilds itself when something changed.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from tracer.events.objref import ObjRef as ObjRef  # its home: the event contract
-from tracer.util.errors import MetadataError
+from tracer.metadata.file import FileProvider
+from tracer.metadata.index import MetadataIndex
+from tracer.metadata.names import PodName
+from tracer.metadata.objects import KINDS
+from tracer.metadata.resolver import Resolver, ServiceFacts
+from tracer.util.errors import MetadataError, UsageError
 
 Obj = dict[str, Any]
 
@@ -47,135 +53,125 @@ class Names(Protocol):
     def is_cluster_dns(self, svc: ServiceInfo) -> bool: ...
 
 
-def _inside(ip: str, cidr: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
+def _pod_ref(pod: PodName | None) -> ObjRef | None:
+    if pod is None or pod.name is None:   # known only by its uid: no name to give
+        return None
+    return ObjRef("Pod", pod.namespace, pod.name, pod.node)
 
 
-class ObjectListNames:
-    """Names from a static list of objects (no watch: the metadata of one moment)."""
+MEMO_MAX = 4096
 
-    def __init__(self, objects: list[Obj]) -> None:
-        self._pods_ip: dict[str, ObjRef] = {}
-        self._pods_uid: dict[str, ObjRef] = {}
-        self._nodes_ip: dict[str, ObjRef] = {}
-        self._node_cidr: dict[str, str] = {}
-        self._services: list[ServiceInfo] = []
-        slices: dict[tuple[str, str], int] = {}
-        for o in objects:
-            kind, meta = o.get("kind"), o.get("metadata") or {}
-            if kind == "Pod":
-                spec, status = o.get("spec") or {}, o.get("status") or {}
-                ref = ObjRef("Pod", meta.get("namespace"), meta.get("name", "?"),
-                             spec.get("nodeName"))
-                if meta.get("uid"):
-                    self._pods_uid[meta["uid"]] = ref
-                if not spec.get("hostNetwork"):   # hostNetwork pods share the node's IP
-                    for ip in status.get("podIPs") or [{"ip": status.get("podIP")}]:
-                        if ip.get("ip"):
-                            self._pods_ip[ip["ip"]] = ref
-            elif kind == "Node":
-                ref = ObjRef("Node", None, meta.get("name", "?"))
-                for a in (o.get("status") or {}).get("addresses") or []:
-                    if a.get("type") in ("InternalIP", "ExternalIP"):
-                        self._nodes_ip[a["address"]] = ref
-                cidr = (o.get("spec") or {}).get("podCIDR")
-                if cidr:
-                    self._node_cidr[ref.name] = cidr
-            elif kind == "EndpointSlice":
-                svc = (meta.get("labels") or {}).get("kubernetes.io/service-name")
-                if svc:
-                    ready = sum(1 for e in o.get("endpoints") or []
-                                if (e.get("conditions") or {}).get("ready", True))
-                    key = (meta.get("namespace", ""), svc)
-                    slices[key] = slices.get(key, 0) + ready
-        for o in objects:
-            if o.get("kind") != "Service":
-                continue
-            meta, spec = o.get("metadata") or {}, o.get("spec") or {}
-            key = (meta.get("namespace", ""), meta.get("name", "?"))
-            ips = tuple(spec.get("clusterIPs") or [spec.get("clusterIP")])
-            self._services.append(ServiceInfo(
-                ref=ObjRef("Service", key[0], key[1]),
-                cluster_ips=tuple(i for i in ips if i and i != "None"),
-                external_ips=tuple(spec.get("externalIPs") or []),
-                ports=tuple((p.get("port", 0), p.get("protocol", "TCP"))
-                            for p in spec.get("ports") or []),
-                node_ports=tuple(p["nodePort"] for p in spec.get("ports") or []
-                                 if p.get("nodePort")),
-                ready_endpoints=slices.get(key, 0), endpoints_known=key in slices))
+
+class IndexNames:
+    """`Names` on a metadata index."""
+
+    def __init__(self, index: MetadataIndex) -> None:
+        self.index = index
+        self._infos: dict[ServiceFacts, ServiceInfo] = {}
 
     @classmethod
-    def from_file(cls, path: Path) -> ObjectListNames:
+    def from_objects(cls, objects: Iterable[Obj]) -> IndexNames:
+        """The objects of one moment (a test's, the lab's)."""
+        by_kind: dict[str, list[Obj]] = {k: [] for k in KINDS}
+        for o in objects:
+            kind = o.get("kind")
+            if kind in by_kind and isinstance((o.get("metadata") or {}).get("name"), str):
+                by_kind[kind].append(o)
+        index = MetadataIndex(rebuild_interval_s=0.0)
+        for kind, objs in by_kind.items():
+            index.replace(kind, objs, source="file")
+        return cls(index)
+
+    @classmethod
+    def from_file(cls, path: Path) -> IndexNames:
         return cls.from_files([path])
 
     @classmethod
-    def from_files(cls, paths: list[Path]) -> ObjectListNames:
-        objects: list[Obj] = []
-        for path in paths:
-            try:
-                doc = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise MetadataError(f"cannot read metadata from {path}: {exc}") from None
-            items = doc.get("items") if isinstance(doc, dict) else doc
-            if not isinstance(items, list):
-                raise MetadataError(f"{path}: not a kubectl List (no \"items\")")
-            objects += [i for i in items if isinstance(i, dict)]
-        return cls(objects)
+    def from_files(cls, paths: Iterable[Path]) -> IndexNames:
+        """`kubectl get pods,svc,endpointslices,nodes -A -o json` output, as
+        `--metadata` reads it for the events' names."""
+        index = MetadataIndex(rebuild_interval_s=0.0)
+        try:
+            FileProvider(index, paths).load()
+        except (UsageError, MetadataError) as exc:
+            raise MetadataError(f"cannot read metadata: {exc.message}") from None
+        return cls(index)
+
+    def _r(self) -> Resolver:
+        return self.index.resolver()
+
+    def _info(self, f: ServiceFacts | None) -> ServiceInfo | None:
+        if f is None:
+            return None
+        info = self._infos.get(f)
+        if info is None:
+            if len(self._infos) >= MEMO_MAX:
+                self._infos.clear()
+            info = self._infos[f] = ServiceInfo(
+                ObjRef("Service", f.namespace, f.name), f.cluster_ips, f.external_ips,
+                f.ports, f.node_ports, f.ready_endpoints, f.endpoints_known)
+        return info
 
     def pod_by_ip(self, ip: str | None) -> ObjRef | None:
-        return self._pods_ip.get(ip) if ip else None
+        hit = self._r().by_ip.get(ip) if ip else None   # hostNetwork pods: never by IP
+        return _pod_ref(hit.pod) if hit is not None else None
 
     def pod_by_uid(self, uid: str | None) -> ObjRef | None:
-        return self._pods_uid.get(uid) if uid else None
+        return _pod_ref(self._r().pods_by_uid.get(uid)) if uid else None
 
-    def _service(self, ip: str | None, port: int | None, external: bool) -> \
-            ServiceInfo | None:
-        if not ip:
-            return None
-        for s in self._services:
-            if ip in (s.external_ips if external else s.cluster_ips) and \
-                    (port is None or any(p == port for p, _ in s.ports)):
-                return s
-        return None
+    @staticmethod
+    def _service(found: list[ServiceFacts], port: int | None) -> ServiceFacts | None:
+        return next((f for f in found if port is None or any(p == port for p, _ in f.ports)),
+                    None)
 
     def service_by_ip(self, ip: str | None, port: int | None) -> ServiceInfo | None:
-        return self._service(ip, port, external=False)
+        if not ip:
+            return None
+        return self._info(self._service(self._r().services_by_cluster_ip.get(ip, []), port))
 
     def service_by_external_ip(self, ip: str | None, port: int | None) -> \
             ServiceInfo | None:
-        return self._service(ip, port, external=True)
+        if not ip:
+            return None
+        return self._info(self._service(self._r().services_by_external_ip.get(ip, []),
+                                        port))
 
     def service_by_node_port(self, port: int | None) -> ServiceInfo | None:
-        return next((s for s in self._services if port in s.node_ports), None)
+        return self._info(self._r().services_by_node_port.get(port)) if port else None
 
     def node_by_ip(self, ip: str | None) -> ObjRef | None:
-        return self._nodes_ip.get(ip) if ip else None
+        node = self._r().node_addresses.get(ip) if ip else None
+        return ObjRef("Node", None, node) if node else None
 
     def node_of_pod_ip(self, ip: str | None) -> ObjRef | None:
-        pod = self.pod_by_ip(ip)
-        if pod is not None and pod.node:
-            return ObjRef("Node", None, pod.node)
-        for node, cidr in self._node_cidr.items():
-            if ip and _inside(ip, cidr):
+        if not ip:
+            return None
+        r = self._r()
+        hit = r.by_ip.get(ip)
+        if hit is not None and hit.pod is not None and hit.pod.node:
+            return ObjRef("Node", None, hit.pod.node)
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        for net, node in r.cidrs:
+            if addr.version == net.version and addr in net:
                 return ObjRef("Node", None, node)
         return None
 
     def node_pod_cidr(self, node: str) -> str | None:
-        return self._node_cidr.get(node)
+        return self._r().node_pod_cidr.get(node)
 
     def pod_cidrs(self) -> list[str]:
-        return list(self._node_cidr.values())
+        return list(self._r().node_pod_cidr.values())
 
     def is_cluster_dns(self, svc: ServiceInfo) -> bool:
         return (svc.ref.namespace == "kube-system" and svc.ref.name in ("kube-dns", "coredns")
                 ) or any(p == 53 for p, _ in svc.ports)
 
 
-class NoNames(ObjectListNames):
+class NoNames(IndexNames):
     """No metadata: every lookup misses (findings name addresses instead)."""
 
     def __init__(self) -> None:
-        super().__init__([])
+        super().__init__(MetadataIndex(rebuild_interval_s=0.0))

@@ -48,6 +48,9 @@ class MetadataIndex:
         self._live: dict[str, dict[Key, Obj]] = {k: {} for k in KINDS}
         self._source: dict[tuple[str, Key], str] = {}
         self._deleted: dict[str, dict[Key, tuple[Obj, float]]] = {k: {} for k in KINDS}
+        # the earliest a deleted object's grace ends (or earlier): `resolver()` is
+        # asked per batch and per diagnosis look-up, and must not walk the deleted
+        self._next_expiry = float("inf")
         self._listeners: tuple[Listener, ...] = ()
         self._local: tuple[LocalPodInfo, ...] = ()
         self._observers: list[Observer] = []
@@ -127,7 +130,9 @@ class MetadataIndex:
             self._source.pop((kind, key), None)
             if old is None:
                 return False
-            self._deleted[kind][key] = (old, self.clock() + self.grace_s)
+            expiry = self.clock() + self.grace_s
+            self._deleted[kind][key] = (old, expiry)
+            self._next_expiry = min(self._next_expiry, expiry)
         else:
             if live.get(key) == slim:
                 return False
@@ -248,13 +253,15 @@ class MetadataIndex:
         return self._resolver
 
     def _expired(self, now: float) -> bool:
-        return any(exp <= now for objs in self._deleted.values() for _o, exp in objs.values())
+        return self._next_expiry <= now
 
     def _rebuild(self, now: float) -> None:
         with self._lock:
             for objs in self._deleted.values():
                 for key in [k for k, (_o, exp) in objs.items() if exp <= now]:
                     del objs[key]
+            self._next_expiry = min((exp for objs in self._deleted.values()
+                                     for _o, exp in objs.values()), default=float("inf"))
 
             def ordered(kind: str) -> list[Obj]:
                 return ([o for o, _exp in self._deleted[kind].values()]

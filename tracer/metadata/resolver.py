@@ -44,6 +44,20 @@ class LocalPodInfo:
     name: str | None
 
 
+@dataclass(frozen=True)
+class ServiceFacts:
+    """A Service as diagnosis judges it: its addresses, ports and whether anything
+    backs it (tracer/diagnosis/names.py reads these)."""
+    namespace: str
+    name: str
+    cluster_ips: tuple[str, ...]
+    external_ips: tuple[str, ...]
+    ports: tuple[tuple[int, str], ...]     # (port, protocol)
+    node_ports: tuple[int, ...]
+    ready_endpoints: int
+    endpoints_known: bool                  # an EndpointSlice was seen
+
+
 @dataclass
 class Resolver:
     exact: dict[tuple[str, int], EndpointName] = field(default_factory=dict)
@@ -55,6 +69,12 @@ class Resolver:
     node_addresses: dict[str, str] = field(default_factory=dict)       # address -> node
     services_by_ip_port: dict[tuple[str, int], ServiceName] = field(default_factory=dict)
     node_ports: dict[int, ServiceName] = field(default_factory=dict)   # on every node address
+    # for diagnosis: Services by their cluster and external addresses (first claim
+    # first: the order the objects were given in), each node's pod range
+    services_by_cluster_ip: dict[str, list[ServiceFacts]] = field(default_factory=dict)
+    services_by_external_ip: dict[str, list[ServiceFacts]] = field(default_factory=dict)
+    services_by_node_port: dict[int, ServiceFacts] = field(default_factory=dict)
+    node_pod_cidr: dict[str, str] = field(default_factory=dict)
     _node_port_names: dict[tuple[str, int], EndpointName] = field(default_factory=dict)
     _misses: dict[str, EndpointName] = field(default_factory=dict)
 
@@ -149,7 +169,10 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
         for addr in node_addresses(node):
             r.node_addresses[addr] = name
             r.nodes_by_ip[addr] = EndpointName(SCOPE_NODE, node=name)
-        for cidr in (node.get("spec") or {}).get("podCIDRs") or []:
+        spec = node.get("spec") or {}
+        if spec.get("podCIDR"):
+            r.node_pod_cidr[name] = spec["podCIDR"]
+        for cidr in spec.get("podCIDRs") or []:
             try:
                 r.cidrs.append((ipaddress.ip_network(cidr, strict=False), name))
             except ValueError:
@@ -182,7 +205,8 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
         for ip in lp.ips:
             r.by_ip.setdefault(ip, name)
     svc_ports: dict[tuple[str, str], dict[str | None, ServiceName]] = {}
-    for svc in services:
+    svc_objs = list(services)
+    for svc in svc_objs:
         m = svc["metadata"]
         ns, sname = m.get("namespace") or "default", m["name"]
         ports = (svc.get("spec") or {}).get("ports") or []
@@ -202,7 +226,8 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
             r.node_ports[p["nodePort"]] = ServiceName(ns, sname, p.get("port"),
                                                       p.get("name") or None, p["nodePort"])
     backs: dict[tuple[str, int], list[ServiceName]] = {}
-    for sl in slices:
+    slice_objs = list(slices)
+    for sl in slice_objs:
         m = sl["metadata"]
         ns = m.get("namespace") or "default"
         svc_name = (m.get("labels") or {}).get("kubernetes.io/service-name")
@@ -230,7 +255,37 @@ def build(pods: Iterable[Obj], services: Iterable[Obj], slices: Iterable[Obj],
         r.exact[(ip, port)] = EndpointName(base.scope, pod=base.pod, service=svcs[0],
                                            node=base.node, services=tuple(svcs))
     _add_listeners(r, listeners, local_node)
+    _add_service_facts(r, svc_objs, slice_objs)
     return r
+
+
+def _add_service_facts(r: Resolver, services: list[Obj], slices: list[Obj]) -> None:
+    ready: dict[tuple[str, str], int] = {}
+    for sl in slices:
+        m = sl["metadata"]
+        svc_name = (m.get("labels") or {}).get("kubernetes.io/service-name")
+        if svc_name:
+            key = (m.get("namespace") or "default", svc_name)
+            ready[key] = ready.get(key, 0) + sum(
+                1 for e in sl.get("endpoints") or []
+                if (e.get("conditions") or {}).get("ready", True))
+    for svc in services:
+        m, spec = svc["metadata"], svc.get("spec") or {}
+        key = (m.get("namespace") or "default", m["name"])
+        ports = spec.get("ports") or []
+        ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+        facts = ServiceFacts(
+            key[0], key[1], tuple(i for i in ips if i and i != "None"),
+            tuple(spec.get("externalIPs") or []),
+            tuple((p.get("port", 0), p.get("protocol", "TCP")) for p in ports),
+            tuple(p["nodePort"] for p in ports if p.get("nodePort")),
+            ready.get(key, 0), key in ready)
+        for ip in facts.cluster_ips:
+            r.services_by_cluster_ip.setdefault(ip, []).append(facts)
+        for ip in facts.external_ips:
+            r.services_by_external_ip.setdefault(ip, []).append(facts)
+        for port in facts.node_ports:
+            r.services_by_node_port.setdefault(port, facts)
 
 
 def _add_listeners(r: Resolver, listeners: Iterable[Listener], local_node: str | None) -> None:

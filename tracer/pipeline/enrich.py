@@ -34,6 +34,7 @@ from tracer.events.model import (
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.names import SCOPE_POD, EndpointName, PodName
 from tracer.metadata.resolver import Resolver
+from tracer.pipeline.stage import PassStage
 
 if TYPE_CHECKING:   # the sinks import this module
     from tracer.events.records import Output
@@ -79,7 +80,9 @@ MEMO_MAX = 4096
 ENDS_MAX = 1 << 16
 
 
-class Enricher:
+class Enricher(PassStage):
+    name = "kubernetes-names"
+
     def __init__(self, index: MetadataIndex, node_netns: int = 0) -> None:
         self.index = index
         self.node_netns = node_netns   # a process there without a pod netns: hostNetwork
@@ -201,18 +204,27 @@ class Enricher:
         return NamedBatch(batch, names)
 
 
-class PodFilter:
+class PodFilter(PassStage):
     """`-l`/`-n`/`--pod`: keeps the events of the selected pods (by namespace inode,
-    resolved endpoint or process pod) and loss records; drops the rest."""
+    resolved endpoint or process pod) and loss records; drops the rest.  With no
+    selection, every event passes."""
 
-    def __init__(self, selected: Callable[[], Selected]) -> None:
+    name = "pod-filter"
+
+    def __init__(self, selected: Callable[[], Selected] | None = None) -> None:
         self.selected = selected   # () -> (pod uids, their namespace inodes, veth ifindexes)
 
-    def process(self, batch: NamedBatch) -> NamedBatch:
+    def select(self, selected: Callable[[], Selected] | None) -> None:
+        """A new selection (the display's -l), from the next batch on."""
+        self.selected = selected
+
+    def process(self, batch: Sequence[Event]) -> Sequence[Event]:
+        if self.selected is None:
+            return batch
         uids, inodes, ifindexes = self.selected()
         events: list[Event] = []
         names: list[Names | None] = []
-        for ev, n in batch.named():
+        for ev, n in zip(batch, names_of(batch), strict=True):
             if (type(ev) is FlowEvent and ev.ifindex in ifindexes) \
                     or self._keep(ev, n, uids, inodes):
                 events.append(ev)

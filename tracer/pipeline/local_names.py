@@ -28,6 +28,7 @@ from tracer.events.model import (
 from tracer.node.podmap import PodMap
 from tracer.node.ports import find_holder
 from tracer.node.sysctls import ForwardingSysctls
+from tracer.pipeline.stage import PassStage
 
 EADDRINUSE = errno.errorcode[errno.EADDRINUSE]
 
@@ -39,7 +40,9 @@ def _ifname(ifindex: int) -> str | None:
         return None
 
 
-class LocalEnricher:
+class LocalEnricher(PassStage):
+    name = "local-names"
+
     def __init__(self, node_netns: int, pods: PodMap, sysctls: ForwardingSysctls) -> None:
         self.node_netns = node_netns
         self.pods = pods

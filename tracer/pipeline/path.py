@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from tracer.events.model import IPS_DST_NAT, DropEvent, Event, FlowEvent, NatEvent
 from tracer.node.interfaces import ROLE_UPLINK
+from tracer.pipeline.stage import PassStage
 from tracer.util import frozen
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -70,7 +71,9 @@ def _with_marks(ev: E, marks: tuple[str, ...]) -> E:
     return _REPLACERS[type(ev)](ev, marks)  # type: ignore[no-any-return]
 
 
-class PathMarker:
+class PathMarker(PassStage):
+    name = "path-marks"
+
     def __init__(self, pod_networks: Iterable[Network],
                  service_networks: Iterable[Network] = ()) -> None:
         self.pod_networks = tuple(pod_networks)

@@ -1,4 +1,6 @@
-"""A live tracing session: build, scope, attach, stream to a sink, drain, detach.
+"""A live tracing session: probe what the kernel has, build the probes, attach them,
+build the pipeline (tracer/pipeline/build.py), drive it (tracer/pipeline/drive.py)
+until stopped, detach.
 
 Every attachment lives in the ExitStack, so an error, a signal or the end of the
 duration all leave the kernel as it was found.
@@ -18,24 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer.diagnosis.engine import Diagnoser
-from tracer.diagnosis.names import ObjectListNames
 from tracer.kernel.features import ensure_tracefs, fentry_available, kprobes_available, tracefs_dir
 from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
-from tracer.metadata.index import MetadataIndex
-from tracer.metadata.objects import KINDS
 from tracer.metadata.setup import Metadata, MetadataOptions
 from tracer.node.conntrack import ConntrackEvents
 from tracer.node.interfaces import Iface, bridge_ports, discover, pod_networks
 from tracer.node.netchanges import NetChanges
-from tracer.node.podmap import PodMap
 from tracer.node.scope import node_namespaces, own_netns_inode
 from tracer.node.sysctls import ForwardingSysctls, local_addresses
+from tracer.pipeline import build
 from tracer.pipeline.decode import DecodeContext, Decoder
-from tracer.pipeline.enrich import Enricher, PodFilter
-from tracer.pipeline.local_names import LocalEnricher
-from tracer.pipeline.path import PathMarker
+from tracer.pipeline.drive import drive
+from tracer.pipeline.enrich import PodFilter
 from tracer.recording.live import LiveRecording
 from tracer.recording.writer import RecordSpec, SessionFacts
 from tracer.session.control import SessionControl
@@ -83,18 +81,6 @@ class Attached:
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 
 
-def refresh_diagnosis_names(diagnoser: Diagnoser, index: MetadataIndex, seen: int) -> int:
-    """Findings name objects from the same index as the events' names (API, files,
-    the node), rebuilt when it changed, as replay names them from the recorded
-    metadata.  Returns the index generation the names are of."""
-    generation = index.generation
-    if generation != seen:
-        objects = [{"kind": kind, **obj} for kind in KINDS for obj in index.objects(kind)]
-        if objects:
-            diagnoser.ctx.names = ObjectListNames(objects)
-    return generation
-
-
 def _select(selection: Selection | None, meta: Metadata) -> PodSelection | None:
     if selection is None:
         return None
@@ -112,7 +98,33 @@ def write_ready_file(path: Path, attached: list[str]) -> None:
     tmp.replace(path)
 
 
-DIAGNOSIS_HEARTBEAT_S = 0.2   # how often diagnosis looks at the clock when nothing happens
+def probe_families(nat_hook: str) -> tuple[set[str], dict[str, str]]:
+    """The probe families this kernel can run, and why each other one cannot (the
+    recording's header and the coverage say it)."""
+    families = {"drops", "tc"}
+    not_built: dict[str, str] = {}
+    # per-packet NAT decisions (fentry where it loads, else kprobe); conntrack
+    # events otherwise
+    kprobes = kprobes_available(tracefs_dir())
+    fentry_ok, fentry_why = fentry_available()
+    if {"auto": kprobes or fentry_ok, "kprobe": kprobes, "fentry": fentry_ok}[nat_hook]:
+        families.add("nat")
+    elif nat_hook != "auto":
+        raise PrerequisiteError(
+            f"--nat-hook {nat_hook}: " + ("this kernel has no kprobes"
+                                          if nat_hook == "kprobe" else fentry_why),
+            fix="--nat-hook auto   (NAT decisions then come from conntrack events)")
+    else:
+        not_built["family nat (per packet)"] = ("no kprobes, no fentry: NAT from "
+                                                "conntrack events")
+    # every failure family whose required hooks this kernel has
+    for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
+        if why:
+            log.info("not tracing %s events: %s", family, why)
+            not_built[f"family {family}"] = why
+        else:
+            families.add(family)
+    return families, not_built
 
 
 def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
@@ -125,29 +137,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
     (recording, pod selection) while the session runs."""
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
-        families = {"drops", "tc"}
-        not_built: dict[str, str] = {}   # family -> why: the recording's header says it
-        # per-packet NAT decisions (fentry where it loads, else kprobe); conntrack
-        # events otherwise
-        kprobes = kprobes_available(tracefs_dir())
-        fentry_ok, fentry_why = fentry_available()
-        if {"auto": kprobes or fentry_ok, "kprobe": kprobes, "fentry": fentry_ok}[opts.nat_hook]:
-            families.add("nat")
-        elif opts.nat_hook != "auto":
-            raise PrerequisiteError(
-                f"--nat-hook {opts.nat_hook}: " + ("this kernel has no kprobes"
-                                                   if opts.nat_hook == "kprobe" else fentry_why),
-                fix="--nat-hook auto   (NAT decisions then come from conntrack events)")
-        else:
-            not_built["family nat (per packet)"] = ("no kprobes, no fentry: NAT from "
-                                                    "conntrack events")
-        # issue 5: every failure family whose required hooks this kernel has
-        for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
-            if why:
-                log.info("not tracing %s events: %s", family, why)
-                not_built[f"family {family}"] = why
-            else:
-                families.add(family)
+        families, not_built = probe_families(opts.nat_hook)
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
             keep_queue_purge=opts.keep_queue_purge,
@@ -191,7 +181,6 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
 
         sysctls = ForwardingSysctls()
         sysctls.refresh(local_addresses())
-        enricher = LocalEnricher(node_ino, PodMap(), sysctls)
 
         def refresh() -> None:
             if control is not None:
@@ -209,15 +198,13 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             sysctls.refresh(local_addresses())
             _log_tc(*tc.sync(discover() if selected is None else selected.ifaces()))
 
-        pod_filter: PodFilter | None = None   # set once the enricher is built
-
         def reselect(selection: Selection | None) -> str:
             """The display's new -l/-n: attach to the pods it selects, now."""
-            nonlocal selected, pod_filter
+            nonlocal selected
             selected = _select(selection, meta)
             module.set_scope(scope(), node_ino)
             _log_tc(*tc.sync(discover() if selected is None else selected.ifaces()))
-            pod_filter = PodFilter(selected.current) if selected is not None else None
+            pod_filter.select(selected.current if selected is not None else None)
             return describe(selected)
 
         def describe(sel: PodSelection | None) -> str:
@@ -237,47 +224,41 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                                         resolve_location=Ksyms().preload().resolve,
                                         mono_to_wall_ns=mono_to_wall_offset_ns(),
                                         ifname_of=tc.ifname_of, role_of=tc.role_of))
-        marker = PathMarker(
-            [ipaddress.ip_network(c, strict=False) for c in opts.cluster_cidrs]
-            or pod_networks(),
-            [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs])
+        pods = [ipaddress.ip_network(c, strict=False) for c in opts.cluster_cidrs] \
+            or pod_networks()
+        services = [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs]
+        unavailable = {**not_built, **module.unavailable}
+        recording = LiveRecording(SessionFacts(
+            kernel_release=facts.release, attached=attached, unavailable=unavailable,
+            drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
+            netns=node_ino, pod_networks=[str(n) for n in pods],
+            service_networks=[str(n) for n in services if n not in pods],
+            addresses=sorted(meta.index.local_addresses),
+            **({"node": meta.index.local_node} if meta.index.local_node else {})),
+            meta.index, lambda: source.stats(),
+            on_full=stop.set if opts.record is not None and opts.record.stop_when_full
+            else None)
+        stack.callback(recording.close)
+        pipeline = build.live(node_netns=node_ino, sysctls=sysctls, recording=recording,
+                              index=meta.index, pod_networks=pods,
+                              service_networks=services,
+                              selected=selected.current if selected is not None else None,
+                              diagnoser=diagnoser, attached=attached,
+                              unavailable=unavailable)
+        found = pipeline.stage("pod-filter")   # the display's -l changes its selection
+        assert isinstance(found, PodFilter)
+        pod_filter = found
         source = LiveSource(module, decoder, inputs=[conntrack.drain],
                             input_fds=[conntrack.sock.fileno()],
                             losses=lambda: {"conntrack": conntrack.overflows},
                             refresh=refresh, refresh_interval_s=REFRESH_S,
-                            heartbeat_s=DIAGNOSIS_HEARTBEAT_S if diagnoser else None)
-        enrich = Enricher(meta.index, node_ino)
-        pod_filter = PodFilter(selected.current) if selected is not None else None
-        if diagnoser is not None:
-            diagnoser.ctx.node_netns = node_ino
-            # the path marker's networks, which the recording's header carries: its
-            # replay judges with the same ones
-            diagnoser.ctx.pod_networks = (list(marker.pod_networks)
-                                          or diagnoser.ctx.pod_networks)
-            if not diagnoser.ctx.service_networks:
-                diagnoser.ctx.service_networks = [n for n in marker.cluster_networks
-                                                  if n not in marker.pod_networks]
-            diagnoser.coverage.attached = list(attached)
-            diagnoser.coverage.unavailable = {**not_built, **module.unavailable}
+                            heartbeat_s=pipeline.heartbeat_s)
         where = describe(selected)
         names = ", ".join(meta.sources) or "nothing"
         log.info("tracing %s (%s); names from %s; Ctrl-C to stop", where, "; ".join(attached),
                  names)
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
-        recording = LiveRecording(SessionFacts(
-            kernel_release=facts.release, attached=attached,
-            unavailable={**not_built, **module.unavailable},
-            drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
-            netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
-            service_networks=[str(n) for n in marker.cluster_networks
-                              if n not in marker.pod_networks],
-            addresses=sorted(meta.index.local_addresses),
-            **({"node": meta.index.local_node} if meta.index.local_node else {})),
-            meta.index, source.stats,
-            on_full=stop.set if opts.record is not None and opts.record.stop_when_full
-            else None)
-        stack.callback(recording.close)
         if opts.record is not None:  # before the ready file: every event is recorded
             recording.start(opts.record)
             if control is not None:
@@ -292,46 +273,17 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             timer.daemon = True
             timer.start()
             stack.callback(timer.cancel)
-        seen = 0
-        names_seen = -1
-        for batch in source.batches(stop):
-            batch = enricher.process(batch)
-            # nothing happened: diagnosis judges by the wall clock, and the recording
-            # says where, so that its replay judges there too
-            clock_ns = time.time_ns() if diagnoser is not None and not batch else None
-            if recording.writer is not None:
-                if clock_ns is not None:
-                    recording.clock(clock_ns)
-                # decoded and joined with the node's state of the moment (pods, port
-                # holders, sysctls: gone by replay time); derivations such as the path
-                # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
-                # re-runs them with the code of the day on the recorded metadata
-                recording.write(batch)
-            named = enrich.process(marker.process(batch))
-            if pod_filter is not None:
-                named = pod_filter.process(named)
-            sink.write(named)
-            seen += len(named)
-            if diagnoser is not None:
-                names_seen = refresh_diagnosis_names(diagnoser, meta.index, names_seen)
-                findings = diagnoser.process(named, clock_ns)
-                if findings:
-                    sink.write(findings)
-            if opts.stop_after is not None and seen >= opts.stop_after:
-                stop.set()
-        end_ns = time.time_ns()   # the recording ends where diagnosis did
-        if diagnoser is not None:
-            sink.write(diagnoser.finish(end_ns))
-        sink.close()
-        stats = source.stats()
-        if diagnoser is not None:
-            diagnoser.coverage.lost = dict(stats.lost)
-        recording.stop(end_ns=end_ns)
+        ended: list[int] = []
+
+        def stream_ended() -> None:
+            ended.append(time.time_ns())   # the recording ends where diagnosis did
+            recording.stop(end_ns=ended[0])
+
+        stats = drive(source, pipeline, [sink], stop, stop_after=opts.stop_after,
+                      end_wall_ns=lambda: ended[0] if ended else time.time_ns(),
+                      stream_ended=stream_ended,
+                      # a loss layer of its own: events the recording could not keep
+                      more_losses=lambda: {"recording": recording.failed})
         if control is not None:
             control.ended()
-        if recording.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
-            stats.lost["recording"] = recording.failed
-        if any(stats.lost.values()):
-            log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()
-                                                     if v))
         return stats

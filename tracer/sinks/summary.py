@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -99,15 +99,26 @@ class SummarySink:
     """The real sink, with a Summary of what it was given.  On a jsonl stream the
     summary is the last line, written at close."""
 
-    def __init__(self, sink: Sink, summary: Summary | None = None) -> None:
+    def __init__(self, sink: Sink, summary: Summary | None = None, *,
+                 lines: JsonlSink | None = None,
+                 end_wall_ns: Callable[[], int | None] | None = None) -> None:
+        """`lines`: the jsonl stream the summary line goes to, when `sink` wraps it
+        (replay's worker copy); `end_wall_ns`: the end of what was covered, asked at
+        close (a replay: the recording's end record, once it has been read)."""
         self.sink = sink
         self.summary = summary or Summary()
+        self.lines = lines if lines is not None else \
+            sink if isinstance(sink, JsonlSink) else None
+        self.end_wall_ns = end_wall_ns
 
     def write(self, batch: Sequence[Output]) -> None:
         self.summary.count(batch)
         self.sink.write(batch)
 
     def close(self) -> None:
-        if isinstance(self.sink, JsonlSink):
-            self.sink.out.write_bytes(orjson.dumps(self.summary.record()) + b"\n")
+        if self.end_wall_ns is not None:
+            s = self.summary
+            s.end_wall_ns = self.end_wall_ns() or s.last_wall_ns or s.start_wall_ns
+        if self.lines is not None:
+            self.lines.out.write_bytes(orjson.dumps(self.summary.record()) + b"\n")
         self.sink.close()

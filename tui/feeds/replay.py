@@ -71,15 +71,32 @@ def _opened(source: Path | OpenedInput, kind: Kind) -> OpenedInput:
     return source if isinstance(source, OpenedInput) else open_input(source, allow=(kind,))
 
 
+class _Records:
+    """A sink of the record dicts `replay -o jsonl` prints: names beside the events."""
+
+    def __init__(self) -> None:
+        from tracer.events.records import event_record
+        from tracer.pipeline.enrich import names_of
+        from tracer.sinks.naming import add_names
+
+        self.records: list[Record] = []
+        self._record, self._names_of, self._add_names = event_record, names_of, add_names
+
+    def write(self, batch: Sequence[Any]) -> None:
+        record, add_names = self._record, self._add_names
+        self.records.extend(add_names(record(ev), ev, names)
+                            for ev, names in zip(batch, self._names_of(batch), strict=True))
+
+    def close(self) -> None:
+        pass
+
+
 def load_recording(capture: Path | OpenedInput) -> Loaded:
     # imported here: only recordings need msgpack and the pipeline stages
-    from tracer.events.records import event_record
-    from tracer.pipeline.enrich import names_of
-    from tracer.pipeline.replay import ReplayPipeline
+    from tracer.pipeline import build
+    from tracer.pipeline.drive import drive
     from tracer.recording.reader import RecordingReader
-    from tracer.sinks.naming import add_names
 
-    records: list[Record] = []
     labels: dict[str, dict[str, str]] = {}
 
     def pod_seen(kind: str, _action: str, obj: Mapping[str, Any], _at: float) -> None:
@@ -88,29 +105,25 @@ def load_recording(capture: Path | OpenedInput) -> Loaded:
             labels[f"{m.get('namespace', '')}/{m.get('name', '')}"] = dict(
                 m.get("labels") or {})
 
+    sink = _Records()
     with RecordingReader(_opened(capture, "recording")) as reader:
         path = reader.name
         h = reader.header
-        stages = ReplayPipeline(h)   # what `replay -o jsonl` prints, names and findings
-        stages.index.add_observer(pod_seen)
-        source = stages.source(reader)
-        for batch in source.batches(threading.Event()):
-            named, findings = stages.process(batch)
-            records.extend(add_names(event_record(ev), ev, names)
-                           for ev, names in zip(named, names_of(named), strict=True))
-            records.extend(event_record(f) for f in findings)
-        records.extend(event_record(f) for f in stages.finish(
-            source.end.wall_ns if source.end is not None else None))
+        rep = build.replay_feed(reader)   # what `replay -o jsonl` prints, names and findings
+        rep.index.add_observer(pod_seen)
+        # the end record's loss ledger: a loss the stream did not report as records
+        lost = dict(drive(rep.source, rep.pipeline, [sink], threading.Event(),
+                          end_wall_ns=rep.end_wall_ns, loss_warning=None).lost)
         warnings = list(reader.warnings())
         if (unchecked := reader.unchecked()) is not None:
             warnings.insert(0, unchecked)
-        if source.end is None and reader.truncated_at is None and reader.damaged_at is None:
+        if rep.source.end is None and reader.truncated_at is None \
+                and reader.damaged_at is None:
             warnings.append(f"{path} has no end record: the recording did not finish")
         status = FeedStatus(source=str(path), node=h.node or "?",
                             kernel=h.kernel_release or "?", attached=tuple(h.attached),
                             unavailable=dict(h.unavailable), metadata="recorded")
-        # the end record's loss ledger: a loss the stream did not report as records
-        lost = dict(source.stats().lost)
+    records = sink.records
     seen = {r["layer"]: r["total"] for r in records if r.get("kind") == "lost"}
     for layer, total in lost.items():
         if total and seen.get(layer, 0) < total:
