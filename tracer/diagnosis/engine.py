@@ -21,6 +21,7 @@ from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.rules import (
     CONNECTION_RULES,
     NEIGH_MATCH_NS,
+    RULES,
     SETTLE_NS,
     Context,
     Network,
@@ -68,6 +69,7 @@ class Diagnoser:
                            service_networks=list(service_networks))
         self.refresh_facts = refresh_facts
         self.coverage = coverage or Coverage(node_state=facts.known)
+        self.coverage.needs = {r.kind: r.needs for r in RULES}
         self.findings: dict[str, Finding] = {}
         self._last_eval = 0
         self._facts_at = 0

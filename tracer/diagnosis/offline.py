@@ -127,6 +127,7 @@ def recording_diagnoser(h: Header, *, names: Names | None, facts: NodeFacts | No
                             for n in h.service_networks]
     coverage.attached = list(h.attached)
     coverage.unavailable = dict(h.unavailable)
+    coverage.probe_families = list(h.families)
     # the recording names the host; the Kubernetes node name may differ (--node)
     node = node or h.node or None
     diag = Diagnoser(names or NoNames(), facts or NodeFacts(node=node),

@@ -62,20 +62,19 @@ class Coverage:
     connections: int = 0
     undecided: int = 0               # too young at the end to tell (no error seen yet)
     unexplained: list[dict[str, Any]] = field(default_factory=list)
+    # the probe families that ran, as the loader (or the recording's header) says;
+    # None when the input does not say (JSON lines)
+    probe_families: list[str] | None = None
+    # finding kind -> the evidence it cannot do without (the rules' `needs`), given by
+    # the diagnoser that owns this coverage
+    needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def families(self) -> set[str] | None:
         """The evidence that was available, by the names rules.Rule.needs uses; None
         when the input does not say (JSON lines)."""
-        if not self.attached:
+        if self.probe_families is None:
             return None
-        text = " ".join(self.attached)
-        have = {"conntrack"}          # read from netlink wherever nodetrace runs
-        for family, marker in (("drops", "skb:kfree_skb"), ("tc", "tc/"),
-                               ("neigh", "neigh_"), ("route", "fib:"),
-                               ("icmp", "icmp:icmp_send"), ("tcp", "inet_sock_set_state"),
-                               ("sock", "sys_enter_bind")):
-            if marker in text:
-                have.add(family)
+        have = {"conntrack", *self.probe_families}   # conntrack: netlink, wherever it runs
         if self.metadata != "none":
             have.add("metadata")
         if self.node_state:
@@ -84,13 +83,11 @@ class Coverage:
 
     def blind(self) -> dict[str, list[str]]:
         """Finding kinds whose evidence was (partly) not observable, and what was missing."""
-        from tracer.diagnosis.rules import RULES
-
         have = self.families()
         if have is None:
             return {}
-        return {r.kind: missing for r in RULES
-                if (missing := [n for n in r.needs if n not in have])}
+        return {kind: missing for kind, needs in self.needs.items()
+                if (missing := [n for n in needs if n not in have])}
 
     def record(self) -> dict[str, Any]:
         notes = []

@@ -34,6 +34,7 @@ from typing import IO, Any
 import msgpack
 
 from tracer.events.model import Event
+from tracer.kernel.hooks import families_of
 from tracer.recording.blocks import BlockPlan, decode_block
 from tracer.recording.format import (
     EVENT_TYPES,
@@ -73,6 +74,7 @@ class Header:
     kernel_release: str
     attached: tuple[str, ...]
     unavailable: dict[str, str]
+    families: tuple[str, ...]       # the probe families that ran
     clock: ClockRef
     drop_reasons: dict[int, str]
     pod_networks: tuple[str, ...]
@@ -235,6 +237,12 @@ class RecordingReader:
                 pair = _as(list, pair, "unavailable")
                 unavailable[_as(str, pair[0], "unavailable")] = _as(str, pair[1],
                                                                     "unavailable")
+            attached = tuple(_as(str, a, "attached")
+                             for a in _as(list, h.get("attached", []), "attached"))
+            # headers written before they listed the families: read off the labels
+            families = (tuple(_as(str, f, "families")
+                              for f in _as(list, h["families"], "families"))
+                        if "families" in h else tuple(families_of(attached)))
             return Header(
                 version=version,
                 nodetrace_version=_as(str, h.get("nodetrace", ""), "nodetrace"),
@@ -242,9 +250,9 @@ class RecordingReader:
                 node=_as(str, h.get("node", ""), "node"),
                 netns=_as(int, h.get("netns", 0), "netns"),
                 kernel_release=_as(str, h.get("kernel", ""), "kernel"),
-                attached=tuple(_as(str, a, "attached")
-                               for a in _as(list, h.get("attached", []), "attached")),
+                attached=attached,
                 unavailable=unavailable,
+                families=families,
                 clock=ClockRef(_as(int, clock.get("mono_ns", 0), "clock"),
                                _as(int, clock.get("wall_ns", 0), "clock")),
                 drop_reasons=reasons,

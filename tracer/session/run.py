@@ -257,6 +257,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                                                   if n not in marker.pod_networks]
             diagnoser.coverage.attached = list(attached)
             diagnoser.coverage.unavailable = {**not_built, **module.unavailable}
+            diagnoser.coverage.probe_families = module.families()
         where = describe(selected)
         names = ", ".join(meta.sources) or "nothing"
         log.info("tracing %s (%s); names from %s; Ctrl-C to stop", where, "; ".join(attached),
@@ -264,7 +265,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         for label, why in module.unavailable.items():
             log.info("not attached: %s (%s)", label, why)
         recording = LiveRecording(SessionFacts(
-            kernel_release=facts.release, attached=attached,
+            kernel_release=facts.release, attached=attached, families=module.families(),
             unavailable={**not_built, **module.unavailable},
             drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
             netns=node_ino, pod_networks=[str(n) for n in marker.pod_networks],
