@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.recording_support import FACTS, GOLDEN
-from tracer.kernel.hooks import FAMILY_HOOKS, Kprobe, families_of, family_of
-from tracer.recording.reader import RecordingReader
+from tracer.kernel.hooks import FAMILY_HOOKS, Kprobe
+from tracer.recording.reader import RecordingReader, families_of, family_of
 from tracer.recording.writer import RecordingWriter, RecordSpec
 
 REPO = Path(__file__).resolve().parents[2]

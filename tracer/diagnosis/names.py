@@ -14,24 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from tracer.events.objref import ObjRef as ObjRef  # its old home: re-exported
 from tracer.util.errors import MetadataError
 
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ObjRef:
-    kind: str                 # "Pod", "Service", "Node"
-    namespace: str | None     # None for cluster-scoped kinds
-    name: str
-    node: str | None = None   # Pod: spec.nodeName
-
-    def record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
-
-    def __str__(self) -> str:
-        what = {"Pod": "pod", "Service": "Service", "Node": "node"}.get(self.kind, self.kind)
-        return f"{what} {self.namespace}/{self.name}" if self.namespace else f"{what} {self.name}"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.diagnosis.names import ObjRef
+from tracer.events.objref import ObjRef
 from tracer.util.timefmt import rfc3339_ns
 
 KINDS = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conflict",

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tracer.events.model import Event
+from tracer.events.stats import SourceStats
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
-from tracer.sources.stats import SourceStats
 
 log = logging.getLogger(__name__)
 

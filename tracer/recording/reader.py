@@ -34,7 +34,6 @@ from typing import IO, Any
 import msgpack
 
 from tracer.events.model import Event
-from tracer.kernel.hooks import families_of
 from tracer.recording.blocks import BlockPlan, decode_block
 from tracer.recording.format import (
     EVENT_TYPES,
@@ -56,6 +55,37 @@ from tracer.util.errors import RecordingFormatError
 _UNPACK_ERRORS = (msgpack.UnpackException, ValueError)
 _EVENT = int(Rec.EVENT)
 _EVENTS = int(Rec.EVENTS)
+
+
+# The probe families of a header that does not list them (written before it did),
+# read off its `attached` labels.  The labels of those versions, by the event or the
+# function at their end (the drop probe was a tracepoint, then a raw tracepoint); a
+# test holds this table to the loader's hooks.  Not tracer.kernel's table: replay
+# imports nothing of the kernel package.
+_FAMILY_OF_EVENT = {
+    "kfree_skb": "drops", "nf_nat_manip_pkt": "nat",
+    "fib_table_lookup": "route", "fib6_table_lookup": "route",
+    "neigh_timer_handler": "neigh", "neigh_update": "neigh", "neigh_event_send_dead": "neigh",
+    "icmp_send": "icmp",
+    "inet_sock_set_state": "tcp", "tcp_retransmit_skb": "tcp", "tcp_send_reset": "tcp",
+    "tcp_receive_reset": "tcp", "inet_sk_error_report": "tcp",
+    **{f"sys_{edge}_{call}": "sock" for call in ("bind", "connect", "listen", "getsockopt")
+       for edge in ("enter", "exit")},
+}
+
+
+def family_of(label: str) -> str | None:
+    """The probe family of an attached-probe label ("raw_tracepoint/kfree_skb",
+    "tc/tcx: eth0(uplink)"); None for a label it does not know."""
+    kind, _, where = label.partition("/")
+    if kind == "tc":
+        return "tc"
+    return _FAMILY_OF_EVENT.get(where.rpartition(":")[2])
+
+
+def families_of(labels: Sequence[str]) -> list[str]:
+    """The families with at least one of `labels` attached, sorted."""
+    return sorted({f for f in map(family_of, labels) if f is not None})
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from tracer.events.model import Event, LostEvent
 from tracer.events.schema import LossSlot
+from tracer.events.stats import SourceStats as SourceStats  # its old home: re-exported
 from tracer.kernel.loader import Module
 from tracer.pipeline.decode import (
     Decoder,
@@ -28,7 +29,6 @@ from tracer.pipeline.decode import (
     decode_unreported_drop,
     decode_unreported_icmp6,
 )
-from tracer.sources.stats import SourceStats as SourceStats  # its old home: re-exported
 
 log = logging.getLogger(__name__)
 
