@@ -157,7 +157,7 @@ struct ev_nat {
 };
 
 
-/* --- issue 5: failures that are not drops (route, neigh, icmp, tcp, sock) ------ */
+/* --- failures that are not drops (route, neigh, icmp, tcp, sock) --------------- */
 /* Loss slot taken by this block: LOSS_RATE_LIMITED (2) counts tcp reset_sent
  * records suppressed by bpf/tcp.c's per-CPU rate limit. */
 
@@ -303,6 +303,6 @@ struct sock_call {
 	__u8 op;
 	__u8 _pad[3];
 };
-/* --- end issue 5 ---------------------------------------------------------------- */
+/* --- end of the failures that are not drops ------------------------------------- */
 
 #endif

@@ -34,7 +34,7 @@ def c_layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
         lines.append(f'printf("enum FLOW_{r.name} %d\\n", (int)FLOW_{r.name});')
     for slot in schema.LossSlot:
         lines.append(f'printf("enum LOSS_{slot.name} %d\\n", (int)LOSS_{slot.name});')
-    # issue 5: enum neigh_event, tcp_event, sock_op, icmp_via
+    # the failure families' enums: neigh_event, tcp_event, sock_op, icmp_via
     for prefix, enum in (("NEIGH_EV", schema.NeighEv), ("TCP_EV", schema.TcpEv),
                          ("SOCK_OP", schema.SockOp), ("ICMP_VIA", schema.IcmpVia)):
         for m in enum:

@@ -2,8 +2,8 @@
 over a list of object dicts (`kubectl get pods,services,endpointslices,nodes -A -o json`,
 or the lab's objects).
 
-The Protocol is the interface; the issue-6 metadata index (list+watch, enrich stage)
-replaces `ObjectListNames` at integration.  Keep this adapter small.
+The Protocol is what the rules use; `ObjectListNames` answers it from a list of
+objects (a file's, a recording's, or the metadata index's).  Keep this adapter small.
 """
 
 from __future__ import annotations

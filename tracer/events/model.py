@@ -53,7 +53,7 @@ class DropEvent:
     l3_proto: int
     count: int = 1                 # identical drops this record stands for (aggregated)
     marks: tuple[str, ...] = ()    # path findings added by tracer/pipeline/path.py
-    forwarding: Forwarding | None = None  # forwarded traffic: the node's sysctls (issue 5)
+    forwarding: Forwarding | None = None  # forwarded traffic: the node's sysctls
 
     kind = "drop"
 
@@ -142,7 +142,7 @@ class LostEvent:
     kind = "lost"
 
 
-# --- issue 5: failures that are not drops ------------------------------------------
+# --- failures that are not drops ---------------------------------------------------
 
 def errno_name(err: int) -> str:
     """The kernel's name for a (positive) errno: "ECONNREFUSED"."""
@@ -310,7 +310,7 @@ class SockEvent:
     holder: PortHolder | None = None   # EADDRINUSE on bind/listen: who has the port
 
     kind = "sock"
-# --- end issue 5 ---------------------------------------------------------------------
+# --- end of the failures that are not drops -------------------------------------------
 
 
 Event = (DropEvent | FlowEvent | NatEvent | LostEvent

@@ -116,7 +116,7 @@ def lost_record(ev: LostEvent) -> dict[str, Any]:
             "count": ev.count, "total": ev.total}
 
 
-# --- issue 5: route, neigh, icmp, tcp, sock ------------------------------------------
+# --- failures that are not drops: route, neigh, icmp, tcp, sock ---------------------
 
 def _family(family: int) -> str | None:
     return f"ipv{family}" if family else None
@@ -195,7 +195,7 @@ def sock_record(ev: SockEvent) -> dict[str, Any]:
         rec["holder"] = {"proto": h.proto, "addr": endpoint(h.addr), "state": h.state,
                          "pid": h.pid, "comm": h.comm, "pod": pod_record(h.pod)}
     return rec
-# --- end issue 5 ---------------------------------------------------------------------
+# --- end of the failures that are not drops -------------------------------------------
 
 
 # event type -> its record form; every model event type has one entry

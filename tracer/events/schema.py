@@ -128,7 +128,7 @@ NAT = WireStruct("ev_nat", HDR.nested("hdr"), TUPLE.nested("orig"), TUPLE.nested
                  Field("status", "I"), Field("manip", "B"), Field("dir", "B"),
                  Field("_pad", "H"))
 
-# --- issue 5: failures that are not drops -------------------------------------------
+# --- failures that are not drops ----------------------------------------------------
 # LossSlot.RATE_LIMITED counts tcp reset_sent records suppressed by bpf/tcp.c.
 class NeighEv(IntEnum):
     FAILED = 1
@@ -189,7 +189,7 @@ SOCK = WireStruct("ev_sock", HDR.nested("hdr"), Field("addr", "16s"), Field("por
                   Field("fd", "I"), Field("cgroup_id", "Q"), Field("comm", "16s"))
 SOCK_CALL = WireStruct("sock_call", Field("uaddr", "Q"), Field("fd", "I"), Field("op", "B"),
                        Field("_pad", "3s"))
-# --- end issue 5 ----------------------------------------------------------------------
+# --- end of the failures that are not drops --------------------------------------------
 
 # Every kernel record by kind; the decoder dispatches on hdr.kind.
 RECORDS: dict[EvKind, WireStruct] = {EvKind.DROP: DROP, EvKind.FLOW: FLOW, EvKind.NAT: NAT,

@@ -73,7 +73,7 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     # events report NAT everywhere else)
     "nat": (Kprobe("nf_nat_manip_pkt", "kp_nf_nat_manip_pkt",
                    fentry_fn="fe_nf_nat_manip_pkt"),),
-    # --- issue 5: failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
+    # --- failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
     # sockets.c).  A family is built where its required hooks exist; an optional hook
     # the kernel lacks is reported as unavailable and the rest goes on.
     "route": (RawTracepoint("fib", "fib_table_lookup"),

@@ -193,7 +193,7 @@ def decode_unreported_drop(raw_key: bytes, count: int, ts_ns: int,
                      length=0, l3_proto=0, count=count)
 
 
-# --- issue 5: route, neigh, icmp, tcp, sock ------------------------------------------
+# --- failures that are not drops: route, neigh, icmp, tcp, sock ---------------------
 
 def route_error(err: int, table: int) -> str:
     """What the lookup's caller is told.  A miss (-EAGAIN) is only reported from the
@@ -305,7 +305,7 @@ def decode_sock(v: Fields, ctx: DecodeContext) -> SockEvent:
         addr=Endpoint(addr(family, v["addr"]), v["port"] if family else None),
         error=errno_name(v["err"]), error_raw=v["err"], fd=v["fd"],
         process=Process(v["pid"], cstr(v["comm"]), v["cgroup_id"]))
-# --- end issue 5 ---------------------------------------------------------------------
+# --- end of the failures that are not drops -------------------------------------------
 
 
 # kind -> (wire struct, decode function).  Add a kind here and in schema.RECORDS.

@@ -80,7 +80,7 @@ class LiveRecording:
         writer.finish(EndInfo(reason, s.received - base.received,
                               s.decode_errors - base.decode_errors,
                               lost))
-        if writer.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
+        if writer.failed:   # a loss layer of its own: a lost record is counted, never silent
             self.failed += writer.failed
             log.warning("recording %s: %d event(s) not written (%s)", writer.path,
                         writer.failed, writer.stopped)

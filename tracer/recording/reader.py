@@ -1,4 +1,5 @@
-"""Read a recording.  Recordings are hostile input (shared/RELIABILITY.md rule 6).
+"""Read a recording.  Recordings are hostile input: they travel between machines and
+versions, and a truncated or crafted file must give an error, never a crash or a hang.
 
 - The header's magic and major version are checked first: a wrong one raises
   RecordingFormatError (the CLI prints it and exits 1).

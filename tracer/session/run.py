@@ -63,7 +63,7 @@ class TraceOptions:
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
     record: RecordSpec | None = None   # also write the session to a recording
-    metadata: MetadataOptions = field(default_factory=MetadataOptions)  # issue 6: names
+    metadata: MetadataOptions = field(default_factory=MetadataOptions)  # Kubernetes names
     selection: Selection | None = None  # -l/-n/--pod: only these pods of this node
 
 
@@ -79,7 +79,7 @@ class Attached:
     attached: tuple[str, ...]
     unavailable: dict[str, str] = field(default_factory=dict)
 
-# issue 5: failures that are not drops (built where the kernel has their hooks)
+# failures that are not drops (built where the kernel has their hooks)
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 
 
@@ -141,7 +141,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         else:
             not_built["family nat (per packet)"] = ("no kprobes, no fentry: NAT from "
                                                     "conntrack events")
-        # issue 5: every failure family whose required hooks this kernel has
+        # every failure family whose required hooks this kernel has
         for family, why in buildable_families(ensure_tracefs(), EXPLAIN_FAMILIES).items():
             if why:
                 log.info("not tracing %s events: %s", family, why)
@@ -155,7 +155,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()
-        # issue 6: names from the API, files and the node; -l selects pods
+        # names from the API, files and the node; -l selects pods
         meta = stack.enter_context(Metadata(opts.metadata, node_ino, local_addresses()))
         if control is not None:
             control.metadata_health = meta.health
@@ -297,7 +297,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             if recording.writer is not None:
                 # decoded and joined with the node's state of the moment (pods, port
                 # holders, sysctls: gone by replay time); derivations such as the path
-                # marks, and Kubernetes enrichment (issue 6), go after this tee: replay
+                # marks, and Kubernetes enrichment, go after this tee: replay
                 # re-runs them with the code of the day on the recorded metadata
                 recording.write(batch)
             named = enrich.process(marker.process(batch))
@@ -321,7 +321,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         recording.stop()
         if control is not None:
             control.ended()
-        if recording.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
+        if recording.failed:   # a loss layer of its own: a lost record is counted, never silent
             stats.lost["recording"] = recording.failed
         if any(stats.lost.values()):
             log.warning("events lost: %s", ", ".join(f"{k} {v}" for k, v in stats.lost.items()

@@ -84,7 +84,7 @@ def lost_line(ev: LostEvent) -> tuple[str, str]:
     return ("-", f"!! LOST {ev.count} events ({ev.layer}); {ev.total} in total")
 
 
-# --- issue 5: route, neigh, icmp, tcp, sock ------------------------------------------
+# --- failures that are not drops: route, neigh, icmp, tcp, sock ---------------------
 
 def _who(process: Process | None, pod: PodRef | None) -> str:
     if process is None:
@@ -140,7 +140,7 @@ def sock_line(ev: SockEvent) -> tuple[str, str]:
         h = ev.holder
         text += f"; held by {h.comm or '?'}[{h.pid}]" + (f" pod {h.pod.uid}" if h.pod else "")
     return (f"fd {ev.fd}", text)
-# --- end issue 5 ---------------------------------------------------------------------
+# --- end of the failures that are not drops -------------------------------------------
 
 
 def with_names(what: str, ev: Output, names: Names) -> str:
