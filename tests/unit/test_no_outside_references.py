@@ -5,7 +5,6 @@ number of the issue that asked for it (a reader has the code, not the tracker)."
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,10 +17,15 @@ SUFFIXES = {".py", ".md", ".c", ".h", ".sh", ".toml", ".rb", ".yaml", ".yml", ""
 
 
 def _files() -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "--", *WHERE], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.split()
-    return [REPO / f for f in listed
-            if (REPO / f).is_file() and (REPO / f).suffix in SUFFIXES]
+    """The tree's text sources (walked, not listed by git: a tarball of it has no .git)."""
+    out: list[Path] = []
+    for top in WHERE:
+        root = REPO / top
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in SUFFIXES and \
+                    "__pycache__" not in path.parts and not path.name.startswith("."):
+                out.append(path)
+    return out
 
 
 def test_no_file_cites_a_document_outside_the_repository_or_an_issue_number() -> None:
