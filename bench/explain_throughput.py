@@ -1,12 +1,12 @@
-"""Throughput of forwarded traffic with the failure tracepoints of issue 5 attached,
-as a ratio against the untraced run in the same session.
+"""Throughput of forwarded traffic with the failure tracepoints attached (route, neigh,
+icmp, tcp, sock), as a ratio against the untraced run in the same session.
 
     client ── veth ── node (forwards; traced) ── veth ── server
 
 Forwarding is the worst case for these programs: fib:fib_table_lookup fires for every
 forwarded packet (and the fib6, neigh, icmp, tcp, sock and syscall hooks for what
 they see), so the node's per-packet path carries a program run even though nothing
-fails.  Only the issue-5 families are built (`--families`), so the ratio is theirs,
+fails.  Only the failure families are built (`--families`), so the ratio is theirs,
 not the tc or drop programs'.  Untraced and traced runs alternate and each pair gives
 a ratio, so drift cancels out.  Also counts the programs' runs and run time, from one
 more traced run (bpf_stats slow every program run down: not in the ratio's runs).
@@ -45,7 +45,7 @@ def prog_stats() -> dict[str, tuple[int, int]]:
 
 
 class Tracer:
-    """The issue-5 programs, compiled once and attached for the whole session; their
+    """The failure families' programs, compiled once and attached for the whole session; their
     attach state is what alternates (attach/detach per run is ~0.05 s, a compile 1 s)."""
 
     def __init__(self, families: frozenset[str]) -> None:

@@ -1,4 +1,4 @@
-"""What recording costs and how fast recordings read back (issue 7).
+"""What recording costs and how fast recordings read back.
 
 1. Writing overhead: the live session's user-space work at 100 k events/s (raw
    ring-buffer records decoded by the real Decoder, path marks, `-o jsonl` to

@@ -4,7 +4,7 @@ Attaching to any syscalls:sys_enter_*/sys_exit_* tracepoint puts every syscall o
 every task on the kernel's slow path (syscall_trace_enter/exit and the raw
 sys_enter/sys_exit tracepoints), not only bind/listen/connect/getsockopt, and no BPF
 program run shows it.  A tight C loop of getppid() measures it: ns per syscall with
-nothing attached, with the sock family, and with the other issue-5 families (which
+nothing attached, with the sock family, and with the other failure families (which
 hook no syscall) for comparison.  Rounds alternate so drift cancels out.
 
     sudo .venv/bin/python -m bench.syscall_tax [--rounds 5] [--calls 2000000]

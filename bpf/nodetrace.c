@@ -64,7 +64,7 @@ int fe_nf_nat_manip_pkt(u64 *ctx)
 }
 #endif
 
-/* --- issue 5: failures that are not drops ------------------------------------------
+/* --- failures that are not drops ---------------------------------------------------
  * Tracepoint args are read only where every targeted kernel has the field (the
  * formats of tcp_send_reset and the fib events changed over time); where a format
  * lacks what is needed (a namespace, a socket), a raw tracepoint hands over the
@@ -203,4 +203,4 @@ TRACEPOINT_PROBE(syscalls, sys_exit_getsockopt)
 	return on_sock_exit(args->ret);
 }
 #endif
-/* --- end issue 5 --- */
+/* --- end of the failures that are not drops --- */

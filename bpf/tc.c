@@ -94,7 +94,7 @@ static __always_inline int tc_parse(struct __sk_buff *skb, struct flow_key *key,
 	return 0;
 }
 
-/* --- ICMPv6 errors (issue 5) ----------------------------------------------------
+/* --- ICMPv6 errors --------------------------------------------------------------
  * ICMPv6 has no tracepoint (icmp:icmp_send is IPv4's), so its errors are read off the
  * wire here: an `icmp` record (via ICMP_VIA_TC) per error type, code, offending tuple
  * and hook, at once the first time, then at most once per ICMP6_REPORT_NS with the

@@ -1,6 +1,6 @@
 """Connections joined from flow, nat, drop, tcp and icmp records, for the TUI.
 
-STAND-IN: tracer/pipeline/connections.py (issue 8) builds the joined connection view
+STAND-IN: tracer/pipeline/connections.py builds the joined connection view
 in the pipeline; at integration this module is replaced by it and the TUI reads that
 view instead.  It is kept small on purpose.
 

@@ -1,6 +1,6 @@
 """Findings as the TUI shows them.
 
-Findings are made by the diagnosis stage (issue 8) and arrive in the stream as records
+Findings are made by the diagnosis stage (tracer/diagnosis) and arrive in the stream as records
 of kind "finding".  The record shape assumed here is:
 
     {"kind": "finding", "finding": "masquerade-missing", "severity": "error",

@@ -1,6 +1,6 @@
 """Reading the fields of a record dict (one `trace -o jsonl` line) for display.
 
-Kubernetes names (issue 6) arrive beside the raw fields of `src`/`dst`:
+Kubernetes names (the enrich stage) arrive beside the raw fields of `src`/`dst`:
 `scope`, `pod` {namespace, name, hostNetwork}, `service` {namespace, name, port},
 `node`.  Everything here tolerates their absence: without them an endpoint is its
 address.

@@ -4,7 +4,7 @@ broke, assert the expected finding, repair it, and assert the finding is gone.
 Run on nt-agent1 (vagrant/README.md):
     cd /nodetrace && sudo .venv/bin/python -m pytest tests/cluster
 
-`nodetrace diagnose -o json` is issue 8's contract: {"findings": [...], "coverage": {...}},
+`nodetrace diagnose -o json`'s contract (docs/findings.md): {"findings": [...], "coverage": {...}},
 each finding with at least `kind`, `summary`, `evidence` and `fix`. A bare list of findings
 is accepted too.
 """

@@ -120,6 +120,8 @@ def test_scenario_diagnosed(lab_scenario: Lab, tmp_path: Path) -> None:
     assert [(f["kind"], f["summary"]) for f in replayed["findings"]] == \
         [(f["finding"], f["summary"]) for f in findings]
     assert replayed["coverage"]["node_state"] is True
+    # the recording's header says which probe families ran: none was blind
+    assert replayed["coverage"]["partly_blind"] == {}
 
 
 @pytest.mark.parametrize("lab_scenario", ["rp-filter-drop"], indirect=True)
@@ -163,3 +165,6 @@ def test_diagnose_command_live(lab_scenario: Lab, tmp_path: Path) -> None:
     cov = doc["coverage"]
     assert cov["metadata"].startswith("file ") and cov["node_state"] is True
     assert any(a.startswith("tc/") for a in cov["attached"])
+    # every probe family ran (the loader says so, not the labels' spelling): no finding
+    # kind was partly blind
+    assert cov["partly_blind"] == {}, cov

@@ -1,4 +1,4 @@
-"""Failures that are not drops, on the real kernel (issue 5): a route lookup that
+"""Failures that are not drops, on the real kernel: a route lookup that
 fails, a next hop that never answers ARP, an ICMP error sent back by a REJECT, TCP
 handshakes that are refused or time out, and a bind() that loses its port to a
 process of another pod.

@@ -1,4 +1,4 @@
-"""Issue 5's failures in the node lab's scenarios: the tracer runs in a node's namespace
+"""Failures that are not drops, in the node lab's scenarios: the tracer runs in a node's namespace
 as an operator would run it there, the scenario's own traffic fails, and the failure is
 named by the event family that sees it (route, neigh, icmp, tcp, sock)."""
 

@@ -1,4 +1,4 @@
-"""ICMPv6 errors on the real kernel, seen by the tc programs (issue 5).
+"""ICMPv6 errors on the real kernel, seen by the tc programs.
 
 ICMPv6 has no tracepoint, so its errors are read off the wire by tc: two private
 namespaces (names carry this process's id) joined by a veth with IPv6 ULA addresses;

@@ -1,4 +1,4 @@
-"""Issue 4 on the node lab: what a connection looked like at each point of node1 and
+"""A connection's path on the node lab: what it looked like at each point of node1 and
 how NAT rewrote it — Service DNAT, MASQUERADE, NodePort DNAT, a missing MASQUERADE —
 from flows on the pod veths and the uplink, conntrack's NAT events and the path marks.
 """

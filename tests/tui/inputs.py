@@ -1,5 +1,5 @@
 """The TUI tests' input: real lab captures (tests/data/tui/README.md), with the names
-and the finding that issues 6 and 8 will produce, added here until they do."""
+and the finding the captures predate, added here (regenerate the captures to drop it)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _names() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
 
 
 def annotate(rec: Record) -> Record:
-    """Issue 6's names on every src/dst (and nat orig/reply) the lab can name."""
+    """The enrich stage's names on every src/dst (and nat orig/reply) the lab can name."""
     pods, services = _names()
     rec = copy.deepcopy(rec)
 

@@ -51,7 +51,8 @@ class GoldenSession:
             batches: list[list[Event]] = [b for b in rep.source.batches(threading.Event())
                                           if b]
         facts = SessionFacts(kernel_release=h.kernel_release, attached=h.attached,
-                             unavailable=h.unavailable, drop_reasons=h.drop_reasons,
+                             unavailable=h.unavailable, families=h.families,
+                             drop_reasons=h.drop_reasons,
                              mono_to_wall_ns=h.clock.wall_ns - h.clock.mono_ns,
                              netns=h.netns, node=h.node)
         recording = LiveRecording(facts, rep.index, lambda: self.stats, snapshot=None)

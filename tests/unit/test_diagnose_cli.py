@@ -163,8 +163,9 @@ def test_coverage_names_the_kinds_it_could_not_see() -> None:
 
     assert {r.kind for r in RULES} == set(__import__(
         "tracer.events.finding", fromlist=["KINDS"]).KINDS)
-    cov = Coverage(attached=["tracepoint/skb:kfree_skb", "tc/tcx: eth0(uplink)"],
-                   metadata="file x", node_state=True)
+    cov = Coverage(attached=["raw_tracepoint/kfree_skb", "tc/tcx: eth0(uplink)"],
+                   probe_families=["drops", "tc"], metadata="file x", node_state=True,
+                   needs={r.kind: r.needs for r in RULES})
     blind = cov.record()["partly_blind"]
     assert blind["service-no-endpoints"] == ["icmp"]
     assert blind["hostport-conflict"] == ["sock"]

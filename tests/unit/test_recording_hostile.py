@@ -1,4 +1,4 @@
-"""Recordings are hostile input (shared/RELIABILITY.md rule 6): a cut at every byte of the
+"""Recordings are hostile input (they travel): a cut at every byte of the
 golden recording, random corruption, crafted lengths — never a traceback, bounded
 memory, every whole record before the damage recovered."""
 

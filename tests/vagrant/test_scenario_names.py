@@ -1,6 +1,6 @@
 """The cluster's scenarios are the lab's: same names (`nodetrace lab list`), minus exactly
 the lab scenarios vagrant/README.md lists as having no cluster equivalent; each expects
-the finding issue 8 assigns to that lab scenario, and the README's table says the same."""
+the finding that lab scenario is built to produce, and the README's table says the same."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.vagrant.support import VAGRANT_DIR, lab_scenarios, scenario_dirs, sec
 README = VAGRANT_DIR / "README.md"
 NO_EQUIVALENT = "Lab scenarios without a cluster equivalent"
 
-# Issue 8's contract: lab scenario -> the finding kind `nodetrace diagnose` must report
+# The contract: lab scenario -> the finding kind `nodetrace diagnose` must report
 # ("" for none). Stable names: they are the JSON contract of diagnose.
 EXPECTED_FINDING = {
     "healthy": "",
@@ -56,7 +56,7 @@ def test_names_match_the_lab() -> None:
 
 
 def test_every_lab_scenario_has_an_expected_finding() -> None:
-    # a new lab scenario must be given its finding here (and in issue 8's terms) first
+    # a new lab scenario must be given its finding here (a kind of docs/findings.md) first
     assert set(lab_scenarios()) == set(EXPECTED_FINDING)
 
 

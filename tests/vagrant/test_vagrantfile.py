@@ -1,5 +1,5 @@
-"""vagrant/Vagrantfile: valid Ruby, and the cluster issue 10 asks for when Vagrant loads it
-(with a stand-in for Vagrant: no VM, no provider, no network)."""
+"""vagrant/Vagrantfile: valid Ruby, and the cluster vagrant/README.md describes when
+Vagrant loads it (with a stand-in for Vagrant: no VM, no provider, no network)."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ FILTERED_REASONS = ("NOT_SPECIFIED", "QUEUE_PURGE")
 
 
 def add_metadata_options(p: argparse.ArgumentParser) -> None:
-    """Kubernetes names (issue 6) and pod selection, kubectl style."""
+    """Kubernetes names and pod selection, kubectl style."""
     g = p.add_argument_group("Kubernetes")
     g.add_argument("--kubeconfig", metavar="FILE",
                    help="kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, or the "

@@ -27,6 +27,7 @@ from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.rules import (
     CONNECTION_RULES,
     NEIGH_MATCH_NS,
+    RULES,
     SETTLE_NS,
     Context,
     Network,
@@ -76,6 +77,7 @@ class Diagnoser:
                            service_networks=list(service_networks))
         self.refresh_facts = refresh_facts
         self.coverage = coverage or Coverage(node_state=facts.known)
+        self.coverage.needs = {r.kind: r.needs for r in RULES}
         self.findings: dict[str, Finding] = {}
         self._next_tick = 0                 # the next instant to judge at; 0: none yet
         self._held: list[Finding] = []      # found by clock(), returned by the next call
@@ -98,11 +100,14 @@ class Diagnoser:
         if not self.ctx.service_networks:
             self.ctx.service_networks = list(service_networks)
 
-    def set_attached(self, attached: Sequence[str], unavailable: Mapping[str, str]) -> None:
+    def set_attached(self, attached: Sequence[str], unavailable: Mapping[str, str],
+                     families: Sequence[str] | None = None) -> None:
         """What the session attached, and what it could not (and why): the evidence
-        there could be."""
+        there could be.  `families`: the probe families that ran, as the loader (or a
+        recording's header) says; None when the input does not say."""
         self.coverage.attached = list(attached)
         self.coverage.unavailable = dict(unavailable)
+        self.coverage.probe_families = list(families) if families is not None else None
 
     def set_unavailable(self, label: str, why: str) -> None:
         """Evidence the input could not give (JSON lines that are not events)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from tracer.diagnosis.names import Names, ObjRef, ServiceInfo
 from tracer.diagnosis.nodefacts import NodeFacts, Route
-from tracer.events.finding import Finding, declare_needs
+from tracer.events.finding import Finding
 from tracer.events.icmp_names import NO_ROUTE, family_of_proto, icmp_meaning, is_unreachable
 from tracer.events.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
 from tracer.events.records import event_record
@@ -595,7 +595,6 @@ RULES: tuple[Rule, ...] = (
     Rule("masquerade-missing", masquerade_missing, ("tc",)),
     Rule("hostport-conflict", None, ("sock",)),
 )
-declare_needs({r.kind: r.needs for r in RULES})
 CONNECTION_RULES: tuple[ConnectionRule, ...] = tuple(r.check for r in RULES if r.check)
 
 

@@ -3,7 +3,6 @@ and what to change.  `kind` values are the JSON contract (docs/findings.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,18 +14,6 @@ KINDS = ("masquerade-missing", "ip-forward-disabled", "no-route", "hostport-conf
          "pod-network-unreachable", "nexthop-unreachable", "netfilter-drop",
          "connection-refused", "rp-filter-drop")
 SEVERITIES = ("error", "warning")
-
-# finding kind -> the evidence its rule cannot do without (probe families, "metadata",
-# "node_state"), for Coverage.blind.  The rules own that knowledge and declare it
-# here (tracer/diagnosis/rules.py calls declare_needs): the contract imports no
-# other package of the tracer.
-RULE_NEEDS: dict[str, tuple[str, ...]] = {}
-
-
-def declare_needs(needs: Mapping[str, tuple[str, ...]]) -> None:
-    RULE_NEEDS.clear()
-    RULE_NEEDS.update(needs)
-
 
 @dataclass
 class Finding:
@@ -131,20 +118,19 @@ class Coverage:
     undecided: int = 0               # too young at the end to tell (no error seen yet)
     unexplained: list[dict[str, Any]] = field(default_factory=list)
     input: InputCoverage | None = None   # a file's: None for a live session
+    # the probe families that ran, as the loader (or the recording's header) says;
+    # None when the input does not say (JSON lines)
+    probe_families: list[str] | None = None
+    # finding kind -> the evidence it cannot do without (the rules' `needs`), given by
+    # the diagnoser that owns this coverage
+    needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def families(self) -> set[str] | None:
         """The evidence that was available, by the names rules.Rule.needs uses; None
         when the input does not say (JSON lines)."""
-        if not self.attached:
+        if self.probe_families is None:
             return None
-        text = " ".join(self.attached)
-        have = {"conntrack"}          # read from netlink wherever nodetrace runs
-        for family, marker in (("drops", "skb:kfree_skb"), ("tc", "tc/"),
-                               ("neigh", "neigh_"), ("route", "fib:"),
-                               ("icmp", "icmp:icmp_send"), ("tcp", "inet_sock_set_state"),
-                               ("sock", "sys_enter_bind")):
-            if marker in text:
-                have.add(family)
+        have = {"conntrack", *self.probe_families}   # conntrack: netlink, wherever it runs
         if self.metadata != "none":
             have.add("metadata")
         if self.node_state:
@@ -156,9 +142,7 @@ class Coverage:
         have = self.families()
         if have is None:
             return {}
-        if not RULE_NEEDS:
-            raise RuntimeError("no finding rules declared (tracer.diagnosis.rules)")
-        return {kind: missing for kind, needs in RULE_NEEDS.items()
+        return {kind: missing for kind, needs in self.needs.items()
                 if (missing := [n for n in needs if n not in have])}
 
     def record(self) -> dict[str, Any]:

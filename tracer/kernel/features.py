@@ -57,9 +57,14 @@ class Features:
 
 
 def tracefs_dir() -> Path | None:
+    """The mounted tracefs this process can read, or None (a user without root may see
+    the mount but not its events: that is no tracefs for it)."""
     for p in TRACEFS_CANDIDATES:
-        if (p / "events").is_dir():
-            return p
+        try:
+            if (p / "events").is_dir():
+                return p
+        except PermissionError:
+            continue
     return None
 
 

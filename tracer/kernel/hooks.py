@@ -7,6 +7,7 @@ interfaces, not the module).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -72,7 +73,7 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
     # events report NAT everywhere else)
     "nat": (Kprobe("nf_nat_manip_pkt", "kp_nf_nat_manip_pkt",
                    fentry_fn="fe_nf_nat_manip_pkt"),),
-    # --- issue 5: failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
+    # --- failures that are not drops (bpf/route.c, neigh.c, icmp.c, tcp.c,
     # sockets.c).  A family is built where its required hooks exist; an optional hook
     # the kernel lacks is reported as unavailable and the rest goes on.
     "route": (RawTracepoint("fib", "fib_table_lookup"),
@@ -94,3 +95,24 @@ FAMILY_HOOKS: dict[str, tuple[Hook, ...]] = {
 }
 
 FAMILIES = tuple(FAMILY_HOOKS)
+
+# what each hook label ends with (the event or the probed function), by family: the
+# same probe was a tracepoint in older versions and a raw tracepoint now, so a label is
+# matched on its event, not on its whole text
+_FAMILY_OF_EVENT = {(h.function if isinstance(h, Kprobe) else h.event): family
+                    for family, hooks in FAMILY_HOOKS.items() for h in hooks}
+
+
+def family_of(label: str) -> str | None:
+    """The family of an attached probe, from the label the loader gave it; None for a
+    label it does not know.  Recordings made before their header listed the families
+    are read with it."""
+    kind, _, where = label.partition("/")
+    if kind == "tc":                 # "tc/tcx: eth0(uplink), ...": the per-interface programs
+        return "tc"
+    return _FAMILY_OF_EVENT.get(where.rpartition(":")[2])
+
+
+def families_of(labels: Iterable[str]) -> list[str]:
+    """The families that have at least one of `labels` attached, sorted."""
+    return sorted({f for f in map(family_of, labels) if f is not None})

@@ -203,6 +203,9 @@ class Module:
         self.bpf: Any = None
         self.facts: KernelFacts | None = None
         self.attached: list[str] = []
+        # what attached, by family: the coverage's record of which evidence could be
+        # seen (a family with none of its hooks attached saw nothing)
+        self.attached_by_family: dict[str, list[str]] = {}
         self.node_netns = 0
         self.unavailable: dict[str, str] = {}  # hook label -> why it is not attached
         self.fallbacks: dict[str, str] = {}    # fentry label -> why the kprobe is used
@@ -238,8 +241,12 @@ class Module:
     def tc_programs(self) -> dict[str, Any]:
         """tc_ingress/tc_egress loaded as SCHED_CLS, by direction."""
         bcc = _bcc()
-        return {d: self.load_program(f"tc_{d}", bcc.BPF.SCHED_CLS)
-                for d in ("ingress", "egress")}
+        progs = {d: self.load_program(f"tc_{d}", bcc.BPF.SCHED_CLS)
+                 for d in ("ingress", "egress")}
+        # the attacher follows interfaces from here on: the family runs from now on,
+        # on whichever interfaces exist (none yet is still a tc that runs)
+        self.attached_by_family["tc"] = [f"tc_{d}" for d in progs]
+        return progs
 
     def load_program(self, fn_name: str, prog_type: int) -> Any:
         """Load one function into the kernel (verifier runs); no attach."""
@@ -305,6 +312,7 @@ class Module:
         recorded in `unavailable` (doctor and the recording say so); a missing
         required one is an error."""
         for family in sorted(self.spec.families):
+            before = len(self.attached)
             for hook in FAMILY_HOOKS[family]:
                 why = self._available(hook)
                 if why is None:
@@ -313,7 +321,15 @@ class Module:
                     raise AttachError(f"cannot attach {hook.label}: {why}")
                 else:
                     self.unavailable[hook.label] = why
+            if len(self.attached) > before:
+                self.attached_by_family[family] = self.attached[before:]
         return list(self.attached)
+
+    def families(self) -> list[str]:
+        """The probe families that run (at least one hook attached; tc once its
+        programs are loaded), sorted: what coverage and the recording's header say
+        was observable."""
+        return sorted(f for f, labels in self.attached_by_family.items() if labels)
 
     def load_only(self) -> list[str]:
         """Load every program of the built families through the verifier, attach none
@@ -419,6 +435,7 @@ class Module:
                 self.bpf.cleanup()
             self.bpf = None
             self.attached.clear()
+            self.attached_by_family.clear()
 
     def __enter__(self) -> Module:
         return self

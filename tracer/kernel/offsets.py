@@ -25,7 +25,7 @@ FIELDS: dict[str, str] = {
     "OFF_DEV_NET": "net_device.nd_net.net",
     "OFF_SK_NET": "sock.__sk_common.skc_net.net",
     "OFF_NET_INUM": "net.ns.inum",
-    # --- issue 5: route, neigh, tcp and sock families ---
+    # --- the route, neigh, tcp and sock families ---
     # the calling task's namespace (syscalls, output route lookups)
     "OFF_TASK_NSPROXY": "task_struct.nsproxy",
     "OFF_NSPROXY_NET": "nsproxy.net_ns",

@@ -81,6 +81,7 @@ def live(*, node_netns: int, sysctls: ForwardingSysctls, recording: LiveRecordin
          index: MetadataIndex, pod_networks: Sequence[Network],
          service_networks: Sequence[Network], selected: Callable[[], Selected] | None,
          diagnoser: Diagnoser | None, attached: Sequence[str] = (),
+         families: Sequence[str] | None = None,
          unavailable: Mapping[str, str] | None = None, pods: PodMap | None = None,
          clock_ns: Callable[[], int] = time.time_ns) -> Pipeline:
     """The live session's pipeline.  `selected`: the pods of -l/-n/--pod (None:
@@ -95,7 +96,7 @@ def live(*, node_netns: int, sysctls: ForwardingSysctls, recording: LiveRecordin
         diagnoser.set_node(node_netns, list(pod_networks) or [
             ipaddress.ip_network(c, strict=False) for c in names.pod_cidrs()],
             service_networks)
-        diagnoser.set_attached(attached, unavailable or {})
+        diagnoser.set_attached(attached, unavailable or {}, families)
         diagnosis = DiagnosisStage(diagnoser, clock_ns, on_clock=recording.clock)
     local = LocalEnricher(node_netns, pods if pods is not None else PodMap(), sysctls)
     return Pipeline([local, RecordingTee(recording),
@@ -160,7 +161,7 @@ def _replay(reader: RecordingReader, *, metadata: Sequence[Path], node: str | No
                              metadata=("file " + ", ".join(map(str, metadata)))
                              if metadata else "none",
                              node_state=facts is not None and facts.known))
-        diag.set_attached(h.attached, h.unavailable)
+        diag.set_attached(h.attached, h.unavailable, h.families)
         if not metadata:
             def recorded_metadata(*_: object, d: Diagnoser = diag) -> None:
                 d.set_metadata("recording")

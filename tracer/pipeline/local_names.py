@@ -1,4 +1,4 @@
-"""Local enrichment of the failure kinds (issue 5), beside the raw fields:
+"""Local enrichment of the failure kinds, beside the raw fields:
 
 - tcp and sock events: the pod of the process, from its cgroup (tracer/node/podmap.py);
 - sock events that failed with EADDRINUSE: who holds the address (tracer/node/ports.py),

@@ -1,11 +1,10 @@
 """The recording format: record types, the event schema, limits and fix-ups.
 
 A recording is a stream of msgpack arrays, each `[type, ...]`.  Events are arrays too,
-with their column names in the header (shared/PERFORMANCE.md: a 15-tuple packs in
-a third of the time of a 15-key dict, and the file is half the size).  The columns are
-derived from the frozen dataclasses of the event families (tracer/events/registry.py),
-so a new event kind needs no line here.  docs/recording-format.md is the reference
-for all of it.
+with their column names in the header (a 15-tuple packs in a third of the time of a
+15-key dict, and the file is half the size).  The columns are derived from the frozen
+dataclasses of the event families (tracer/events/registry.py), so a new event kind
+needs no line here.  docs/recording-format.md is the reference for all of it.
 """
 
 from __future__ import annotations

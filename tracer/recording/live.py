@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from tracer.events.model import Event
+from tracer.events.stats import SourceStats
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.objects import KINDS
 from tracer.recording import nodestate
 from tracer.recording.writer import EndInfo, RecordingWriter, RecordSpec, SessionFacts
-from tracer.sources.stats import SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class LiveRecording:
         writer.finish(EndInfo(reason, s.received - base.received,
                               s.decode_errors - base.decode_errors,
                               lost, end_ns))
-        if writer.failed:   # a loss layer of its own (shared/RELIABILITY.md rule 4)
+        if writer.failed:   # a loss layer of its own : a lost record is counted, never silent
             self.failed += writer.failed
             log.warning("recording %s: %d event(s) not written (%s)", writer.path,
                         writer.failed, writer.stopped)

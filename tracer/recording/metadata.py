@@ -1,5 +1,5 @@
 """Metadata changes in a recording: the one seam between recordings and the metadata
-providers (Kubernetes list+watch, files, local; issue 6).
+providers (Kubernetes list+watch, files, local).
 
 Live, whatever learns that an object was added, updated or deleted calls
 `on_change(kind, action, obj, at)` on a MetadataRecorder — the RecordingWriter is one,

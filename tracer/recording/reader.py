@@ -1,4 +1,5 @@
-"""Read a recording.  Recordings are hostile input (shared/RELIABILITY.md rule 6).
+"""Read a recording.  Recordings are hostile input: they travel between machines and
+versions, and a truncated or crafted file must give an error, never a crash or a hang.
 
 - The header's magic and major version are checked first: a wrong one raises
   RecordingFormatError (the CLI prints it and exits 1).
@@ -60,6 +61,37 @@ _EVENTS = int(Rec.EVENTS)
 _CHECKED = int(Rec.CHECKED)
 
 
+# The probe families of a header that does not list them (written before it did),
+# read off its `attached` labels.  The labels of those versions, by the event or the
+# function at their end (the drop probe was a tracepoint, then a raw tracepoint); a
+# test holds this table to the loader's hooks.  Not tracer.kernel's table: replay
+# imports nothing of the kernel package.
+_FAMILY_OF_EVENT = {
+    "kfree_skb": "drops", "nf_nat_manip_pkt": "nat",
+    "fib_table_lookup": "route", "fib6_table_lookup": "route",
+    "neigh_timer_handler": "neigh", "neigh_update": "neigh", "neigh_event_send_dead": "neigh",
+    "icmp_send": "icmp",
+    "inet_sock_set_state": "tcp", "tcp_retransmit_skb": "tcp", "tcp_send_reset": "tcp",
+    "tcp_receive_reset": "tcp", "inet_sk_error_report": "tcp",
+    **{f"sys_{edge}_{call}": "sock" for call in ("bind", "connect", "listen", "getsockopt")
+       for edge in ("enter", "exit")},
+}
+
+
+def family_of(label: str) -> str | None:
+    """The probe family of an attached-probe label ("raw_tracepoint/kfree_skb",
+    "tc/tcx: eth0(uplink)"); None for a label it does not know."""
+    kind, _, where = label.partition("/")
+    if kind == "tc":
+        return "tc"
+    return _FAMILY_OF_EVENT.get(where.rpartition(":")[2])
+
+
+def families_of(labels: Sequence[str]) -> list[str]:
+    """The families with at least one of `labels` attached, sorted."""
+    return sorted({f for f in map(family_of, labels) if f is not None})
+
+
 @dataclass(frozen=True)
 class ClockRef:
     mono_ns: int
@@ -76,6 +108,7 @@ class Header:
     kernel_release: str
     attached: tuple[str, ...]
     unavailable: dict[str, str]
+    families: tuple[str, ...]       # the probe families that ran
     clock: ClockRef
     drop_reasons: dict[int, str]
     pod_networks: tuple[str, ...]
@@ -297,6 +330,12 @@ class RecordingReader:
                 pair = _as(list, pair, "unavailable")
                 unavailable[_as(str, pair[0], "unavailable")] = _as(str, pair[1],
                                                                     "unavailable")
+            attached = tuple(_as(str, a, "attached")
+                             for a in _as(list, h.get("attached", []), "attached"))
+            # headers written before they listed the families: read off the labels
+            families = (tuple(_as(str, f, "families")
+                              for f in _as(list, h["families"], "families"))
+                        if "families" in h else tuple(families_of(attached)))
             return Header(
                 version=version,
                 nodetrace_version=_as(str, h.get("nodetrace", ""), "nodetrace"),
@@ -304,9 +343,9 @@ class RecordingReader:
                 node=_as(str, h.get("node", ""), "node"),
                 netns=_as(int, h.get("netns", 0), "netns"),
                 kernel_release=_as(str, h.get("kernel", ""), "kernel"),
-                attached=tuple(_as(str, a, "attached")
-                               for a in _as(list, h.get("attached", []), "attached")),
+                attached=attached,
                 unavailable=unavailable,
+                families=families,
                 clock=ClockRef(_as(int, clock.get("mono_ns", 0), "clock"),
                                _as(int, clock.get("wall_ns", 0), "clock")),
                 drop_reasons=reasons,
@@ -597,15 +636,6 @@ class RecordingReader:
             out.append(f"{self.name}: damaged at offset {self.damaged_at} ({self.damage}); "
                        "every whole record before it was read, nothing after it")
         return out
-
-
-def blank_header() -> Header:
-    """For events that come without a recording (JSON lines): nothing is known of the
-    node they were traced on."""
-    return Header(version=(0, 0), nodetrace_version="", argv=(), node="", netns=0,
-                  kernel_release="", attached=(), unavailable={}, clock=ClockRef(0, 0),
-                  drop_reasons={}, pod_networks=(), service_networks=(), started_wall_ns=0,
-                  part=0, raw={})
 
 
 @functools.cache

@@ -65,6 +65,9 @@ class SessionFacts:
     # the Kubernetes node name when the pod spec passes it (downward API), else the host's
     node: str = field(default_factory=lambda: os.environ.get("NODE_NAME")
                       or socket.gethostname())
+    # the probe families that ran (the loader's Module.families()); None: not known,
+    # and the header then leaves the reader to derive them from `attached`
+    families: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def build_header(facts: SessionFacts, argv: Sequence[str], part: int) -> dict[st
         "kernel": facts.kernel_release,
         "attached": list(facts.attached),
         "unavailable": [[k, v] for k, v in facts.unavailable.items()],
+        **({"families": list(facts.families)} if facts.families is not None else {}),
         "clock": {"mono_ns": mono, "wall_ns": mono + facts.mono_to_wall_ns},
         "drop_reasons": sorted([int(k), v] for k, v in facts.drop_reasons.items()),
         "networks": {"pod": list(facts.pod_networks), "service": list(facts.service_networks)},

@@ -61,7 +61,7 @@ class TraceOptions:
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
     record: RecordSpec | None = None   # also write the session to a recording
-    metadata: MetadataOptions = field(default_factory=MetadataOptions)  # issue 6: names
+    metadata: MetadataOptions = field(default_factory=MetadataOptions)  # Kubernetes names
     selection: Selection | None = None  # -l/-n/--pod: only these pods of this node
 
 
@@ -77,7 +77,7 @@ class Attached:
     attached: tuple[str, ...]
     unavailable: dict[str, str] = field(default_factory=dict)
 
-# issue 5: failures that are not drops (built where the kernel has their hooks)
+# failures that are not drops (built where the kernel has their hooks)
 EXPLAIN_FAMILIES = ("route", "neigh", "icmp", "tcp", "sock")
 
 
@@ -145,7 +145,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             ringbuf_pages=opts.ringbuf_pages)))
         facts = module.load()
         node_ino = own_netns_inode()
-        # issue 6: names from the API, files and the node; -l selects pods
+        # names from the API, files and the node; -l selects pods
         meta = stack.enter_context(Metadata(opts.metadata, node_ino, local_addresses()))
         if control is not None:
             control.metadata_health = meta.health
@@ -229,7 +229,8 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         services = [ipaddress.ip_network(c, strict=False) for c in opts.service_cidrs]
         unavailable = {**not_built, **module.unavailable}
         recording = LiveRecording(SessionFacts(
-            kernel_release=facts.release, attached=attached, unavailable=unavailable,
+            kernel_release=facts.release, attached=attached, families=module.families(),
+            unavailable=unavailable,
             drop_reasons=facts.drop_reasons, mono_to_wall_ns=decoder.ctx.mono_to_wall_ns,
             netns=node_ino, pod_networks=[str(n) for n in pods],
             service_networks=[str(n) for n in services if n not in pods],
@@ -244,6 +245,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                               service_networks=services,
                               selected=selected.current if selected is not None else None,
                               diagnoser=diagnoser, attached=attached,
+                              families=module.families(),
                               unavailable=unavailable)
         found = pipeline.stage("pod-filter")   # the display's -l changes its selection
         assert isinstance(found, PodFilter)

@@ -2,8 +2,8 @@
 
 The ring-buffer callback only copies bytes; decoding happens per batch.  Programs
 wake the reader only every 64th record of a CPU (common.h: rb_flags), not per record
-(shared/PERFORMANCE.md: a wake-up per record costs more than the record and loses
-events under load).  So the reader sleeps in poll() on the ring buffer and the other
+(a wake-up per record costs more than the record and loses events under load).
+So the reader sleeps in poll() on the ring buffer and the other
 inputs' sockets: a burst or a conntrack message wakes it at once, a trickle within
 `idle_wait_s`; while events flow it drains every `drain_interval_s`, so each drain
 is a batch.  Idle, that is ~15 wake-ups a second instead of 100 on a timer: the CPU
@@ -24,9 +24,9 @@ from tracer.events.flow import decode_final_flow
 from tracer.events.icmp import decode_unreported_icmp6
 from tracer.events.model import Event, LostEvent
 from tracer.events.schema import LossSlot
+from tracer.events.stats import SourceStats as SourceStats  # its old home: re-exported
 from tracer.kernel.loader import Module
 from tracer.pipeline.decode import Decoder
-from tracer.sources.stats import SourceStats as SourceStats  # its old home: re-exported
 
 log = logging.getLogger(__name__)
 

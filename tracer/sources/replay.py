@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator
 from itertools import compress, repeat
 
 from tracer.events.model import Event, LostEvent
+from tracer.events.stats import SourceStats
 from tracer.recording.format import EVENT_TYPES
 from tracer.recording.metadata import MetadataRecord, MetadataRecorder
 from tracer.recording.reader import ClockMark, EndRecord, LocalState, RecordingReader
 from tracer.recording.writer import NodeState
-from tracer.sources.stats import SourceStats
 
 BATCH_MAX = 1024
 PACE_SLICE_NS = 10_000_000   # paced replay: events this close in time share a batch

@@ -1,13 +1,5 @@
-"""What a source reports besides its events (shared by live and replay: replay must
-not import the live source, which imports tracer.kernel)."""
+"""SourceStats moved to the event contract (tracer/events/stats.py), where the recording
+can use it without importing the sources; re-exported for the modules that import it
+from here."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass, field
-
-
-@dataclass
-class SourceStats:
-    received: int = 0
-    decode_errors: int = 0
-    lost: dict[str, int] = field(default_factory=dict)  # by layer
+from tracer.events.stats import SourceStats as SourceStats
