@@ -45,7 +45,7 @@ from tracer.cli import main as cli
 from tracer.cli import replay_cmd
 from tracer.events import schema
 from tracer.events.model import Event
-from tracer.pipeline import build
+from tracer.modes import build
 from tracer.pipeline.decode import DecodeContext, Decoder
 from tracer.pipeline.path import PathMarker
 from tracer.recording import RecordingReader, load

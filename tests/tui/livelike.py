@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tracer.diagnosis.engine import Diagnoser
 from tracer.events.model import Event
-from tracer.pipeline import build
+from tracer.modes import build
 from tracer.recording.live import LiveRecording
 from tracer.recording.reader import RecordingReader
 from tracer.recording.writer import SessionFacts

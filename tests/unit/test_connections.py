@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.recording_support import GOLDEN, write_recording
-from tracer.diagnosis.offline import diagnose_file
 from tracer.events.model import DropEvent, Endpoint, Event, FlowEvent, IcmpEvent, NatEvent, TcpEvent
+from tracer.modes.diagnose_file import diagnose_file
 from tracer.pipeline import connections
 from tracer.pipeline.connections import ConnectionTable
 from tracer.recording import load

@@ -15,11 +15,11 @@ from tests.unit.test_diagnosis_rules import DATA, EXPECTED, objects
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import IndexNames
 from tracer.diagnosis.nodefacts import NodeFacts
-from tracer.diagnosis.offline import diagnose_events
 from tracer.events.finding import Finding
 from tracer.events.icmp_names import icmp_meaning, is_error, is_unreachable
 from tracer.events.jsonl import JsonlEvents
 from tracer.events.model import DropEvent, Event, FlowEvent, IcmpEvent
+from tracer.modes.diagnose_file import diagnose_events
 
 SERVICE_CIDR6 = ipaddress.ip_network(ipv6_mirror.text("10.43.0.0/16"))
 # the scenarios whose streams hold an ICMP error (sent by a node, or received)

@@ -17,7 +17,6 @@ import pytest
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.names import IndexNames, NoNames
 from tracer.diagnosis.nodefacts import NodeFacts
-from tracer.diagnosis.offline import diagnose_events, diagnose_file
 from tracer.events.finding import Finding
 from tracer.events.jsonl import JsonlEvents
 from tracer.events.model import (
@@ -29,6 +28,7 @@ from tracer.events.model import (
     NatEvent,
     SockEvent,
 )
+from tracer.modes.diagnose_file import diagnose_events, diagnose_file
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "diagnosis"
 SERVICE_CIDR = ipaddress.ip_network("10.43.0.0/16")

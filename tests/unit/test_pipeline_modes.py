@@ -1,4 +1,4 @@
-"""Every mode's pipeline comes from tracer/pipeline/build.py, and replay's stages are
+"""Every mode's pipeline comes from tracer/modes/build.py, and replay's stages are
 live's after its recording tee: so a stage added to live and not to replay (or the
 other way round) fails here, before a replay can disagree with the session it
 replays.  And the one loop, drive(), keeps the loss ledger for every mode."""
@@ -16,9 +16,9 @@ from tracer.diagnosis.names import NoNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.events.model import Endpoint, FlowEvent
 from tracer.metadata.index import MetadataIndex
+from tracer.modes import build
+from tracer.modes.drive import EventSource, drive
 from tracer.node.sysctls import ForwardingSysctls
-from tracer.pipeline import build
-from tracer.pipeline.drive import EventSource, drive
 from tracer.pipeline.stage import Pipeline
 from tracer.recording.live import LiveRecording
 from tracer.recording.reader import RecordingReader

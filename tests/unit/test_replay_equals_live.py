@@ -16,7 +16,7 @@ from tests.unit.recording_support import GOLDEN
 from tracer.diagnosis.engine import TICK_NS, Diagnoser
 from tracer.events.model import Endpoint, Event, FlowEvent
 from tracer.metadata.resolver import Listener, LocalPodInfo
-from tracer.pipeline import build
+from tracer.modes import build
 from tracer.pipeline.enrich import names_of
 from tracer.pipeline.path import PathMarker
 from tracer.recording.format import MAGIC, VERSION, Rec, checked_head

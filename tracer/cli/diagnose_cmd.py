@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
         from_file_selection(args)
         selected = args.selector is not None or bool(args.field_selector or args.pod
                                                      or args.namespace)
-        from tracer.diagnosis.offline import diagnose_file
+        from tracer.modes.diagnose_file import diagnose_file
 
         stop = threading.Event()
         signals = install_stop_signals(stop)

@@ -31,8 +31,8 @@ from tracer.cli.options import (
 from tracer.cli.replay_worker import LineWorker, WorkerLines
 from tracer.cli.trace_cmd import install_stop_signals, log_summary
 from tracer.events.model import Event
-from tracer.pipeline import build
-from tracer.pipeline.drive import drive
+from tracer.modes import build
+from tracer.modes.drive import drive
 from tracer.recording.opener import STDIN, OpenedInput, open_input
 from tracer.recording.reader import EndRecord, Header, RecordingReader
 from tracer.sinks.jsonl import JsonlSink

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from tracer.events.finding import Finding
 from tracer.events.records import Output
-from tracer.pipeline import build
-from tracer.pipeline.drive import drive
+from tracer.modes import build
+from tracer.modes.drive import drive
 from tracer.recording.reader import RecordingReader
 from tracer.sinks.jsonl import JsonlSink, jsonl_chunks
 from tracer.sinks.output import OutputStream, write_all

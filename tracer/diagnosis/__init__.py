@@ -6,7 +6,7 @@
 - rules.py      one function per cause, over a connection (tracer/pipeline/connections.py)
                 or the node's loose events
 - engine.py     the engine: events in, findings out as soon as complete; coverage
-- stage.py      the engine as a pipeline stage (tracer/pipeline/build.py places it)
+- stage.py      the engine as a pipeline stage (tracer/modes/build.py places it)
 - finding.py    the finding and coverage records (the JSON contract)
 - offline.py    a recording or `trace -o jsonl` output through the same stages as live
 """

@@ -1,5 +1,5 @@
 """A live tracing session: probe what the kernel has, build the probes, attach them,
-build the pipeline (tracer/pipeline/build.py), drive it (tracer/pipeline/drive.py)
+build the pipeline (tracer/modes/build.py), drive it (tracer/modes/drive.py)
 until stopped, detach.
 
 Every attachment lives in the ExitStack, so an error, a signal or the end of the
@@ -25,14 +25,14 @@ from tracer.kernel.ksyms import Ksyms
 from tracer.kernel.loader import BuildSpec, Module, buildable_families, require_privileges
 from tracer.kernel.tc import TcAttacher, sweep_stale
 from tracer.metadata.setup import Metadata, MetadataOptions
+from tracer.modes import build
+from tracer.modes.drive import drive
 from tracer.node.conntrack import ConntrackEvents
 from tracer.node.interfaces import Iface, bridge_ports, discover, pod_networks
 from tracer.node.netchanges import NetChanges
 from tracer.node.scope import node_namespaces, own_netns_inode
 from tracer.node.sysctls import ForwardingSysctls, local_addresses
-from tracer.pipeline import build
 from tracer.pipeline.decode import DecodeContext, Decoder
-from tracer.pipeline.drive import drive
 from tracer.pipeline.enrich import PodFilter
 from tracer.recording.live import LiveRecording
 from tracer.recording.writer import RecordSpec, SessionFacts

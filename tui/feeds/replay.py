@@ -93,8 +93,8 @@ class _Records:
 
 def load_recording(capture: Path | OpenedInput) -> Loaded:
     # imported here: only recordings need msgpack and the pipeline stages
-    from tracer.pipeline import build
-    from tracer.pipeline.drive import drive
+    from tracer.modes import build
+    from tracer.modes.drive import drive
     from tracer.recording.reader import RecordingReader
 
     labels: dict[str, dict[str, str]] = {}

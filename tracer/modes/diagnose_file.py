@@ -1,6 +1,6 @@
 """Diagnosis of a file: a recording (`nodetrace record`, `trace --record`) or the JSON
 lines `trace -o jsonl` printed.  No privileges, no BCC: the same stages as live after
-its recording tee (tracer/pipeline/build.py), with the clock taken from the events.
+its recording tee (tracer/modes/build.py), with the clock taken from the events.
 
 Node facts and names come from the file where it has them (a recording's node-state
 and metadata records), else from what the caller passes (`--metadata`, a snapshot).
@@ -20,8 +20,8 @@ from tracer.events.finding import Finding, InputCoverage
 from tracer.events.jsonl import JsonlEvents
 from tracer.events.model import Event
 from tracer.events.records import Output
-from tracer.pipeline import build
-from tracer.pipeline.drive import drive
+from tracer.modes import build
+from tracer.modes.drive import drive
 from tracer.recording.opener import open_input
 from tracer.recording.reader import RecordingReader
 from tracer.util.errors import RecordingFormatError

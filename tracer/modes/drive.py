@@ -8,7 +8,7 @@ order; the stream's batch is written, then what the stages made beside it (findi
 (the source's own counts and any the caller adds: a recording that failed to write),
 the stages finish knowing it, the sinks get what is left and are closed, and the
 losses are said once, as a warning.  The live source yields an empty batch when
-nothing happened for `Pipeline`'s heartbeat (tracer/pipeline/build.py): the clock
+nothing happened for `Pipeline`'s heartbeat (tracer/modes/build.py): the clock
 moves for diagnosis, which judges silence.
 """
 

@@ -35,9 +35,9 @@ from tracer.events.finding import Coverage
 from tracer.events.model import Event
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.resolver import Listener, LocalPodInfo
+from tracer.modes.drive import EventSource
 from tracer.node.podmap import PodMap
 from tracer.node.sysctls import ForwardingSysctls
-from tracer.pipeline.drive import EventSource
 from tracer.pipeline.enrich import Enricher, PodFilter, Selected
 from tracer.pipeline.local_names import LocalEnricher
 from tracer.pipeline.path import PathMarker
