@@ -58,6 +58,8 @@ class FeedStatus:
     replay: ReplayState | None = None
     running: bool = True
     error: str | None = None                   # why the feed stopped, when it failed
+    warnings: tuple[str, ...] = ()             # what is wrong with the input (a damaged
+                                               # file): shown while it runs, not after
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Everything the TUI shows, folded from the record stream (no Textual here).
 
 The app applies every batch here, paused or not; only the display stops when paused.
-Everything is bounded: the log is a ring, connections evict the oldest.
+Everything is bounded: the log is a ring, the connection table evicts the oldest.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
-from tui.connections import Connections
+from tracer.events.finding import Finding
+from tui.connection_view import ConnectionView
 from tui.feed import Record
-from tui.findings import SEVERITY_ORDER, Finding, parse_finding
+from tui.findings import SEVERITY_ORDER, parse_finding
 from tui.records import pod_name
 
 LOG_LINES = 2_000
@@ -26,7 +27,7 @@ class Model:
 
     def reset(self) -> None:
         self.findings: dict[str, Finding] = {}
-        self.connections = Connections()
+        self.connections = ConnectionView()
         self.drops_by_reason: Counter[str] = Counter()
         self.drops_by_pod: Counter[str] = Counter()
         self.log: deque[Record] = deque(maxlen=LOG_LINES)
@@ -84,4 +85,4 @@ class Model:
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings.values(),
-                      key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), -f.last_seen_ns))
+                      key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), -f.first_seen_ns))

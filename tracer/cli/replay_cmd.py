@@ -7,7 +7,6 @@ side, and every fact about the recorded node comes from the file.
 from __future__ import annotations
 
 import argparse
-import calendar
 import contextlib
 import gc
 import logging
@@ -16,7 +15,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from tracer.sinks.jsonl import JsonlSink
 from tracer.sinks.sink import Sink
 from tracer.sinks.table import TableSink
 from tracer.util.errors import UsageError
-from tracer.util.timefmt import rfc3339_ns
+from tracer.util.timefmt import parse_rfc3339, rfc3339_ns
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +100,12 @@ def parse_time(text: str, start_wall_ns: int) -> int:
     m = _REL.match(text)
     if m:
         return start_wall_ns + int(float(m.group(1)) * _UNIT_NS[m.group(2)])
-    m = _ABS.match(text)
-    if m is None:
+    if _ABS.match(text) is None:
         raise UsageError(f"not a time: {text!r} (e.g. 90s, 5m, 2026-01-05T03:12:00Z)")
-    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-    frac = int((m.group(2) or ".0")[1:].ljust(9, "0"))
-    if m.group(3) != "Z":
-        sign = 1 if m.group(3)[0] == "+" else -1
-        secs -= sign * (int(m.group(3)[1:3]) * 3600 + int(m.group(3)[4:6]) * 60)
-    return secs * 10**9 + frac
+    try:
+        return parse_rfc3339(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def describe(path: Path, h: Header) -> str:

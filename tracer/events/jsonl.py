@@ -9,11 +9,8 @@ kind or with fields of the wrong type is skipped and counted, never raised.
 
 from __future__ import annotations
 
-import calendar
 import errno
 import json
-import re
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,18 +37,10 @@ from tracer.events.model import (
     SockEvent,
     TcpEvent,
 )
+from tracer.util.timefmt import parse_rfc3339 as wall_ns
 
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 _PROTOS = {v: k for k, v in PROTO_NAMES.items()}
 _FLAGS = {name: bit for bit, name in TCP_FLAG_NAMES}
-
-
-def wall_ns(text: str) -> int:
-    m = _TIME.match(text)
-    if m is None:
-        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-    return secs * 1_000_000_000 + int((m.group(2) or "0").ljust(9, "0"))
 
 
 def _ep(d: Any) -> Endpoint:

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,25 @@ def load_jsonl(path: Path) -> Loaded:
     except OSError as exc:
         raise TracerError(f"cannot read {path}: {exc.strerror}") from None
     warnings = [f"{path}: skipped {bad} line(s) that are not records"] if bad else []
-    return Loaded(records, FeedStatus(source=str(path), metadata="as recorded (jsonl)"),
-                  warnings)
+    return Loaded(with_diagnosis(path, records),
+                  FeedStatus(source=str(path), metadata="as recorded (jsonl)"), warnings)
+
+
+def with_diagnosis(path: Path, records: list[Record]) -> list[Record]:
+    """The findings `diagnose --from FILE` makes of the file's events, in place of any
+    the file carries, each where the replay reaches its first connection."""
+    from tracer.diagnosis.offline import diagnose_file
+    from tracer.events.records import event_record
+
+    findings = diagnose_file(path).all_findings()
+    out = [r for r in records if r.get("kind") != "finding"]
+    times, last = [], 0
+    for r in out:
+        last = max(last, time_ns(r.get("time")))
+        times.append(last)
+    for f in sorted(findings, key=lambda f: f.first_seen_ns, reverse=True):
+        out.insert(bisect.bisect_right(times, f.first_seen_ns), event_record(f))
+    return out
 
 
 def load_recording(path: Path) -> Loaded:
@@ -119,10 +136,13 @@ def load(path: Path) -> Loaded:
     except OSError as exc:
         raise TracerError(f"cannot read {path}: {exc.strerror}") from None
     if head == MAGIC_PREFIX:
-        return load_recording(path)
-    if head[:1] in (b"{", b"\n", b" ", b""):
-        return load_jsonl(path)
-    raise RecordingFormatError(f"{path}: neither a nodetrace recording nor JSON lines")
+        loaded = load_recording(path)
+    elif head[:1] in (b"{", b"\n", b" ", b""):
+        loaded = load_jsonl(path)
+    else:
+        raise RecordingFormatError(f"{path}: neither a nodetrace recording nor JSON lines")
+    loaded.status = replace(loaded.status, warnings=tuple(loaded.warnings))
+    return loaded
 
 
 class ReplayFeed:
@@ -204,7 +224,7 @@ class ReplayFeed:
     def run(self, out: FeedOutput, stop: threading.Event) -> None:
         out.set_status(**{k: getattr(self.base_status, k) for k in
                           ("source", "node", "kernel", "attached", "unavailable",
-                           "metadata")}, replay=self.state(), running=True)
+                           "metadata", "warnings")}, replay=self.state(), running=True)
         n = len(self.records)
         while not stop.is_set():
             with self._lock:
