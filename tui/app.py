@@ -144,7 +144,8 @@ class NodetraceApp(App[int]):
                 self.model.reset()
                 self._filter_changed = self._log_rebuild = True
             end = min(len(batch.records), self._applied + APPLY_SLICE)
-            self.model.apply(batch.records[self._applied:end])
+            self.model.apply(batch.records[self._applied:end],
+                             batch.events[self._applied:end] if batch.events else None)
             self._applied = end
             if end >= len(batch.records):
                 self._backlog.popleft()

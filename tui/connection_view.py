@@ -22,6 +22,7 @@ from tracer.events.model import (
     DropEvent,
     Endpoint,
     Event,
+    FlowEvent,
     IcmpEvent,
     NatEvent,
     TcpEvent,
@@ -37,17 +38,27 @@ from tracer.pipeline.connections import (
 )
 from tui.feed import Record
 from tui.filtering import Subject, add_endpoint
-from tui.records import name
+from tui.records import clock, name
 
 JOINED_KINDS = frozenset({"flow", "nat", "drop", "icmp", "tcp"})
+EVENT_TYPES = (FlowEvent, NatEvent, DropEvent, IcmpEvent, TcpEvent)   # of those kinds
 BENIGN_DROPS = frozenset({"QUEUE_PURGE"})   # a socket purging its queue: the peer was reached
 FINAL_TCP = ("established", "failed", "reset_received", "reset_sent", "error")
 # what a record that is not the event it claims to be raises in the parser
 BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+# connect() comes microseconds before its SYN is seen: a portless socket event belongs to
+# the newest connection of its addresses that started before it (or this soon after)
+CONNECT_SLACK_NS = 10_000_000
+ENDS_KEPT = 64      # connections per address pair a portless event may belong to
 
 
 def _named(ep: Any) -> bool:
     return isinstance(ep, dict) and ("pod" in ep or "service" in ep or "node" in ep)
+
+
+def _scoped(ep: Any) -> bool:
+    """Named by the enrich stage (an external address too: it has a scope)."""
+    return isinstance(ep, dict) and ("scope" in ep or _named(ep))
 
 
 def _at(ep: Any, ip: str | None, port: int | None) -> bool:
@@ -88,6 +99,7 @@ def _hop_step(h: Hop) -> Step:
                 _tuple(h.src, h.dst),
                 ("reply " if h.reply else "") + f"{h.packets} pkts {h.bytes} B"
                 + (f" [{flags}]" if flags else "")
+                + (f" until {clock(h.last_ns)}" if h.last_ns != h.first_ns else "")
                 + (f" marks: {', '.join(marks)}" if marks else ""),
                 bool(set(h.marks) - {"syn-retransmits"}))
 
@@ -104,11 +116,12 @@ class Row:
     """One connection of the table as the TUI shows it."""
 
     conn: Connection
-    table: ConnectionTable
+    view: ConnectionView
     # the richest endpoint records seen: the client, what it asked for, the backend
     src_ep: dict[str, Any]
     dst_ep: dict[str, Any]
     backend_ep: dict[str, Any] | None = None
+    named: bool = False        # both ends (and a DNAT backend) by name: no more looks
     version: int = 0           # bumped by every event that concerns the connection
     _cached_version: int = -1
     _cache: dict[str, Any] = field(default_factory=dict)
@@ -130,7 +143,10 @@ class Row:
 
     def _compute(self) -> dict[str, Any]:
         c = self.conn
-        tcp = sorted(self.table.tcp_for(c), key=lambda t: t.wall_ns)
+        # the table matches a portless event to every connection of its addresses in
+        # a window (what diagnosis needs); a row shows each event once, on its own
+        tcp = sorted((t for t in self.view.table.tcp_for(c)
+                      if t.src.port or self.view.owner(t) is c), key=lambda t: t.wall_ns)
         fwd = [h for h in c.hops.values() if not h.reply]
         rev = [h for h in c.hops.values() if h.reply]
         marks = {m for h in c.hops.values() for m in h.marks}
@@ -288,8 +304,9 @@ class ConnectionView:
         self.table = ConnectionTable()
         self.rows: dict[Key, Row] = {}
         self.skipped = 0           # records of a joined kind the parser could not read
-        # the client's socket events carry no source port: by (src ip, dst ip, dst port)
-        self._by_ends: dict[tuple[str | None, str | None, int | None], set[Key]] = {}
+        # the client's socket events carry no source port: the connections of each
+        # (src ip, dst ip, dst port), oldest first, the newest ENDS_KEPT
+        self._by_ends: dict[tuple[str | None, str | None, int | None], list[Row]] = {}
 
     def __len__(self) -> int:
         return len(self.table.conns)
@@ -301,16 +318,22 @@ class ConnectionView:
             if row is not None:
                 yield row
 
-    def apply(self, rec: Record) -> Row | None:
+    def apply(self, rec: Record, made_from: object | None = None) -> Row | None:
+        """`made_from`: the event `rec` was made from, when the feed has it; else the
+        record is parsed back into it."""
         if rec.get("kind") not in JOINED_KINDS:
             return None
-        try:
-            ev = event_of(rec)
-        except BAD_RECORD:
-            self.skipped += 1
-            return None
-        if ev is None:
-            return None
+        if isinstance(made_from, EVENT_TYPES):
+            ev: Event = made_from
+        else:
+            try:
+                parsed = event_of(rec)
+            except BAD_RECORD:
+                self.skipped += 1
+                return None
+            if parsed is None:
+                return None
+            ev = parsed
         c = self.table.add(ev)
         if c is None:
             if isinstance(ev, TcpEvent) and not ev.src.port:
@@ -318,17 +341,25 @@ class ConnectionView:
             return None
         row = self._row(c, rec)
         row.version += 1
-        self._name(row, ev, rec)
+        if not row.named or isinstance(ev, NatEvent):
+            self._name(row, ev, rec)
         return row
 
     def _row(self, c: Connection, rec: Record) -> Row:
         row = self.rows.get(c.key)
         if row is not None and row.conn is c:
             return row
-        row = Row(c, self.table, {"ip": c.key[1], "port": c.key[2]},
+        row = Row(c, self, {"ip": c.key[1], "port": c.key[2]},
                   {"ip": c.key[3], "port": c.key[4]})
         self.rows[c.key] = row
-        self._by_ends.setdefault((c.key[1], c.key[3], c.key[4]), set()).add(c.key)
+        same = self._by_ends.setdefault((c.key[1], c.key[3], c.key[4]), [])
+        if same:    # the socket events after this one's start were the previous one's
+            same[-1].version += 1
+        same.append(row)
+        if same[-1].conn.first_ns < same[-2 if len(same) > 1 else -1].conn.first_ns:
+            same.sort(key=lambda r: r.conn.first_ns)
+        if len(same) > ENDS_KEPT:
+            del same[0]
         if len(self.rows) > 2 * len(self.table.conns) + 1000:
             self._prune()     # merged and evicted connections
         return row
@@ -336,16 +367,27 @@ class ConnectionView:
     def _prune(self) -> None:
         live = self.table.conns
         self.rows = {k: r for k, r in self.rows.items() if live.get(k) is r.conn}
-        for ends, keys in list(self._by_ends.items()):
-            keys &= self.rows.keys()
-            if not keys:
+        for ends, same in list(self._by_ends.items()):
+            same[:] = [r for r in same if live.get(r.key) is r.conn]
+            if not same:
                 del self._by_ends[ends]
 
+    def owner(self, ev: TcpEvent) -> Connection | None:
+        """The connection a socket event without a source port belongs to."""
+        row = self._owner_row(ev)
+        return row.conn if row is not None else None
+
+    def _owner_row(self, ev: TcpEvent) -> Row | None:
+        live, due = self.table.conns, ev.wall_ns + CONNECT_SLACK_NS
+        for row in reversed(self._by_ends.get((ev.src.ip, ev.dst.ip, ev.dst.port), ())):
+            if row.conn.first_ns <= due and live.get(row.key) is row.conn:
+                return row
+        return None
+
     def _touch_ends(self, ev: TcpEvent) -> None:
-        for k in self._by_ends.get((ev.src.ip, ev.dst.ip, ev.dst.port), ()):
-            row = self.rows.get(k)
-            if row is not None:
-                row.version += 1
+        row = self._owner_row(ev)
+        if row is not None:
+            row.version += 1
 
     def _name(self, row: Row, ev: Event, rec: Record) -> None:
         """Keep the endpoint records that carry Kubernetes names."""
@@ -363,7 +405,7 @@ class ConnectionView:
         else:
             return
         for ep in ends:
-            if not isinstance(ep, dict) or not _named(ep):
+            if not isinstance(ep, dict) or not _scoped(ep):
                 continue
             if _at(ep, k[1], k[2]):
                 row.src_ep = ep
@@ -372,3 +414,5 @@ class ConnectionView:
             elif row.conn.dnat and row.backend_ep is not None and \
                     _at(ep, row.backend_ep.get("ip"), row.backend_ep.get("port")):
                 row.backend_ep = ep
+        row.named = _scoped(row.src_ep) and _scoped(row.dst_ep) and (
+            not row.conn.dnat or _scoped(row.backend_ep))

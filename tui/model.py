@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 from tracer.events.finding import Finding
 from tui.connection_view import ConnectionView
@@ -50,11 +50,13 @@ class Model:
         span = max(now - self._rate[0][0], 1.0)
         return sum(n for _t, n in self._rate) / span
 
-    def apply(self, records: Iterable[Record]) -> int:
+    def apply(self, records: Sequence[Record],
+              events: Sequence[object | None] | None = None) -> int:
+        """`events`: the event each record was made from, if the feed has it."""
         n = 0
         apply_conn = self.connections.apply
         log = self.log.append
-        for rec in records:
+        for i, rec in enumerate(records):
             n += 1
             kind = rec.get("kind")
             log(rec)
@@ -76,7 +78,7 @@ class Model:
                 who = pod_name(src) or pod_name(dst) or (
                     str(src.get("ip")) if isinstance(src, dict) and src.get("ip") else "-")
                 self.drops_by_pod[who] += count
-            apply_conn(rec)
+            apply_conn(rec, events[i] if events is not None else None)
         if n:
             self.events += n
             self._rate.append((self.clock(), n))

@@ -30,7 +30,7 @@ SMALL = (80, 24)
 
 def app_of(loaded: Loaded) -> NodetraceApp:
     feed = ReplayFeed(loaded.records, loaded.status, speed=0.0,
-                      pod_labels=loaded.pod_labels)
+                      pod_labels=loaded.pod_labels, events=loaded.events)
     return NodetraceApp(feed, clock=lambda: 0.0, wall_ns=lambda: WALL_NS)
 
 
@@ -148,3 +148,19 @@ def test_a_jsonl_capture_is_diagnosed_as_diagnose_from_does(capture: str) -> Non
     got = [(f.kind, f.count, [object_text(o) for o in f.objects], f.summary)
            for f in sorted(m.findings.values(), key=lambda f: f.first_seen_ns)]
     assert got == want
+
+
+def test_rows_are_the_same_from_events_or_from_their_records() -> None:
+    # a feed that has the events hands them over; one that has only records (a jsonl
+    # capture) has them parsed back: the same connections either way
+    loaded = load(DATA / "golden.ntrec")
+    assert loaded.events is not None and len(loaded.events) == len(loaded.records)
+
+    def rows(events: list[object | None] | None) -> list[tuple[object, ...]]:
+        m = Model()
+        m.apply(loaded.records, events)
+        return sorted((c.key, c.src_name, c.dst_name, c.state, c.packets, c.bytes,
+                       c.last_ns, [s.detail for s in c.timeline()]) for c in m.connections)
+
+    assert rows(loaded.events) == rows(None)
+    assert len(rows(None)) == 3

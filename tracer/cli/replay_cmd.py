@@ -129,12 +129,13 @@ def main_tui(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     speed = 0.0 if args.fast else (args.speed or 1.0)   # the TUI plays at the recorded pace
     feed = ReplayFeed(loaded.records, loaded.status, speed=speed,
-                      pod_labels=loaded.pod_labels)
+                      pod_labels=loaded.pod_labels, events=loaded.events)
     if args.until:
         until = parse_time(args.until, feed.start_ns)
-        feed = ReplayFeed([r for r, t in zip(loaded.records, feed.times, strict=True)
-                           if t <= until], loaded.status, speed=speed,
-                          pod_labels=loaded.pod_labels)
+        keep = sum(1 for t in feed.times if t <= until)    # times never go backwards
+        feed = ReplayFeed(loaded.records[:keep], loaded.status, speed=speed,
+                          pod_labels=loaded.pod_labels,
+                          events=loaded.events[:keep] if loaded.events else None)
     if args.since:
         feed.seek(parse_time(args.since, feed.start_ns) - feed.start_ns)
     return run_tui(feed)

@@ -46,10 +46,29 @@ def _epoch_s(y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
 
 
+@lru_cache(maxsize=4096)
+def _utc_second(prefix: str) -> int | None:
+    m = _RFC3339.fullmatch(prefix + "Z")
+    if m is None:
+        return None
+    g = m.groups()
+    try:
+        return _epoch_s(int(g[0]), int(g[1]), int(g[2]), int(g[3]), int(g[4]), int(g[5]))
+    except ValueError:
+        return None
+
+
 def parse_rfc3339(text: str) -> int:
     """RFC 3339 (2026-11-23T05:35:41.123456789Z, or with an offset like +02:00) -> wall
     ns since the epoch.  Strict: anything else, a month 13 or a February 30 included,
     raises ValueError (the caller says which input it was)."""
+    # what rfc3339_ns prints (every record's time): its second once, then a slice;
+    # a third of the time of the general path, and readers parse several per record
+    if type(text) is str and len(text) == 30 and text[29] == "Z" and text[19] == "." \
+            and text[20:29].isdigit():
+        secs = _utc_second(text[:19])
+        if secs is not None:
+            return secs * 1_000_000_000 + int(text[20:29])
     m = _RFC3339.fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"not an RFC 3339 time: {text!r} (e.g. 2026-01-05T03:12:00Z)")

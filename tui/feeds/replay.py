@@ -39,6 +39,7 @@ class Loaded:
     status: FeedStatus
     warnings: list[str] = field(default_factory=list)
     pod_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # for `l` in replay
+    events: list[object | None] | None = None   # parallel to records (FeedBatch.events)
 
 
 def load_jsonl(path: Path) -> Loaded:
@@ -91,6 +92,7 @@ def load_recording(path: Path) -> Loaded:
     from tracer.sinks.naming import add_names
 
     records: list[Record] = []
+    events: list[object | None] = []
     labels: dict[str, dict[str, str]] = {}
 
     def pod_seen(kind: str, _action: str, obj: Mapping[str, Any], _at: float) -> None:
@@ -109,8 +111,11 @@ def load_recording(path: Path) -> Loaded:
             records.extend(add_names(event_record(ev), ev, names)
                            for ev, names in zip(named, names_of(named), strict=True))
             records.extend(event_record(f) for f in findings)
-        records.extend(event_record(f) for f in stages.finish(
-            source.end.wall_ns if source.end is not None else None))
+            events.extend(named)
+            events.extend(findings)
+        last = stages.finish(source.end.wall_ns if source.end is not None else None)
+        records.extend(event_record(f) for f in last)
+        events.extend(last)
         warnings = list(reader.warnings())
         if source.end is None and reader.truncated_at is None and reader.damaged_at is None:
             warnings.append(f"{path} has no end record: the recording did not finish")
@@ -125,7 +130,8 @@ def load_recording(path: Path) -> Loaded:
             records.append({"kind": "lost", "time": records[-1]["time"] if records else "",
                             "layer": layer, "count": total - seen.get(layer, 0),
                             "total": total})
-    return Loaded(records, status, warnings, labels)
+            events.append(None)
+    return Loaded(records, status, warnings, labels, events)
 
 
 def load(path: Path) -> Loaded:
@@ -153,8 +159,10 @@ class ReplayFeed:
 
     def __init__(self, records: Sequence[Record], status: FeedStatus, *,
                  speed: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 pod_labels: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 pod_labels: Mapping[str, Mapping[str, str]] | None = None,
+                 events: Sequence[object | None] | None = None) -> None:
         self.records = records
+        self.events = events        # parallel to records, when the loader had them
         self.pod_labels: Mapping[str, Mapping[str, str]] = pod_labels or {}
         # times never go backwards: final reports carry their flow's last packet time
         self.times: list[int] = []
@@ -217,9 +225,10 @@ class ReplayFeed:
         while self.index < upto and not stop.is_set():
             end = min(upto, self.index + FAST_CHUNK)
             chunk = self.records[self.index:end]
+            events = self.events[self.index:end] if self.events is not None else None
             self.index = end
             out.set_status(replay=self.state())
-            out.emit(chunk, stop)
+            out.emit(chunk, stop, events=events)
 
     def run(self, out: FeedOutput, stop: threading.Event) -> None:
         out.set_status(**{k: getattr(self.base_status, k) for k in
