@@ -412,7 +412,8 @@ class NodetraceApp(App[int]):
             return
         subject = conn.subject()
         related = None
-        for f in self.model.sorted_findings():
+        # a finding explains failures: a healthy connection of the same pod has none
+        for f in self.model.sorted_findings() if conn.failed else ():
             names = {o.name.lower() for o in f.objects}
             if names & set().union(*subject.fields.values()):
                 related = f

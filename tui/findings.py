@@ -13,7 +13,7 @@ from tracer.diagnosis.names import ObjRef
 from tracer.events.finding import Finding
 from tui.feed import Record
 from tui.filtering import Subject
-from tui.records import time_ns
+from tui.records import clock, time_ns
 
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
@@ -62,6 +62,17 @@ def evidence_line(item: dict[str, Any]) -> str:
         return (f"connection {item.get('proto')} {item.get('src')} -> {item.get('dst')}: "
                 f"{item.get('stopped')}" + (f" (path {', '.join(item['path'])})"
                                             if item.get("path") else ""))
+    if item.get("kind") == "flow" and isinstance(item.get("src"), str):
+        marks = item.get("marks") or ()
+        return (f"flow at {item.get('ifname')} {item.get('direction')}: {item.get('src')} -> "
+                f"{item.get('dst')} {item.get('packets')} pkts "
+                f"[{','.join(map(str, item.get('tcp_flags') or ()))}]"
+                + (f" marks: {', '.join(map(str, marks))}" if marks else ""))
+    if item.get("kind") == "tcp" and isinstance(item.get("src"), dict):
+        src, dst = item["src"], item.get("dst") or {}
+        what = " ".join(str(w) for w in (item.get("event"), item.get("error")) if w)
+        return (f"socket {what} {src.get('ip')}:{src.get('port')} -> "
+                f"{dst.get('ip')}:{dst.get('port')} at {clock(time_ns(item.get('time')))}")
     return json.dumps(item, separators=(", ", ": "), default=str)
 
 
