@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -170,6 +170,8 @@ class NodetraceApp(App[int]):
     def note(self, text: str, severity: str = "information") -> None:
         try:
             note = self.screen.query_one("#note", Static)
+        except ScreenStackError:    # shutting down: nothing to say it on
+            return
         except NoMatches:   # another screen is on top: a toast instead
             self.notify(text, severity=severity)  # type: ignore[arg-type]
             return
@@ -183,7 +185,11 @@ class NodetraceApp(App[int]):
         return r.position_ns if r is not None else self.wall_ns()
 
     def refresh_view(self, force: bool = False) -> None:
-        main = self.screen if isinstance(self.screen, MainScreen) else None
+        try:
+            screen = self.screen
+        except ScreenStackError:    # a timer firing while the app shuts down
+            return
+        main = screen if isinstance(screen, MainScreen) else None
         if main is None or not main.is_mounted or not self.is_running:
             return
         try:

@@ -1,5 +1,7 @@
-"""The TUI tests' input: real lab captures (tests/data/tui/README.md), with the names
-and the finding that issues 6 and 8 will produce, added here until they do."""
+"""The TUI tests' input: real lab captures (tests/data/tui/README.md), taken before
+the enrich stage named endpoints: the lab cluster's names are added here, and a
+finding record in the shape the diagnosis writes (tests/tui/test_defects.py runs the
+real pipeline on the golden recording)."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def _names() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
 
 
 def annotate(rec: Record) -> Record:
-    """Issue 6's names on every src/dst (and nat orig/reply) the lab can name."""
+    """The enrich stage's names on every src/dst (and nat orig/reply) the lab can name."""
     pods, services = _names()
     rec = copy.deepcopy(rec)
 
