@@ -12,7 +12,7 @@ cached until an event concerns it again.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +40,7 @@ from tui.feed import Record
 from tui.filtering import Subject, add_endpoint
 from tui.records import clock, name
 
+Ends = tuple[str | None, str | None, int | None]    # src ip, dst ip, dst port
 JOINED_KINDS = frozenset({"flow", "nat", "drop", "icmp", "tcp"})
 EVENT_TYPES = (FlowEvent, NatEvent, DropEvent, IcmpEvent, TcpEvent)   # of those kinds
 BENIGN_DROPS = frozenset({"QUEUE_PURGE"})   # a socket purging its queue: the peer was reached
@@ -49,7 +50,7 @@ BAD_RECORD = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 # connect() comes microseconds before its SYN is seen: a portless socket event belongs to
 # the newest connection of its addresses that started before it (or this soon after)
 CONNECT_SLACK_NS = 10_000_000
-ENDS_KEPT = 64      # connections per address pair a portless event may belong to
+ENDS_KEPT = 64      # connections (and portless events) kept per address pair
 
 
 def _named(ep: Any) -> bool:
@@ -145,8 +146,7 @@ class Row:
         c = self.conn
         # the table matches a portless event to every connection of its addresses in
         # a window (what diagnosis needs); a row shows each event once, on its own
-        tcp = sorted((t for t in self.view.table.tcp_for(c)
-                      if t.src.port or self.view.owner(t) is c), key=lambda t: t.wall_ns)
+        tcp = sorted([*c.tcp, *self.view.portless(self)], key=lambda t: t.wall_ns)
         fwd = [h for h in c.hops.values() if not h.reply]
         rev = [h for h in c.hops.values() if h.reply]
         marks = {m for h in c.hops.values() for m in h.marks}
@@ -306,7 +306,8 @@ class ConnectionView:
         self.skipped = 0           # records of a joined kind the parser could not read
         # the client's socket events carry no source port: the connections of each
         # (src ip, dst ip, dst port), oldest first, the newest ENDS_KEPT
-        self._by_ends: dict[tuple[str | None, str | None, int | None], list[Row]] = {}
+        self._by_ends: dict[Ends, list[Row]] = {}
+        self._portless: dict[Ends, deque[TcpEvent]] = {}     # their socket events
 
     def __len__(self) -> int:
         return len(self.table.conns)
@@ -337,7 +338,7 @@ class ConnectionView:
         c = self.table.add(ev)
         if c is None:
             if isinstance(ev, TcpEvent) and not ev.src.port:
-                self._touch_ends(ev)
+                self._add_portless(ev)
             return None
         row = self._row(c, rec)
         row.version += 1
@@ -355,9 +356,13 @@ class ConnectionView:
         same = self._by_ends.setdefault((c.key[1], c.key[3], c.key[4]), [])
         if same:    # the socket events after this one's start were the previous one's
             same[-1].version += 1
-        same.append(row)
-        if same[-1].conn.first_ns < same[-2 if len(same) > 1 else -1].conn.first_ns:
-            same.sort(key=lambda r: r.conn.first_ns)
+            if c.first_ns < same[-1].conn.first_ns:     # reports arrive out of order
+                same.append(row)
+                same.sort(key=lambda r: r.conn.first_ns)
+            else:
+                same.append(row)
+        else:
+            same.append(row)
         if len(same) > ENDS_KEPT:
             del same[0]
         if len(self.rows) > 2 * len(self.table.conns) + 1000:
@@ -371,11 +376,17 @@ class ConnectionView:
             same[:] = [r for r in same if live.get(r.key) is r.conn]
             if not same:
                 del self._by_ends[ends]
+                self._portless.pop(ends, None)
 
-    def owner(self, ev: TcpEvent) -> Connection | None:
-        """The connection a socket event without a source port belongs to."""
+    def _add_portless(self, ev: TcpEvent) -> None:
+        ends = (ev.src.ip, ev.dst.ip, ev.dst.port)
+        q = self._portless.get(ends)
+        if q is None:
+            q = self._portless[ends] = deque(maxlen=ENDS_KEPT)
+        q.append(ev)
         row = self._owner_row(ev)
-        return row.conn if row is not None else None
+        if row is not None:
+            row.version += 1
 
     def _owner_row(self, ev: TcpEvent) -> Row | None:
         live, due = self.table.conns, ev.wall_ns + CONNECT_SLACK_NS
@@ -384,10 +395,27 @@ class ConnectionView:
                 return row
         return None
 
-    def _touch_ends(self, ev: TcpEvent) -> None:
+    def owner(self, ev: TcpEvent) -> Connection | None:
+        """The connection a socket event without a source port belongs to: the newest
+        of its addresses that started before it (or CONNECT_SLACK_NS after)."""
         row = self._owner_row(ev)
-        if row is not None:
-            row.version += 1
+        return row.conn if row is not None else None
+
+    def portless(self, row: Row) -> list[TcpEvent]:
+        """The socket events without a source port that belong to `row`: from its
+        start to the next connection's of the same addresses."""
+        k = row.key
+        ends = (k[1], k[3], k[4])
+        q = self._portless.get(ends)
+        same = self._by_ends.get(ends, [])
+        i = next((i for i in range(len(same) - 1, -1, -1) if same[i] is row), None)
+        if not q or i is None:       # none, or the row is older than those kept
+            return []
+        live = self.table.conns
+        nxt = next((r for r in same[i + 1:] if live.get(r.key) is r.conn), None)
+        lo = row.conn.first_ns - CONNECT_SLACK_NS
+        hi = nxt.conn.first_ns - CONNECT_SLACK_NS if nxt is not None else None
+        return [t for t in q if t.wall_ns >= lo and (hi is None or t.wall_ns < hi)]
 
     def _name(self, row: Row, ev: Event, rec: Record) -> None:
         """Keep the endpoint records that carry Kubernetes names."""
