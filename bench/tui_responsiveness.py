@@ -9,7 +9,12 @@ timed from the press until the pane shows the change and the app is idle again.
 Also reported: the rate the app actually applied (the feed waits for the app when it
 falls behind: nothing is dropped), and its lag behind the recording's clock.
 
+The feed hands the app the events with their records, as a recording's replay and a
+live session do; `--records-only` replays the records alone, as a jsonl capture
+does (the app then parses each record back into its event).
+
     .venv/bin/python bench/tui_responsiveness.py [--seconds 10] [--presses 30]
+                                                 [--records-only]
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.tui.inputs import records  # noqa: E402
+from tracer.events.jsonl import event_of  # noqa: E402
 from tui.app import NodetraceApp  # noqa: E402
+from tui.connection_view import BAD_RECORD, JOINED_KINDS  # noqa: E402
 from tui.feed import FeedStatus  # noqa: E402
 from tui.feeds.replay import ReplayFeed  # noqa: E402
 from tui.records import time_ns  # noqa: E402
@@ -56,6 +63,16 @@ def synthetic(seconds: float) -> list[dict[str, Any]]:
             if isinstance(ep, dict) and ep.get("ip") == "10.42.0.10" and ep.get("port"):
                 rec[key] = {**ep, "port": 1024 + (ep["port"] + cycle) % 60000}
         out.append(rec)
+    return out
+
+
+def events_of(recs: list[dict[str, Any]]) -> list[object | None]:
+    out: list[object | None] = []
+    for r in recs:
+        try:
+            out.append(event_of(r) if r.get("kind") in JOINED_KINDS else None)
+        except BAD_RECORD:
+            out.append(None)
     return out
 
 
@@ -108,12 +125,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="recording length")
     ap.add_argument("--presses", type=int, default=30)
+    ap.add_argument("--records-only", action="store_true",
+                    help="no events beside the records (a jsonl capture's replay)")
     args = ap.parse_args()
     recs = synthetic(args.seconds)
+    events = None if args.records_only else events_of(recs)
     status = FeedStatus(source="synthetic", node="bench")
     idle_lat, _ = asyncio.run(latencies(TimedApp(ReplayFeed(recs[:100], status, speed=0.0)),
                                         args.presses))
-    load_lat, stats = asyncio.run(latencies(TimedApp(ReplayFeed(recs, status, speed=1.0)),
+    load_lat, stats = asyncio.run(latencies(TimedApp(ReplayFeed(recs, status, speed=1.0,
+                                                                 events=events)),
                                             args.presses))
     idle, load = summary(idle_lat), summary(load_lat)
     print(json.dumps({"offered_per_s": RATE, "events": len(recs), "idle": idle,

@@ -20,21 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Static, TabbedContent
 from textual.worker import Worker, WorkerFailed, WorkerState
 
+from tracer.events.finding import Finding
 from tracer.metadata.selectors import SelectorError
 from tracer.session.pod_scope import Selection
 from tui import selection_edit as selecting
 from tui.commands import NodetraceCommands
-from tui.connections import Connection
+from tui.connection_view import Row
 from tui.feed import Feed, FeedBatch, FeedOutput, FeedStatus
 from tui.filtering import Filter, FilterError
-from tui.findings import Finding
+from tui.findings import finding_subject
 from tui.messages import FeedArrived, StatusNote
 from tui.model import Model
 from tui.screens.connection import ConnectionScreen
@@ -103,6 +104,7 @@ class NodetraceApp(App[int]):
         self._applied = 0              # records of the first backlog batch applied
         self._log_rebuild = True
         self._next_draw = 0.0
+        self._warned = 0               # status warnings already shown
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
@@ -142,13 +144,25 @@ class NodetraceApp(App[int]):
                 self.model.reset()
                 self._filter_changed = self._log_rebuild = True
             end = min(len(batch.records), self._applied + APPLY_SLICE)
-            self.model.apply(batch.records[self._applied:end])
+            self.model.apply(batch.records[self._applied:end],
+                             batch.events[self._applied:end] if batch.events else None)
             self._applied = end
             if end >= len(batch.records):
                 self._backlog.popleft()
                 self._applied = 0
                 self.status = batch.status
                 self.out.taken()
+                self._show_warnings()
+
+    def _show_warnings(self) -> None:
+        """A warning about the input (a damaged recording) is said when it is known,
+        on screen, and stays counted in the header."""
+        new = self.status.warnings[self._warned:]
+        self._warned = len(self.status.warnings)
+        for text in new:
+            self.notify(text, title="input", severity="warning", timeout=30)
+        if new:
+            self.note(new[-1], "error")
 
     def on_status_note(self, message: StatusNote) -> None:
         self.note(message.text, message.severity)
@@ -156,6 +170,8 @@ class NodetraceApp(App[int]):
     def note(self, text: str, severity: str = "information") -> None:
         try:
             note = self.screen.query_one("#note", Static)
+        except ScreenStackError:    # shutting down: nothing to say it on
+            return
         except NoMatches:   # another screen is on top: a toast instead
             self.notify(text, severity=severity)  # type: ignore[arg-type]
             return
@@ -169,7 +185,11 @@ class NodetraceApp(App[int]):
         return r.position_ns if r is not None else self.wall_ns()
 
     def refresh_view(self, force: bool = False) -> None:
-        main = self.screen if isinstance(self.screen, MainScreen) else None
+        try:
+            screen = self.screen
+        except ScreenStackError:    # a timer firing while the app shuts down
+            return
+        main = screen if isinstance(screen, MainScreen) else None
         if main is None or not main.is_mounted or not self.is_running:
             return
         try:
@@ -191,14 +211,14 @@ class NodetraceApp(App[int]):
         t0 = time.perf_counter()
         flt = self.filter
         findings = [f for f in self.model.sorted_findings()
-                    if not flt or flt.matches(f.subject())]
+                    if not flt or flt.matches(finding_subject(f))]
         main.query_one("#findings", FindingsTable).show(findings, self.now_ns())
         main.query_one("#findings-title", Static).update(
             f"Findings ({len(findings)})" if findings else
             "Findings: none yet (nothing diagnosed as wrong so far)")
         tab = main.query_one("#tabs", TabbedContent).active   # only the visible pane
         if tab == "connections":
-            rows = select(self.model.connections.by_key.values(), flt, self.all_traffic,
+            rows = select(self.model.connections, flt, self.all_traffic,
                           self.sort)
             main.query_one("#connections-table", ConnectionsTable).show(rows)
             what = "all traffic" if self.all_traffic else "failures only"
@@ -388,17 +408,18 @@ class NodetraceApp(App[int]):
         if finding is None:
             return
         names = {o.name.lower() for o in finding.objects}
-        related = [c for c in self.model.connections.by_key.values()
+        related = [c for c in self.model.connections
                    if c.failed and (not names or names & set().union(
                        *c.subject().fields.values()))]
         self.push_screen(FindingScreen(finding, related))
 
-    def open_connection(self, conn: Connection | None) -> None:
+    def open_connection(self, conn: Row | None) -> None:
         if conn is None:
             return
         subject = conn.subject()
         related = None
-        for f in self.model.sorted_findings():
+        # a finding explains failures: a healthy connection of the same pod has none
+        for f in self.model.sorted_findings() if conn.failed else ():
             names = {o.name.lower() for o in f.objects}
             if names & set().union(*subject.fields.values()):
                 related = f

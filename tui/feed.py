@@ -58,6 +58,8 @@ class FeedStatus:
     replay: ReplayState | None = None
     running: bool = True
     error: str | None = None                   # why the feed stopped, when it failed
+    warnings: tuple[str, ...] = ()             # what is wrong with the input (a damaged
+                                               # file): shown while it runs, not after
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class FeedBatch:
     records: Sequence[Record]
     status: FeedStatus
     reset: bool = False        # forget everything shown so far (a replay seeked back)
+    # parallel to `records`: the event each was made from, when the feed has it (the
+    # app then joins connections without parsing the record back); None: parse it
+    events: Sequence[object | None] | None = None
 
 
 class ReplayControls(Protocol):
@@ -122,6 +127,7 @@ class FeedOutput:
         self.max_pending = max_pending
         self.clock = clock
         self._pending: list[Record] = []
+        self._events: list[object | None] = []     # parallel to _pending
         self._status = FeedStatus()
         self._reset = False
         self._last_post = 0.0
@@ -147,12 +153,15 @@ class FeedOutput:
     def reset(self) -> None:
         """Everything emitted so far is void (seek backwards): drop what is pending."""
         with self._lock:
-            self._pending = []
+            self._pending, self._events = [], []
             self._reset = True
 
-    def emit(self, records: Sequence[Record], stop: threading.Event | None = None) -> None:
+    def emit(self, records: Sequence[Record], stop: threading.Event | None = None, *,
+             events: Sequence[object | None] | None = None) -> None:
+        """`events`: what each record was made from (FeedBatch.events), if known."""
         with self._lock:
             self._pending.extend(records)
+            self._events.extend(events if events is not None else [None] * len(records))
             full = len(self._pending) >= self.max_pending
         if full:
             self._wait_for_app(stop)
@@ -172,8 +181,8 @@ class FeedOutput:
                 return
             self._in_flight += 1
         with self._lock:
-            batch = FeedBatch(self._pending, self._status, self._reset)
-            self._pending, self._reset = [], False
+            batch = FeedBatch(self._pending, self._status, self._reset, self._events)
+            self._pending, self._events, self._reset = [], [], False
             self._last_post = self.clock()
         self._post(batch)
 

@@ -1,100 +1,91 @@
-"""Findings as the TUI shows them.
-
-Findings are made by the diagnosis stage (tracer/diagnosis) and arrive in the stream as records
-of kind "finding".  The record shape assumed here is:
-
-    {"kind": "finding", "finding": "masquerade-missing", "severity": "error",
-     "summary": "...", "objects": [{"kind": "Pod", "namespace": "default", "name": "client"}],
-     "evidence": [...], "fix": "...", "first_seen": RFC 3339, "count": 3}
-
-`parse_finding` is the one place that reads it: adapt it, and only it, when the
-diagnosis stage's records are final.
+"""Findings as the TUI shows them: the diagnosis' own `Finding`
+(tracer/events/finding.py), read back from the finding records of the stream
+(`finding_record`'s shape, docs/findings.md).  `parse_finding` is the one place that
+reads them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
+from tracer.diagnosis.names import ObjRef
+from tracer.events.finding import Finding
 from tui.feed import Record
 from tui.filtering import Subject
-from tui.records import time_ns
+from tui.records import clock, time_ns
 
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 
 
-@dataclass(frozen=True)
-class K8sObject:
-    kind: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {ns}{self.name}"
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: str                  # the diagnosis rule's name ("masquerade-missing")
-    severity: str
-    summary: str
-    objects: tuple[K8sObject, ...]
-    evidence: tuple[str, ...]
-    fix: str
-    first_seen_ns: int
-    last_seen_ns: int
-    count: int
-
-    @property
-    def key(self) -> str:
-        """One row per rule and set of objects: a later record updates it."""
-        return self.kind + "|" + ",".join(sorted(map(str, self.objects)))
-
-    def subject(self) -> Subject:
-        s = Subject(text=f"{self.kind} {self.summary} {' '.join(map(str, self.objects))}"
-                    .lower())
-        s.add("kind", "finding")
-        s.add("reason", self.kind)
-        for o in self.objects:
-            if o.kind.lower() == "pod":
-                s.add("pod", o.name)
-                s.add("pod", f"{o.namespace}/{o.name}")
-            if o.kind.lower() == "service":
-                s.add("svc", o.name)
-            s.add("ns", o.namespace)
-        return s
-
-
-def _evidence_line(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict) and isinstance(item.get("summary"), str):
-        return str(item["summary"])
-    return json.dumps(item, separators=(", ", ": "), default=str)
+def finding_key(kind: str, objects: list[ObjRef]) -> str:
+    """One row per rule and set of objects: a later record updates it."""
+    return kind + "|" + ",".join(sorted(f"{o.kind} {o.namespace or ''}/{o.name}"
+                                        for o in objects))
 
 
 def parse_finding(rec: Record) -> Finding | None:
-    """A finding record -> Finding; None if it is not one, or not readable."""
+    """A finding record -> Finding; None if it is not one.  Hostile input: fields of
+    the wrong type are read as absent, never raised."""
     if rec.get("kind") != "finding":
         return None
     objects = []
     for o in rec.get("objects") or ():
         if isinstance(o, dict) and o.get("name"):
-            objects.append(K8sObject(str(o.get("kind") or "?"), str(o.get("namespace") or ""),
-                                     str(o["name"])))
-    evidence = rec.get("evidence") or ()
+            objects.append(ObjRef(str(o.get("kind") or "?"),
+                                  str(o["namespace"]) if o.get("namespace") else None,
+                                  str(o["name"])))
+    evidence = rec.get("evidence") or []
     first = time_ns(rec.get("first_seen")) or time_ns(rec.get("time"))
     count = rec.get("count")
+    kind = str(rec.get("finding") or "?")
+    ambiguity = rec.get("ambiguity")
     return Finding(
-        kind=str(rec.get("finding") or "?"),
-        severity=str(rec.get("severity") or "warning").lower(),
-        summary=str(rec.get("summary") or ""),
-        objects=tuple(objects),
-        evidence=tuple(_evidence_line(e) for e in
-                       (evidence if isinstance(evidence, list) else [evidence])),
-        fix=str(rec.get("fix") or ""),
-        first_seen_ns=first,
-        last_seen_ns=time_ns(rec.get("time")) or first,
-        count=count if isinstance(count, int) else 1)
+        kind=kind, severity=str(rec.get("severity") or "warning").lower(),
+        summary=str(rec.get("summary") or ""), objects=objects,
+        evidence=[e if isinstance(e, dict) else {"text": str(e)} for e in
+                  (evidence if isinstance(evidence, list) else [evidence])],
+        fix=str(rec.get("fix") or ""), key=finding_key(kind, objects),
+        first_seen_ns=first, count=count if isinstance(count, int) else 1,
+        ambiguity=ambiguity if isinstance(ambiguity, str) else None)
+
+
+def object_text(o: ObjRef) -> str:
+    return f"{o.kind} {o.namespace}/{o.name}" if o.namespace else f"{o.kind} {o.name}"
+
+
+def evidence_line(item: dict[str, Any]) -> str:
+    """One evidence record, as a line of the finding's detail."""
+    if isinstance(item.get("text"), str) and len(item) == 1:
+        return str(item["text"])
+    if item.get("kind") == "connection":
+        return (f"connection {item.get('proto')} {item.get('src')} -> {item.get('dst')}: "
+                f"{item.get('stopped')}" + (f" (path {', '.join(item['path'])})"
+                                            if item.get("path") else ""))
+    if item.get("kind") == "flow" and isinstance(item.get("src"), str):
+        marks = item.get("marks") or ()
+        return (f"flow at {item.get('ifname')} {item.get('direction')}: {item.get('src')} -> "
+                f"{item.get('dst')} {item.get('packets')} pkts "
+                f"[{','.join(map(str, item.get('tcp_flags') or ()))}]"
+                + (f" marks: {', '.join(map(str, marks))}" if marks else ""))
+    if item.get("kind") == "tcp" and isinstance(item.get("src"), dict):
+        src, dst = item["src"], item.get("dst") or {}
+        what = " ".join(str(w) for w in (item.get("event"), item.get("error")) if w)
+        return (f"socket {what} {src.get('ip')}:{src.get('port')} -> "
+                f"{dst.get('ip')}:{dst.get('port')} at {clock(time_ns(item.get('time')))}")
+    return json.dumps(item, separators=(", ", ": "), default=str)
+
+
+def finding_subject(f: Finding) -> Subject:
+    objects = " ".join(object_text(o) for o in f.objects)
+    s = Subject(text=f"{f.kind} {f.summary} {objects}".lower())
+    s.add("kind", "finding")
+    s.add("reason", f.kind)
+    for o in f.objects:
+        if o.kind.lower() == "pod":
+            s.add("pod", o.name)
+            s.add("pod", f"{o.namespace}/{o.name}")
+        if o.kind.lower() == "service":
+            s.add("svc", o.name)
+        s.add("ns", o.namespace)
+    return s

@@ -1,18 +1,19 @@
 """Everything the TUI shows, folded from the record stream (no Textual here).
 
 The app applies every batch here, paused or not; only the display stops when paused.
-Everything is bounded: the log is a ring, connections evict the oldest.
+Everything is bounded: the log is a ring, the connection table evicts the oldest.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
-from tui.connections import Connections
+from tracer.events.finding import Finding
+from tui.connection_view import ConnectionView
 from tui.feed import Record
-from tui.findings import SEVERITY_ORDER, Finding, parse_finding
+from tui.findings import SEVERITY_ORDER, parse_finding
 from tui.records import pod_name
 
 LOG_LINES = 2_000
@@ -26,7 +27,7 @@ class Model:
 
     def reset(self) -> None:
         self.findings: dict[str, Finding] = {}
-        self.connections = Connections()
+        self.connections = ConnectionView()
         self.drops_by_reason: Counter[str] = Counter()
         self.drops_by_pod: Counter[str] = Counter()
         self.log: deque[Record] = deque(maxlen=LOG_LINES)
@@ -49,11 +50,13 @@ class Model:
         span = max(now - self._rate[0][0], 1.0)
         return sum(n for _t, n in self._rate) / span
 
-    def apply(self, records: Iterable[Record]) -> int:
+    def apply(self, records: Sequence[Record],
+              events: Sequence[object | None] | None = None) -> int:
+        """`events`: the event each record was made from, if the feed has it."""
         n = 0
         apply_conn = self.connections.apply
         log = self.log.append
-        for rec in records:
+        for i, rec in enumerate(records):
             n += 1
             kind = rec.get("kind")
             log(rec)
@@ -75,7 +78,7 @@ class Model:
                 who = pod_name(src) or pod_name(dst) or (
                     str(src.get("ip")) if isinstance(src, dict) and src.get("ip") else "-")
                 self.drops_by_pod[who] += count
-            apply_conn(rec)
+            apply_conn(rec, events[i] if events is not None else None)
         if n:
             self.events += n
             self._rate.append((self.clock(), n))
@@ -84,4 +87,4 @@ class Model:
 
     def sorted_findings(self) -> list[Finding]:
         return sorted(self.findings.values(),
-                      key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), -f.last_seen_ns))
+                      key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), -f.first_seen_ns))

@@ -1,6 +1,6 @@
 """Reading the fields of a record dict (one `trace -o jsonl` line) for display.
 
-Kubernetes names (the enrich stage) arrive beside the raw fields of `src`/`dst`:
+Kubernetes names arrive beside the raw fields of `src`/`dst`:
 `scope`, `pod` {namespace, name, hostNetwork}, `service` {namespace, name, port},
 `node`.  Everything here tolerates their absence: without them an endpoint is its
 address.
@@ -8,33 +8,20 @@ address.
 
 from __future__ import annotations
 
-import calendar
 import time
-from functools import lru_cache
 from typing import Any
 
+from tracer.util.timefmt import parse_rfc3339
 from tui.feed import Record
 
 
-@lru_cache(maxsize=4096)
-def _epoch_s(prefix: str) -> int:
-    return calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
-
-
 def time_ns(text: Any) -> int:
-    """RFC 3339 UTC with up to 9 fraction digits ("...T08:49:33.947598337Z") -> ns;
-    0 for anything else (records are hostile input too)."""
-    if not isinstance(text, str) or len(text) < 20:
-        return 0
+    """A record's RFC 3339 time -> wall ns; 0 for anything else (records are hostile
+    input too: a bad time sorts first instead of stopping the view)."""
     try:
-        secs = _epoch_s(text[:19])
+        return parse_rfc3339(text)
     except ValueError:
         return 0
-    frac = text[20:].rstrip("Z") if text[19:20] == "." else ""
-    try:
-        return secs * 1_000_000_000 + (int(frac.ljust(9, "0")[:9]) if frac else 0)
-    except ValueError:
-        return secs * 1_000_000_000
 
 
 def clock(ns: int) -> str:
@@ -79,9 +66,11 @@ def name(ep: Any) -> str:
     port = e.get("port")
     suffix = f":{port}" if port is not None else ""
     svc = service_name(e)
-    if svc:
-        return f"svc/{svc}{suffix}"
     pod = pod_name(e)
+    # `scope` says what the address is: a Service's backend carries its Service too
+    # (the port it backs), but it is the pod
+    if svc and (e.get("scope") != "pod" or not pod):
+        return f"svc/{svc}{suffix}"
     if pod:
         return f"{pod}{suffix}"
     if e.get("node"):

@@ -20,11 +20,11 @@ from tests.kernel.lab_fixtures import (  # noqa: F401 - fixtures
     host_unchanged_fixture,
     lab_scenario_fixture,
 )
-from tracer.events.jsonl import wall_ns
 from tracer.lab.cluster import CLUSTER_CIDR, SERVICE_CIDR
 from tracer.lab.lifecycle import Lab, probes_of
 from tracer.lab.runner import start_tracer, wait_for_file
 from tracer.lab.scenarios import Probe
+from tracer.util.timefmt import parse_rfc3339 as wall_ns
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 REPO = Path(__file__).resolve().parents[2]

@@ -1,5 +1,7 @@
-"""The TUI tests' input: real lab captures (tests/data/tui/README.md), with the names
-and the finding the captures predate, added here (regenerate the captures to drop it)."""
+"""The TUI tests' input: real lab captures (tests/data/tui/README.md), taken before
+the enrich stage named endpoints: the lab cluster's names are added here, and a
+finding record in the shape the diagnosis writes (tests/tui/test_defects.py runs the
+real pipeline on the golden recording)."""
 
 from __future__ import annotations
 

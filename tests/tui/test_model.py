@@ -10,7 +10,7 @@ import pytest
 from tests.tui.inputs import MASQUERADE_FINDING, records
 from tui.feed import FeedBatch, FeedOutput
 from tui.filtering import Filter, FilterError
-from tui.findings import parse_finding
+from tui.findings import evidence_line, object_text, parse_finding
 from tui.model import Model
 from tui.widgets.connections import select
 
@@ -23,7 +23,7 @@ def model_of(scenario: str) -> Model:
 
 def test_masquerade_missing_connections_time_out_untranslated() -> None:
     m = model_of("masquerade-missing")
-    failed = select(m.connections.by_key.values(), Filter(), False, "last seen")
+    failed = select(m.connections, Filter(), False, "last seen")
     assert len(failed) == 2
     for c in failed:
         assert c.state == "timed out"
@@ -32,18 +32,18 @@ def test_masquerade_missing_connections_time_out_untranslated() -> None:
         assert "untranslated-pod-source" in c.marks
         assert c.retransmits == 1
         # both hooks it crossed, each with the tuple seen there (no NAT: the same one)
-        where = {h.where for h in c.timeline if h.kind == "flow"}
+        where = {h.where for h in c.timeline() if h.kind == "flow"}
         assert any(w.startswith("eth0 (uplink) egress") for w in where)
         assert any("(pod) ingress" in w for w in where)
 
 
 def test_service_dnat_joins_both_sides_of_the_translation() -> None:
     m = model_of("masquerade-missing")
-    (web,) = [c for c in m.connections.by_key.values() if c.key[3] == "10.43.0.20"]
+    (web,) = [c for c in m.connections if c.key[3] == "10.43.0.20"]
     assert web.state == "established" and not web.failed
     assert web.nat == "DNAT 10.43.0.20:80 -> 10.42.0.11:8080"
     assert web.dst_name == "svc/default/web:80 => default/web-a:8080"
-    tuples = {h.tuple for h in web.timeline if h.kind == "flow"}
+    tuples = {h.tuple for h in web.timeline() if h.kind == "flow"}
     port = web.key[2]
     assert f"10.42.0.10:{port} -> 10.43.0.20:80" in tuples          # the client's veth
     assert f"10.42.0.10:{port} -> 10.42.0.11:8080" in tuples        # web-a's veth, after DNAT
@@ -52,12 +52,12 @@ def test_service_dnat_joins_both_sides_of_the_translation() -> None:
 
 def test_service_without_endpoints_is_refused_with_its_drop() -> None:
     m = model_of("service-no-endpoints")
-    failed = [c for c in m.connections.by_key.values() if c.failed]
+    failed = [c for c in m.connections if c.failed]
     assert len(failed) == 2
     for c in failed:
         assert c.state == "refused: port-unreachable"
         assert c.drops["NETFILTER_DROP"] == 1
-        assert any(h.kind == "icmp" for h in c.timeline)
+        assert any(h.kind == "icmp" for h in c.timeline())
     assert m.drops_by_reason["NETFILTER_DROP"] == 2
     assert m.drops_by_pod["default/client"] >= 2
 
@@ -66,18 +66,19 @@ def test_finding_record_parsed_in_one_place() -> None:
     f = parse_finding(MASQUERADE_FINDING)
     assert f is not None
     assert f.kind == "masquerade-missing" and f.severity == "error" and f.count == 2
-    assert [str(o) for o in f.objects] == ["Pod default/client", "Node node1"]
+    assert [object_text(o) for o in f.objects] == ["Pod default/client", "Node node1"]
     assert "MASQUERADE" in f.fix
     assert parse_finding({"kind": "drop"}) is None
     # hostile: wrong types do not raise
     g = parse_finding({"kind": "finding", "objects": [1, {"x": 1}], "evidence": "one",
                        "count": "many"})
-    assert g is not None and g.objects == () and g.evidence == ("one",) and g.count == 1
+    assert g is not None and g.objects == [] and g.count == 1
+    assert [evidence_line(e) for e in g.evidence] == ["one"]
 
 
 def test_filter_terms() -> None:
     m = model_of("masquerade-missing")
-    conns = list(m.connections.by_key.values())
+    conns = list(m.connections)
 
     def rows(text: str) -> int:
         return len(select(conns, Filter.parse(text), True, "last seen"))

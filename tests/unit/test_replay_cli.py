@@ -210,6 +210,8 @@ def test_speed_replays_at_the_recorded_pace_scaled() -> None:
     ["--since", "5m", "--from-offset", "1s"],
     ["--to-offset", "1x"],
     ["-j", "0"],
+    ["--since", "2026-13-23T09:59:13Z"],                  # no month 13
+    ["--until", "2026-02-30T00:00:00Z"],
     ["-o", "yaml"],
 ])
 def test_bad_flags_are_usage_errors(argv: list[str]) -> None:

@@ -8,7 +8,6 @@ and in a range the code can act on, durations use Go's syntax as kubectl does.
 from __future__ import annotations
 
 import argparse
-import calendar
 import ipaddress
 import json
 import math
@@ -18,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from tracer.util.timefmt import parse_rfc3339
 
 # -o for the commands that stream events; documents (diagnose, doctor, lab) take
 # DOCUMENT_OUTPUTS.  One vocabulary: table for people (wide where columns are dropped),
@@ -160,24 +161,9 @@ _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d{1,9}
 
 
 def rfc3339_wall_ns(text: str) -> int:
-    """An RFC 3339 time ("2026-01-05T03:12:00Z", "...+02:00") as wall-clock ns."""
-    m = _RFC3339.fullmatch(text.strip())
-    if m is None:
-        raise ValueError(text)
-    year, month, day, hour, minute, sec = (int(g) for g in m.groups()[:6])
-    if not (1970 <= year <= 9999 and 1 <= month <= 12
-            and 1 <= day <= calendar.monthrange(year, month)[1]
-            and hour <= 23 and minute <= 59 and sec <= 60):
-        raise ValueError(text)
-    secs = calendar.timegm((year, month, day, hour, minute, min(sec, 59), 0, 0, 0))
-    frac = int((m.group(7) or ".0")[1:].ljust(9, "0"))
-    zone = m.group(8)
-    if zone not in ("Z", "z"):
-        zh, zm = int(zone[1:3]), int(zone[4:6])
-        if zh > 23 or zm > 59:
-            raise ValueError(text)
-        secs -= (1 if zone[0] == "+" else -1) * (zh * 3600 + zm * 60)
-    return secs * 10**9 + frac
+    """An RFC 3339 time ("2026-01-05T03:12:00Z", "...+02:00") as wall-clock ns; a
+    ValueError for anything else (the one parser: tracer/util/timefmt.py)."""
+    return parse_rfc3339(text.strip())
 
 
 @dataclass(frozen=True)

@@ -189,12 +189,13 @@ def tui_feed(args: argparse.Namespace) -> ReplayFeed:
     # as -o table and -o jsonl print it: what the help promises
     speed = args.speed or 0.0
     feed = ReplayFeed(loaded.records, loaded.status, speed=speed,
-                      pod_labels=loaded.pod_labels)
+                      pod_labels=loaded.pod_labels, events=loaded.events)
     since, until = window(args, feed.start_ns, lambda: feed.end_ns)
     if until is not None:
-        feed = ReplayFeed([r for r, t in zip(loaded.records, feed.times, strict=True)
-                           if t <= until], loaded.status, speed=speed,
-                          pod_labels=loaded.pod_labels)
+        keep = sum(1 for t in feed.times if t <= until)    # times never go backwards
+        feed = ReplayFeed(loaded.records[:keep], loaded.status, speed=speed,
+                          pod_labels=loaded.pod_labels,
+                          events=loaded.events[:keep] if loaded.events else None)
     if since is not None:
         feed.seek(since - feed.start_ns)
     return feed

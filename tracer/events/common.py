@@ -5,13 +5,13 @@ from a JSON line.  A family module (tracer/events/drop.py, ...) composes these."
 
 from __future__ import annotations
 
-import calendar
 import errno
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from tracer.util.timefmt import parse_rfc3339
 
 # --- vocabulary ------------------------------------------------------------------------
 
@@ -148,12 +148,9 @@ _FLAGS = {name: bit for bit, name in TCP_FLAG_NAMES}
 
 
 def wall_ns(text: str) -> int:
-    """An RFC 3339 UTC time as rfc3339_ns writes it -> ns since the epoch."""
-    m = _TIME.match(text)
-    if m is None:
-        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    secs = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
-    return secs * 1_000_000_000 + int((m.group(2) or "0").ljust(9, "0"))
+    """An RFC 3339 time -> ns since the epoch (the one parser: tracer/util/timefmt.py;
+    a bad date raises ValueError)."""
+    return parse_rfc3339(text)
 
 
 def parse_endpoint(d: Any) -> Endpoint:

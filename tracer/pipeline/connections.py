@@ -85,6 +85,7 @@ class Hop:
     first_ns: int
     last_ns: int
     marks: tuple[str, ...] = ()
+    bytes: int = 0         # of the latest report (the TUI's connection view shows it)
 
     def record(self) -> dict[str, Any]:
         return {"kind": "flow", "ifname": self.ifname, "role": self.role,
@@ -393,13 +394,14 @@ class ConnectionTable:
         hop = c.hops.get(hk)
         if hop is not None:     # a later report of the same hook: counters move on
             hop.packets, hop.tcp_flags, hop.last_ns = ev.packets, ev.tcp_flags_seen, t
+            hop.bytes = ev.bytes
             if ev.marks:
                 hop.marks = self._marks[hop.marks, ev.marks]
         else:
             c.hops[hk] = Hop(ifname=ev.ifname, role=ev.role, direction=ev.direction,
                              reply=reply, src=src, dst=dst, packets=ev.packets,
                              tcp_flags=ev.tcp_flags_seen, first_ns=t, last_ns=t,
-                             marks=ev.marks)
+                             marks=ev.marks, bytes=ev.bytes)
         return c
 
     def _nat(self, ev: NatEvent, t: int) -> Connection:

@@ -55,7 +55,8 @@ class _FeedSink:
     def write(self, batch: Sequence[Output]) -> None:
         # the records `trace -o jsonl` prints: names beside the raw fields
         self.out.emit([add_names(event_record(ev), ev, names)
-                       for ev, names in zip(batch, names_of(batch), strict=True)], self.stop)
+                       for ev, names in zip(batch, names_of(batch), strict=True)], self.stop,
+                      events=batch)
 
     def close(self) -> None:
         self.out.flush()

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class Loaded:
     status: FeedStatus
     warnings: list[str] = field(default_factory=list)
     pod_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # for `l` in replay
+    events: list[object | None] | None = None   # parallel to records (FeedBatch.events)
 
 
 def load_jsonl(source: Path | OpenedInput) -> Loaded:
@@ -63,8 +64,28 @@ def load_jsonl(source: Path | OpenedInput) -> Loaded:
         raise RecordingFormatError(f"{path}: none of its {bad} line(s) is a record of "
                                    "`trace -o jsonl`")
     warnings = [f"{path}: skipped {bad} line(s) that are not records"] if bad else []
-    return Loaded(records, FeedStatus(source=str(path), metadata="as recorded (jsonl)"),
-                  warnings)
+    return Loaded(with_diagnosis(opened.path, records) if opened.path else records,
+                  FeedStatus(source=str(path), metadata="as recorded (jsonl)"), warnings)
+
+
+def with_diagnosis(path: Path, records: list[Record]) -> list[Record]:
+    """The findings `diagnose --from FILE` makes of the file's events, in place of any
+    the file carries, each where the replay reaches its first connection."""
+    from tracer.events.records import event_record
+    from tracer.modes.diagnose_file import diagnose_file
+
+    try:
+        findings = diagnose_file(path).all_findings()
+    except RecordingFormatError:   # records, but no events to diagnose: shown as they are
+        return records
+    out = [r for r in records if r.get("kind") != "finding"]
+    times, last = [], 0
+    for r in out:
+        last = max(last, time_ns(r.get("time")))
+        times.append(last)
+    for f in sorted(findings, key=lambda f: f.first_seen_ns, reverse=True):
+        out.insert(bisect.bisect_right(times, f.first_seen_ns), event_record(f))
+    return out
 
 
 def _opened(source: Path | OpenedInput, kind: Kind) -> OpenedInput:
@@ -80,12 +101,14 @@ class _Records:
         from tracer.sinks.naming import add_names
 
         self.records: list[Record] = []
+        self.events: list[object | None] = []   # what each record was made from
         self._record, self._names_of, self._add_names = event_record, names_of, add_names
 
     def write(self, batch: Sequence[Any]) -> None:
         record, add_names = self._record, self._add_names
         self.records.extend(add_names(record(ev), ev, names)
                             for ev, names in zip(batch, self._names_of(batch), strict=True))
+        self.events.extend(batch)
 
     def close(self) -> None:
         pass
@@ -123,23 +146,24 @@ def load_recording(capture: Path | OpenedInput) -> Loaded:
         status = FeedStatus(source=str(path), node=h.node or "?",
                             kernel=h.kernel_release or "?", attached=tuple(h.attached),
                             unavailable=dict(h.unavailable), metadata="recorded")
-    records = sink.records
+    records, events = sink.records, sink.events
     seen = {r["layer"]: r["total"] for r in records if r.get("kind") == "lost"}
     for layer, total in lost.items():
         if total and seen.get(layer, 0) < total:
             records.append({"kind": "lost", "time": records[-1]["time"] if records else "",
                             "layer": layer, "count": total - seen.get(layer, 0),
                             "total": total})
-    return Loaded(records, status, warnings, labels)
+            events.append(None)
+    return Loaded(records, status, warnings, labels, events)
 
 
 def load(path: Path | str) -> Loaded:
     """A recording or a jsonl file (or `-`, standard input), told apart by the
     recording's magic (tracer/recording/opener.py)."""
     opened = open_input(path)
-    if opened.kind == "recording":
-        return load_recording(opened)
-    return load_jsonl(opened)
+    loaded = load_recording(opened) if opened.kind == "recording" else load_jsonl(opened)
+    loaded.status = replace(loaded.status, warnings=tuple(loaded.warnings))
+    return loaded
 
 
 class ReplayFeed:
@@ -150,8 +174,10 @@ class ReplayFeed:
 
     def __init__(self, records: Sequence[Record], status: FeedStatus, *,
                  speed: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 pod_labels: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 pod_labels: Mapping[str, Mapping[str, str]] | None = None,
+                 events: Sequence[object | None] | None = None) -> None:
         self.records = records
+        self.events = events        # parallel to records, when the loader had them
         self.pod_labels: Mapping[str, Mapping[str, str]] = pod_labels or {}
         # times never go backwards: final reports carry their flow's last packet time
         self.times: list[int] = []
@@ -214,14 +240,15 @@ class ReplayFeed:
         while self.index < upto and not stop.is_set():
             end = min(upto, self.index + FAST_CHUNK)
             chunk = self.records[self.index:end]
+            events = self.events[self.index:end] if self.events is not None else None
             self.index = end
             out.set_status(replay=self.state())
-            out.emit(chunk, stop)
+            out.emit(chunk, stop, events=events)
 
     def run(self, out: FeedOutput, stop: threading.Event) -> None:
         out.set_status(**{k: getattr(self.base_status, k) for k in
                           ("source", "node", "kernel", "attached", "unavailable",
-                           "metadata")}, replay=self.state(), running=True)
+                           "metadata", "warnings")}, replay=self.state(), running=True)
         n = len(self.records)
         while not stop.is_set():
             with self._lock:

@@ -9,16 +9,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.connections import Connection
-from tui.findings import Finding
+from tracer.events.finding import Finding
+from tui.connection_view import Row
 from tui.records import addr, clock
 
 
-def summary_text(c: Connection, finding: Finding | None) -> Text:
+def summary_text(c: Row, finding: Finding | None) -> Text:
     t = Text()
     t.append(f"{c.src_name} -> {c.dst_name}  ", style="bold")
     t.append(c.state, style="bold red" if c.failed else "bold green")
-    t.append(f"\n{c.proto} {addr(c.src)} -> {addr(c.dst)}   NAT: {c.nat or 'none'}   "
+    t.append(f"\n{c.proto} {addr(c.src_ep)} -> {addr(c.dst_ep)}   NAT: {c.nat or 'none'}   "
              f"packets {c.packets:,}  bytes {c.bytes:,}   SYN retransmits {c.retransmits}")
     if c.marks:
         t.append(f"\npath marks: {', '.join(sorted(c.marks))}", style="yellow")
@@ -35,7 +35,7 @@ def summary_text(c: Connection, finding: Finding | None) -> Text:
 class ConnectionScreen(Screen[None]):
     BINDINGS = [Binding("escape,backspace", "app.pop_screen", "Back")]
 
-    def __init__(self, conn: Connection, finding: Finding | None) -> None:
+    def __init__(self, conn: Row, finding: Finding | None) -> None:
         super().__init__()
         self.conn = conn
         self.finding = finding
@@ -50,7 +50,7 @@ class ConnectionScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one("#timeline", DataTable)
         table.add_columns("TIME", "WHAT", "WHERE", "TUPLE SEEN THERE", "DETAIL")
-        for hop in sorted(self.conn.timeline, key=lambda h: h.time):
-            style = "bold red" if hop.failure else ""
-            table.add_row(clock(hop.time_ns), Text(hop.kind, style=style), hop.where,
-                          hop.tuple, Text(hop.detail, style=style))
+        for step in self.conn.timeline():
+            style = "bold red" if step.failure else ""
+            table.add_row(clock(step.time_ns), Text(step.kind, style=style), step.where,
+                          step.tuple, Text(step.detail, style=style))

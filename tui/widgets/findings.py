@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from tui.findings import Finding
+from tracer.events.finding import Finding
 from tui.widgets.tables import KeyedTable
 
 SEVERITY_STYLE = {"critical": "bold white on red", "error": "bold red",

@@ -58,17 +58,23 @@ class StatusHeader(Static):
         if status.source and status.source != "live":
             t.append(f"source {status.source}  ", style="dim")
         t.append("\n ")
-        n_att = len(status.attached)
-        t.append(f"probes {n_att} attached", style="green" if n_att else "yellow")
-        if status.unavailable:
-            t.append(f", {len(status.unavailable)} unavailable", style="yellow")
-        t.append(f"  {rate:,.0f} ev/s  {events:,} events  ")
+        # first on its line: the loss is always shown, whatever the width (lines are
+        # cut at the edge)
         total = sum(lost.values())
         if total:
             layers = ", ".join(f"{k} {v:,}" for k, v in sorted(lost.items()) if v)
             t.append(f" lost {total:,} ({layers}) ", style="bold white on red")
         else:
             t.append("lost 0", style="green")
+        if status.warnings:
+            n = len(status.warnings)
+            t.append(f"  ! {n} input warning{'s' if n > 1 else ''}",
+                     style="bold black on yellow")
+        n_att = len(status.attached)
+        t.append(f"  probes {n_att} attached", style="green" if n_att else "yellow")
+        if status.unavailable:
+            t.append(f", {len(status.unavailable)} unavailable", style="yellow")
+        t.append(f"  {rate:,.0f} ev/s  {events:,} events")
         if status.recording is not None:   # the file's name: its directory was said once
             t.append(f"  ● REC {PurePath(status.recording.path).name} "
                      f"{human_bytes(status.recording.size_bytes)}", style="bold red")
