@@ -9,8 +9,8 @@ over after each batch.  `finish()` is the end of the stream: what the stage stil
 has to say (diagnosis: the findings it can decide without waiting), told the
 stream's end time and what the source lost.
 
-Stages are named, so a mode's stage list can be read and compared (tracer/pipeline/
-build.py builds every mode's list; a test holds replay to live's).
+Stages are named, so a mode's stage list can be read and compared
+(tracer/modes/build.py builds every mode's list; a test holds replay to live's).
 """
 
 from __future__ import annotations
