@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -92,13 +93,38 @@ def test_exit_code_4_when_something_was_found_and_yaml() -> None:
     assert healthy.returncode == 0, healthy.stderr
 
 
-def test_a_selection_on_a_file_is_said_to_be_not_applied() -> None:
-    proc = run_cli("diagnose", "--from", str(DATA / "healthy.jsonl"), "-l", "app=web",
-                   "-o", "json")
+def _kinds(*argv: str) -> tuple[list[str], dict[str, Any]]:
+    proc = run_cli("diagnose", "--from", str(DATA.parent / "golden.ntrec"), "-o", "json",
+                   *argv)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert "pod selection" in doc["coverage"]["unavailable"]
-    assert "not applied" in proc.stderr
+    return [f["kind"] for f in doc["findings"]], doc["coverage"]
+
+
+def test_a_selection_narrows_a_recording_to_its_pods() -> None:
+    """-l on a recording: the pods are looked up in the metadata it carries, and only
+    their events are diagnosed (the golden session's finding is pod default/client's)."""
+    every, _ = _kinds()
+    assert "masquerade-missing" in every
+    client, cov = _kinds("-l", "app=client")
+    assert client == ["masquerade-missing"] and "pod selection" not in cov["unavailable"]
+    web, _ = _kinds("-l", "app=web")
+    assert "masquerade-missing" not in web
+    # the same pod in another namespace is not it, as with kubectl
+    other, _ = _kinds("-l", "app=client", "-n", "kube-system")
+    assert other == []
+
+
+def test_a_selection_that_matches_no_pod_is_said() -> None:
+    found, cov = _kinds("-l", "app=nothing-like-it")
+    assert found == []
+    assert "no pod of the file matched" in cov["unavailable"]["pod selection"]
+
+
+def test_a_selection_in_json_lines_needs_metadata() -> None:
+    proc = run_cli("diagnose", "--from", str(DATA / "healthy.jsonl"), "-l", "app=web")
+    assert proc.returncode == 2 and "needs --metadata" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
 
 
 def test_text_is_kept_as_a_name_for_table() -> None:

@@ -25,6 +25,7 @@ from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.events.finding import Finding
 from tracer.events.records import Output
+from tracer.modes.build import PodQuery
 from tracer.sinks.summary import Summary, SummarySink
 from tracer.sinks.table import finding_lines
 from tracer.util.errors import TracerError, UsageError
@@ -120,17 +121,20 @@ def exit_code(args: argparse.Namespace, diag: Diagnoser, signals: StopSignals) -
     return 4 if args.exit_code and diag.all_findings() else 0
 
 
-def from_file_selection(args: argparse.Namespace) -> None:
-    """-l/--field-selector/--pod/-n with --from: checked as live (the same parser, the
-    same error for an invalid selector).  A recording's events are not narrowed to the
-    selected pods: said on stderr and in the coverage, so no one reads the findings as
-    the selected pods' alone."""
+def from_file_selection(args: argparse.Namespace) -> PodQuery | None:
+    """-l/--field-selector/--pod/-n/-A with --from: parsed as live (the same parser,
+    the same error for an invalid selector), the pods looked up in the file's
+    metadata.  Without -n, a selection means the `default` namespace, as `kubectl -l`
+    does (a file has no kubeconfig context to take it from)."""
     if args.namespace and args.all_namespaces:
         raise UsageError("-n/--namespace and -A/--all-namespaces exclude each other")
-    if args.selector is not None:
-        parse_labels(args.selector)
-    if args.field_selector:
-        parse_fields(args.field_selector)
+    if not (args.selector is not None or args.field_selector or args.pod or args.namespace):
+        return None
+    return PodQuery(labels=parse_labels(args.selector) if args.selector is not None
+                    else None,
+                    fields=parse_fields(args.field_selector) if args.field_selector else None,
+                    namespace=None if args.all_namespaces else (args.namespace or "default"),
+                    name=args.pod)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -139,9 +143,7 @@ def main(args: argparse.Namespace) -> int:
         if args.ready_file or args.duration:
             raise UsageError("--from reads a file: --duration and --ready-file are for live "
                              "tracing")
-        from_file_selection(args)
-        selected = args.selector is not None or bool(args.field_selector or args.pod
-                                                     or args.namespace)
+        query = from_file_selection(args)
         from tracer.modes.diagnose_file import diagnose_file
 
         stop = threading.Event()
@@ -156,12 +158,9 @@ def main(args: argparse.Namespace) -> int:
         diag = diagnose_file(args.from_file, metadata=args.metadata, facts=facts,
                              node=args.node, service_cidrs=args.service_cidr,
                              cluster_cidrs=args.cluster_cidr,
-                             emit=emit, stop=stop)
-        if selected:
-            log.warning("the pod selection (-l, --field-selector, --pod, -n) is not applied "
-                        "to a file: the findings cover every pod in it")
-            diag.set_unavailable("pod selection",
-                                 "not applied to a file: the findings cover every pod in it")
+                             emit=emit, stop=stop, pods_query=query)
+        if "pod selection" in diag.coverage.unavailable:
+            log.warning("%s", diag.coverage.unavailable["pod selection"])
         found.lost.update(diag.coverage.lost)
         summary = found.record()
         # the file's events and span are its reader's to count, not known here

@@ -35,6 +35,7 @@ from tracer.events.finding import Coverage
 from tracer.events.model import Event
 from tracer.metadata.index import MetadataIndex
 from tracer.metadata.resolver import Listener, LocalPodInfo
+from tracer.metadata.selectors import FieldSelector, LabelSelector
 from tracer.modes.drive import EventSource
 from tracer.node.podmap import PodMap
 from tracer.node.sysctls import ForwardingSysctls
@@ -128,9 +129,47 @@ class Replay:
     pipeline: Pipeline
     index: MetadataIndex              # the recorded metadata, as of the stream position
     diagnoser: Diagnoser | None
+    selected: RecordedPods | None = None     # -l and the like, on a file
 
     def end_wall_ns(self) -> int | None:
         return self.source.end.wall_ns if self.source.end is not None else None
+
+
+@dataclass(frozen=True)
+class PodQuery:
+    """-l/--field-selector/-n/--pod on a file: the pods are looked up, as kubectl
+    would list them, in the metadata the file's events are named from."""
+
+    labels: LabelSelector | None = None
+    fields: FieldSelector | None = None
+    namespace: str | None = "default"     # None: every namespace
+    name: str | None = None
+
+
+class RecordedPods:
+    """The pod-filter's selection in a file: the uids of the pods the query matches
+    in `index`, as it stands at each batch (pods come and go in a recording too).
+    `matched` says whether any pod ever matched: a selection that matched nothing
+    filters every event away, and the coverage must say so."""
+
+    def __init__(self, index: MetadataIndex, query: PodQuery) -> None:
+        self.index = index
+        self.query = query
+        self.matched = False
+        self._generation = -1
+        self._current: Selected = (frozenset(), frozenset(), frozenset())
+
+    def __call__(self) -> Selected:
+        gen = self.index.generation
+        if gen != self._generation:
+            self._generation = gen
+            q = self.query
+            uids = frozenset(p["metadata"]["uid"] for p in self.index.select_pods(
+                labels=q.labels, fields=q.fields, namespace=q.namespace, name=q.name)
+                if p["metadata"].get("uid"))
+            self.matched = self.matched or bool(uids)
+            self._current = (uids, frozenset(), frozenset())
+        return self._current
 
 
 def _networks(given: Sequence[Network] | None, recorded: Iterable[str]) -> list[Network]:
@@ -140,7 +179,8 @@ def _networks(given: Sequence[Network] | None, recorded: Iterable[str]) -> list[
 def _replay(reader: RecordingReader, *, metadata: Sequence[Path], node: str | None,
             facts: NodeFacts | None, pod_networks: Sequence[Network] | None,
             service_networks: Sequence[Network] | None, diagnosis: bool,
-            speed: float | None, since_ns: int | None, until_ns: int | None) -> Replay:
+            speed: float | None, since_ns: int | None, until_ns: int | None,
+            pods_query: PodQuery | None = None) -> Replay:
     h = reader.header
     pods = _networks(pod_networks, h.pod_networks)
     services = _networks(service_networks, h.service_networks)
@@ -175,9 +215,10 @@ def _replay(reader: RecordingReader, *, metadata: Sequence[Path], node: str | No
                           on_clock=diag.clock if diag is not None else None,
                           on_local=feed.on_local,
                           speed=speed, since_ns=since_ns, until_ns=until_ns)
-    pipeline = Pipeline(_derived(pods, services, index, h.netns, None,
+    selected = RecordedPods(index, pods_query) if pods_query is not None else None
+    pipeline = Pipeline(_derived(pods, services, index, h.netns, selected,
                                  DiagnosisStage(diag) if diag is not None else None))
-    return Replay(source, pipeline, index, diag)
+    return Replay(source, pipeline, index, diag, selected)
 
 
 def replay(reader: RecordingReader, *, metadata: Sequence[Path] = (), node: str | None = None,
@@ -208,13 +249,15 @@ def replay_feed(reader: RecordingReader) -> Replay:
 def diagnose_recording(reader: RecordingReader, *, metadata: Sequence[Path] = (),
                        facts: NodeFacts | None = None, node: str | None = None,
                        pod_networks: Sequence[Network] | None = None,
-                       service_networks: Sequence[Network] | None = None) -> Replay:
+                       service_networks: Sequence[Network] | None = None,
+                       pods_query: PodQuery | None = None) -> Replay:
     """`diagnose --from RECORDING`: replay's pipeline; `facts` in place of the
     recorded node state, `metadata` of the recorded objects, networks of the
-    recorded ones where given."""
+    recorded ones where given; `pods_query`: only the events of these pods."""
     return _replay(reader, metadata=metadata, node=node, facts=facts,
                    pod_networks=pod_networks, service_networks=service_networks,
-                   diagnosis=True, speed=None, since_ns=None, until_ns=None)
+                   diagnosis=True, speed=None, since_ns=None, until_ns=None,
+                   pods_query=pods_query)
 
 
 @dataclass
@@ -222,12 +265,14 @@ class EventsRun:
     source: EventSource
     pipeline: Pipeline
     diagnoser: Diagnoser
+    selected: RecordedPods | None = None
 
 
 def diagnose_events(events: Iterable[Event], *, metadata: Sequence[Path] = (),
                     facts: NodeFacts | None = None,
                     pod_networks: Sequence[Network] = (),
-                    service_networks: Sequence[Network] = ()) -> EventsRun:
+                    service_networks: Sequence[Network] = (),
+                    pods_query: PodQuery | None = None) -> EventsRun:
     """`diagnose --from FILE.jsonl`: decoded events with no recorded metadata or node
     state: names from `metadata`, node facts from `facts` (or none)."""
     names = IndexNames.from_files(metadata) if metadata else NoNames()
@@ -236,6 +281,7 @@ def diagnose_events(events: Iterable[Event], *, metadata: Sequence[Path] = (),
                      coverage=Coverage(metadata=("file " + ", ".join(map(str, metadata)))
                                        if metadata else "none",
                                        node_state=facts is not None and facts.known))
+    selected = RecordedPods(names.index, pods_query) if pods_query is not None else None
     pipeline = Pipeline(_derived(diag.ctx.pod_networks, service_networks, names.index, 0,
-                                 None, DiagnosisStage(diag)))
-    return EventsRun(EventSource(events), pipeline, diag)
+                                 selected, DiagnosisStage(diag)))
+    return EventsRun(EventSource(events), pipeline, diag, selected)

@@ -24,7 +24,7 @@ from tracer.modes import build
 from tracer.modes.drive import drive
 from tracer.recording.opener import open_input
 from tracer.recording.reader import RecordingReader
-from tracer.util.errors import RecordingFormatError
+from tracer.util.errors import RecordingFormatError, UsageError
 
 BATCH = 64
 
@@ -66,9 +66,12 @@ def diagnose_file(path: Path | str, *, metadata: Sequence[Path] = (),
                   service_cidrs: list[str] | None = None,
                   cluster_cidrs: list[str] | None = None,
                   emit: Callable[[list[Finding]], None] | None = None,
-                  stop: threading.Event | None = None) -> Diagnoser:
+                  stop: threading.Event | None = None,
+                  pods_query: build.PodQuery | None = None) -> Diagnoser:
     """`path`: a file, or "-" for standard input (tracer/recording/opener.py tells a
-    recording from JSON lines, and refuses anything else with one line)."""
+    recording from JSON lines, and refuses anything else with one line);
+    `pods_query`: only the events of these pods (-l, -n, --pod), looked up in the
+    file's metadata (a recording's) or in `metadata` (JSON lines)."""
     services: list[Network] = [ipaddress.ip_network(c, strict=False)
                                for c in service_cidrs or []]
     pods: list[Network] = [ipaddress.ip_network(c, strict=False) for c in cluster_cidrs or []]
@@ -77,8 +80,12 @@ def diagnose_file(path: Path | str, *, metadata: Sequence[Path] = (),
     with open_input(path) as opened:
         if opened.kind != "recording":
             jsonl = JsonlEvents(opened.text_lines())
+            if pods_query is not None and not metadata:
+                raise UsageError("selecting pods (-l, -n, --pod) in JSON lines needs "
+                                 "--metadata FILE: the lines' names are not read back")
             run = build.diagnose_events(jsonl, metadata=metadata, facts=facts,
-                                        pod_networks=pods, service_networks=services)
+                                        pod_networks=pods, service_networks=services,
+                                        pods_query=pods_query)
             drive(run.source, run.pipeline, sinks, stop, loss_warning=None)
             read = run.source.stats().received
             if jsonl.skipped and not read:
@@ -88,13 +95,24 @@ def diagnose_file(path: Path | str, *, metadata: Sequence[Path] = (),
                                                   records=read,
                                                   bytes=opened.stream.consumed,
                                                   lines_skipped=jsonl.skipped))
+            _said_selection(run.diagnoser, run.selected)
             return run.diagnoser
         with RecordingReader(opened) as reader:
             rec = build.diagnose_recording(reader, metadata=metadata, facts=facts, node=node,
-                                           pod_networks=pods, service_networks=services)
+                                           pod_networks=pods, service_networks=services,
+                                           pods_query=pods_query)
             # the losses are in the coverage the caller reports
             drive(rec.source, rec.pipeline, sinks, stop, end_wall_ns=rec.end_wall_ns,
                   loss_warning=None)
             assert rec.diagnoser is not None
             rec.diagnoser.set_input(reader.coverage())
+            _said_selection(rec.diagnoser, rec.selected)
     return rec.diagnoser
+
+
+def _said_selection(diag: Diagnoser, selected: build.RecordedPods | None) -> None:
+    """A selection that matched no pod of the file left nothing to diagnose: the
+    coverage says so, and the empty answer is not read as a healthy node."""
+    if selected is not None and not selected.matched:
+        diag.set_unavailable("pod selection", "no pod of the file matched the selection: "
+                             "no event was diagnosed")
