@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.kernel.tracing import TraceRun, start_trace
-from tracer.lab import cgroups, lifecycle
+from tracer.lab import cgroups, lifecycle, state
 from tracer.lab.cluster import CLUSTER_CIDR, NETNS_PREFIX, SERVICE_CIDR, all_pod_uids
 from tracer.lab.lifecycle import Lab
 from tracer.lab.netns import Netns
@@ -74,12 +75,32 @@ def host_unchanged_fixture() -> Iterator[HostSnapshot]:
         yield from _host_unchanged()
 
 
-def _host_unchanged() -> Iterator[HostSnapshot]:
+OWNER_WAIT_S = 120.0
+
+
+def _clear_earlier_lab() -> None:
+    """The one lab slot, free for the test.  Tests hold the lock, so a lab up now is not
+    another test's: one whose owner was killed (a CI timeout, `lab run` killed before it
+    could clean up) or a `lab up` left running is taken down; a `lab run` still going is
+    waited for."""
     stale = lifecycle.current()
-    if stale is not None and lifecycle.abandoned(stale):
-        # a run killed mid-test (CI timeout, reboot) must not fail every later lab test
-        warnings.warn(f"removing an abandoned lab ({stale.state.scenario}): "
-                      f"{len(lifecycle.down())} object(s)", stacklevel=1)
+    deadline = time.monotonic() + OWNER_WAIT_S
+    while stale is not None and state.owner_alive(stale.state) and \
+            time.monotonic() < deadline:
+        time.sleep(0.5)
+        stale = lifecycle.current()
+    if stale is None:
+        return
+    assert not state.owner_alive(stale.state), (
+        f"a lab ({stale.state.scenario}) is up, owned by the running pid "
+        f"{stale.state.owner_pid}")
+    warnings.warn(f"removing an earlier lab ({stale.state.scenario}, "
+                  f"{'abandoned' if lifecycle.abandoned(stale) else 'left up'}): "
+                  f"{len(lifecycle.down())} object(s)", stacklevel=1)
+
+
+def _host_unchanged() -> Iterator[HostSnapshot]:
+    _clear_earlier_lab()
     before = snapshot()
     assert not Path("/run/nodetrace-lab/state.json").exists(), "a lab is already up"
     yield before

@@ -127,3 +127,49 @@ def test_down_after_kill_9_of_up(host_unchanged: HostSnapshot, delay_s: float) -
     assert done.returncode == 0, done.stderr
     assert not state.state_file().exists()
     # host_unchanged checks namespaces, root links, cgroups and processes
+
+
+def _lab_run(*extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tracer.cli.main", "lab", "run",
+                             "masquerade-missing", "-o", "jsonl", "--duration", "60s",
+                             *extra], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lab_up(proc: subprocess.Popen[str], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lab = lifecycle.current()
+        if lab is not None and lab.state.ready:
+            return
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.2)
+    raise AssertionError("the lab did not come up")
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 0),
+                                            (signal.SIGHUP, 128 + signal.SIGHUP)])
+def test_lab_run_stopped_by_a_signal_takes_the_lab_down(
+        host_unchanged: HostSnapshot, signum: int, status: int) -> None:
+    # how a CI runner's timeout or a closed terminal ends the README's first command
+    run = _lab_run()
+    _wait_for_lab_up(run)
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == status, err
+    assert "lab removed" in err and "Traceback" not in err
+    assert not state.state_file().exists()
+
+
+def test_a_killed_lab_run_leaves_a_lab_the_next_one_replaces(
+        host_unchanged: HostSnapshot) -> None:
+    run = _lab_run()
+    _wait_for_lab_up(run)
+    run.send_signal(signal.SIGKILL)
+    _, err = run.communicate(timeout=30)   # its tracer, stopped by the kernel, closes stderr
+    assert "Traceback" not in err
+    left = lifecycle.current()
+    assert left is not None and lifecycle.abandoned(left)   # its owner is gone: no TTL wait
+    again = lifecycle.up("healthy", ttl_s=60)                # no --replace needed
+    assert again.scenario.name == "healthy"
+    lifecycle.down()

@@ -70,3 +70,17 @@ def test_a_lab_is_abandoned_only_past_its_ttl_with_no_process_alive() -> None:
     assert me is not None
     st.processes.append(ProcessRecord(os.getpid(), me, "apiserver", "x", "/x"))
     assert not abandoned(Lab(st), now=1121.0)          # someone still runs in it
+
+
+def test_a_lab_whose_owner_is_gone_is_abandoned_at_once() -> None:
+    st = LabState("healthy", created=1000.0, cgroup_root="/sys/fs/cgroup",
+                  cgroup_driver="cgroupfs", ttl_s=1800)
+    me = start_ticks(os.getpid())
+    assert me is not None
+    st.processes = [ProcessRecord(os.getpid(), me, "apiserver", "x", "/x")]
+    st.owner_pid, st.owner_start_ticks = os.getpid(), me
+    assert not abandoned(Lab(st), now=1001.0)          # `lab run` still going
+    st.owner_start_ticks = me - 1                       # the pid reused by another process
+    assert abandoned(Lab(st), now=1001.0)              # the owner was killed: no TTL wait
+    st.owner_pid = 0                                    # `lab up`: lives until its TTL
+    assert not abandoned(Lab(st), now=1001.0)

@@ -4,8 +4,11 @@ real clusters break (no cluster needed)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +118,47 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _up(args: argparse.Namespace) -> lifecycle.Lab:
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """SIGTERM (`timeout`, a CI runner, systemd) and SIGHUP (the terminal went away) end
+    the command through its cleanup, as Ctrl-C does: by default either would kill it with
+    the lab half built or left up.  Once one arrived, the cleanup is not interrupted."""
+    stops = (signal.SIGTERM, signal.SIGHUP)
+
+    def handler(signum: int, _frame: object) -> None:
+        for s in stops:
+            signal.signal(s, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    old = {s: signal.signal(s, handler) for s in stops}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _up(args: argparse.Namespace, *, owned: bool = False) -> lifecycle.Lab:
     get(args.scenario)   # an unknown name: the usage error that lists them
     _say(f"bringing up {args.scenario}")
     return lifecycle.up(args.scenario, replace=args.replace, ttl_s=args.ttl,
-                        cgroup_root=args.cgroup_root, driver=args.cgroup_driver)
+                        cgroup_root=args.cgroup_root, driver=args.cgroup_driver,
+                        owned=owned)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    lab = _up(args)
+    try:
+        with _stoppable():
+            lab = _up(args)   # a stop while it builds takes down what was built
+    except _Stopped as stop:
+        _say(f"stopped by {stop}")
+        return _stop_status(stop)
     _say(f"{lab.scenario.name} is up: {lab.scenario.summary}")
     for node in lab.state.nodes:
         _say(f"{node.name}: ip netns exec {node.netns} nodetrace trace   "
@@ -195,8 +230,22 @@ def cmd_down(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_status(stop: _Stopped) -> int:
+    # SIGTERM asks for a stop: a clean end, as for `trace`; a lost terminal is not
+    return 0 if stop.signum == signal.SIGTERM else 128 + stop.signum
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    lab = _up(args)
+    try:
+        with _stoppable():
+            return _run(args)
+    except _Stopped as stop:
+        _say(f"stopped by {stop}")
+        return _stop_status(stop)
+
+
+def _run(args: argparse.Namespace) -> int:
+    lab = _up(args, owned=not args.keep)
     try:
         probes = lifecycle.probes_of(lab.scenario)
         duration = args.duration or sum(p.timeout_s for p in probes) + \
@@ -205,6 +254,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  else "table")
         status = runner.run(lab, output=output, duration_s=duration, say=_say)
     finally:
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)   # the cleanup runs to its end
         if args.keep:
             _say("left up (--keep); nodetrace lab down removes it")
         else:

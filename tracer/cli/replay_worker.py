@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -37,6 +36,7 @@ from tracer.modes.drive import drive
 from tracer.recording.reader import RecordingReader
 from tracer.sinks.jsonl import JsonlSink, jsonl_chunks
 from tracer.sinks.output import OutputStream, write_all
+from tracer.util.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -173,16 +173,9 @@ class _Frames:
         pass
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _die_with(parent: int) -> None:
-    """The worker ends when the main process does, however it ends (kill -9
-    included): it must not go on rendering for nobody."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:       # it ended before the line above took effect
-        os._exit(1)
+    # it must not go on rendering for nobody
+    die_with_parent(signal.SIGKILL, parent)
 
 
 def _run(path: Path, metadata: Sequence[Path], node: str | None, since: int | None,

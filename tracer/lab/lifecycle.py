@@ -194,6 +194,12 @@ def _repo_path() -> str:
     return f"{root}:{extra}" if extra else root
 
 
+def _own(st: state.LabState) -> None:
+    st.owner_pid = os.getpid()
+    st.owner_start_ticks = state.start_ticks(os.getpid()) or 0
+    state.save(st)
+
+
 def _record(proc: subprocess.Popen[bytes], role: str, netns: str, cgroup: Path,
             pod: str | None = None, log_path: Path | None = None) -> ProcessRecord:
     ticks = None
@@ -341,13 +347,19 @@ def _log_says_serving(path: str | None) -> bool:
 
 
 def up(name: str, *, replace: bool = False, ttl_s: float = DEFAULT_TTL_S,
-       cgroup_root: str | None = None, driver: str = "cgroupfs") -> Lab:
+       cgroup_root: str | None = None, driver: str = "cgroupfs", owned: bool = False) -> Lab:
+    """Brings the scenario up.  `owned`: the lab is this process's, to be taken down
+    when it ends; if it is killed instead, the lab counts as abandoned at once."""
     sc = get(name)
     if driver not in cgroups.DRIVERS:
         raise UsageError(f"cgroup driver {driver!r}: expected one of {', '.join(cgroups.DRIVERS)}")
     _require_root()
     with state.locked():
         existing = state.load()
+        if existing is not None and abandoned(Lab(existing)):
+            log.info("taking down the abandoned lab %s", existing.scenario)
+            _down_locked()
+            existing = None
         if existing is not None:
             if existing.scenario != name and not replace:
                 raise UsageError(
@@ -355,11 +367,15 @@ def up(name: str, *, replace: bool = False, ttl_s: float = DEFAULT_TTL_S,
                     fix=f"nodetrace lab down, or nodetrace lab up {name} --replace")
             if existing.scenario == name and _intact(Lab(existing)):
                 log.info("lab %s is already up", name)
+                if owned:
+                    _own(existing)
                 return Lab(existing)
         if existing is not None or topology.lab_namespaces_present():
             _down_locked()
         root = cgroups.detect_root(cgroup_root)
         st = _plan(sc, root, driver, ttl_s)
+        if owned:
+            _own(st)
         state.save(st)   # before anything exists: a crash from here on is recoverable
         lab = Lab(st)
         try:
@@ -485,6 +501,8 @@ def abandoned(lab: Lab, now: float | None = None) -> bool:
     """A lab whose owner is gone: its time to live has passed and none of its processes
     is alive (each exits at its TTL), as after a test run killed mid-way."""
     st = lab.state
+    if state.owner_alive(st) is False:
+        return True
     expired = st.created + st.ttl_s < (time.time() if now is None else now)
     return expired and not any(state.alive(p) for p in st.processes)
 
@@ -498,7 +516,8 @@ def current() -> Lab | None:
 def lab_running(name: str, *, replace: bool = True, ttl_s: float = 600.0,
                 cgroup_root: str | None = None, driver: str = "cgroupfs") -> Iterator[Lab]:
     """Up for the duration of the block, then down (for tests and `lab run`)."""
-    lab = up(name, replace=replace, ttl_s=ttl_s, cgroup_root=cgroup_root, driver=driver)
+    lab = up(name, replace=replace, ttl_s=ttl_s, cgroup_root=cgroup_root, driver=driver,
+             owned=True)
     try:
         yield lab
     finally:

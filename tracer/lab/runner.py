@@ -4,6 +4,8 @@ traffic once the tracer is attached, let the trace finish, tear down."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,7 @@ from tracer.lab import cgroups
 from tracer.lab.cluster import CLUSTER_CIDR, SERVICE_CIDR
 from tracer.lab.lifecycle import Lab, probes_of
 from tracer.util.errors import TracerError
+from tracer.util.proc import die_with_parent
 
 ATTACH_TIMEOUT_S = 180.0   # BCC compiles the programs first: tens of seconds on a slow VM
 
@@ -35,12 +38,15 @@ def tracer_argv(output: str, duration_s: float, ready_file: Path, *,
 def start_tracer(lab: Lab, node: str, argv: list[str], **kwargs: object) -> \
         subprocess.Popen[bytes]:
     """The tracer as an operator would run it on that node: `ip netns exec NODE ...`,
-    in the lab's own cgroup so that `lab down` ends it even if `lab run` was killed."""
+    in the lab's own cgroup so that `lab down` ends it even if `lab run` was killed, and
+    stopped (SIGTERM: it detaches and drains) as soon as `lab run` is gone."""
     infra = str(cgroups.infra_dir(Path(lab.state.cgroup_root)) / "cgroup.procs")
+    parent = os.getpid()
 
     def join() -> None:
         with open(infra, "w") as f:
             f.write("0")
+        die_with_parent(signal.SIGTERM, parent)
 
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
         ["ip", "netns", "exec", lab.node(node).netns, *argv], preexec_fn=join, **kwargs)

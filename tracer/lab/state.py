@@ -79,6 +79,10 @@ class LabState:
     objects_file: str = ""
     ready: bool = False
     version: int = VERSION
+    # the process whose lifetime bounds the lab's (`lab run`, a test), 0 for `lab up`'s,
+    # which lives until its TTL: a lab whose owner is gone is abandoned at once
+    owner_pid: int = 0
+    owner_start_ticks: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,3 +161,10 @@ def start_ticks(pid: int) -> int | None:
 
 def alive(record: ProcessRecord) -> bool:
     return start_ticks(record.pid) == record.start_ticks
+
+
+def owner_alive(st: LabState) -> bool | None:
+    """Whether the lab's owner is still running; None for a lab without one."""
+    if not st.owner_pid:
+        return None
+    return start_ticks(st.owner_pid) == st.owner_start_ticks
