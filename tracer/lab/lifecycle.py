@@ -197,7 +197,6 @@ def _repo_path() -> str:
 def _own(st: state.LabState) -> None:
     st.owner_pid = os.getpid()
     st.owner_start_ticks = state.start_ticks(os.getpid()) or 0
-    state.save(st)
 
 
 def _record(proc: subprocess.Popen[bytes], role: str, netns: str, cgroup: Path,
@@ -369,6 +368,7 @@ def up(name: str, *, replace: bool = False, ttl_s: float = DEFAULT_TTL_S,
                 log.info("lab %s is already up", name)
                 if owned:
                     _own(existing)
+                    state.save(existing)
                 return Lab(existing)
         if existing is not None or topology.lab_namespaces_present():
             _down_locked()
@@ -498,8 +498,9 @@ def _down_locked() -> list[str]:
 
 
 def abandoned(lab: Lab, now: float | None = None) -> bool:
-    """A lab whose owner is gone: its time to live has passed and none of its processes
-    is alive (each exits at its TTL), as after a test run killed mid-way."""
+    """A lab nobody will take down: its owning `lab run` or test was killed, or (a lab
+    without an owner) its time to live has passed and none of its processes is alive
+    (each exits at its TTL)."""
     st = lab.state
     if state.owner_alive(st) is False:
         return True
