@@ -54,6 +54,8 @@ struct ev_tuple {
 	__u8 _pad;
 };
 
+#define DROP_SKETCH_REGS 32	/* tracer/events/drop.py: SKETCH_REGS */
+
 struct ev_drop {
 	struct ev_hdr hdr;
 	struct ev_tuple tuple;
@@ -66,6 +68,21 @@ struct ev_drop {
 	char ifname[16];
 	__u32 count;		/* drops of this tuple+reason this record stands for (>= 1) */
 	__u32 _pad2;
+	/* Storm aggregation (drops.c, "Storms"): 0 in a per-flow record.  Otherwise the
+	 * record stands for `count` drops of every flow to (daddr, dport, proto, reason)
+	 * since the previous one; tuple.saddr is the first source, sport 0. */
+	__u8 agg;		/* enum drop_agg */
+	__u8 src_multi;		/* 0: every folded drop came from tuple.saddr */
+	__u16 _pad3;
+	__u32 window_ms;	/* the time since this key's previous report */
+	__u64 agg_packets;	/* drops folded into this key since it began, exact */
+	__u8 src_regs[DROP_SKETCH_REGS];	/* HyperLogLog registers: distinct sources */
+	__u8 flow_regs[DROP_SKETCH_REGS];	/* and distinct (source, sport) */
+};
+
+enum drop_agg {
+	DROP_AGG_NONE = 0,	/* a record per flow */
+	DROP_AGG_DST = 1,	/* by (netns, daddr, dport, proto, reason) */
 };
 
 /* Drop aggregation (bpf/drops.c): a storm of identical drops becomes one record per
@@ -81,6 +98,61 @@ struct drop_key {
 struct drop_val {
 	__u64 reported_ns;
 	__u64 unreported;
+};
+
+/* Storms (drops.c): a drop point (netns, reason, location) that sees more than
+ * DROP_FLOW_BUDGET new flows in DROP_BUDGET_NS folds its drops by destination
+ * for DROP_AGG_HOLD_NS: drop_point -> the budget, drop_agg -> the folded counts. */
+struct drop_point_key {
+	__u64 location;
+	__u32 netns_ino;
+	__u32 reason;
+};
+
+struct drop_point_val {
+	__u64 window_start_ns;
+	__u64 new_flows;	/* in the window starting at window_start_ns */
+	__u64 agg_until_ns;	/* folding while now < this */
+};
+
+struct drop_agg_key {
+	__u8 daddr[16];
+	__u32 netns_ino;
+	__u32 reason;
+	__u32 ifindex;
+	__u16 dport;		/* 0 when not TCP/UDP */
+	__u8 family;
+	__u8 proto;
+};
+
+struct drop_agg_val {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 reported_ns;
+	__u64 packets;		/* every drop folded into this key, exact */
+	__u64 unreported;	/* of which not yet in a record */
+	__u64 location;		/* the drop point that began folding it */
+	__u8 src_first[16];
+	char ifname[16];
+	__u32 src_multi;
+	__u32 _pad;
+	__u8 src_regs[DROP_SKETCH_REGS];
+	__u8 flow_regs[DROP_SKETCH_REGS];
+};
+
+/* What one CPU folded for the key it saw last and has not yet added to drop_agg. */
+struct drop_pending {
+	struct drop_agg_key key;
+	__u64 location;		/* the drop point this slot folds for */
+	__u64 agg_until_ns;	/* the point's, when armed */
+	__u64 packets;
+	__u64 last_ns;
+	__u64 flushed_ns;
+	__u32 armed;		/* 0: nothing folded here */
+	__u32 src_multi;
+	__u8 src_first[16];
+	__u8 src_regs[DROP_SKETCH_REGS];
+	__u8 flow_regs[DROP_SKETCH_REGS];
 };
 
 /* --- tc flows (bpf/tc.c) -------------------------------------------------- */

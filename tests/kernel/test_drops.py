@@ -140,8 +140,10 @@ def test_a_drop_storm_is_aggregated_and_every_drop_is_counted(demo: DropDemo,
 def test_ring_buffer_overflow_is_counted_and_fails_with_fail_on_loss(demo: DropDemo,
                                                                       tmp_path: Path) -> None:
     sent = 4000
-    with tracing(demo.node, tmp_path, "--ringbuf-pages", "1", "--fail-on-loss") as run:
+    with tracing(demo.node, tmp_path, "--ringbuf-pages", "1", "--fail-on-loss",
+                 "--storm-flows", "0") as run:
         # distinct source ports: every drop is a new tuple, none is aggregated away
+        # (nor folded: --storm-flows 0)
         assert poke(demo.pod, "udp", demo.node_addr.v4, CLOSED_UDP_PORT, sport=20000,
                     count=sent, vary_sport=True) == "sent"
         code = run.stop()

@@ -94,6 +94,10 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
                    help="the cluster's Service network (repeatable)")
     p.add_argument("--ringbuf-pages", type=power_of_two, default=256, metavar="N",
                    help="ring buffer size in 4 KiB pages, a power of two (default 256 = 1 MiB)")
+    p.add_argument("--storm-flows", type=int, default=64, metavar="N",
+                   help="new flows one drop point reports one by one a second; past N its "
+                   "drops are folded by destination for 5 s, with exact counts and a "
+                   "distinct-source count (default 64; 0: never fold)")
     p.add_argument("--fail-on-loss", action="store_true",
                    help="exit 1 if any event was lost (ring buffer full, flow table full, "
                    "decode errors, conntrack overflow)")
@@ -243,7 +247,8 @@ def trace_options(args: argparse.Namespace, record: RecordSpec | None) -> TraceO
                         nat_hook=args.nat_hook,
                         cluster_cidrs=tuple(args.cluster_cidr),
                         service_cidrs=tuple(args.service_cidr),
-                        ringbuf_pages=args.ringbuf_pages, record=record)
+                        ringbuf_pages=args.ringbuf_pages, storm_flows=args.storm_flows,
+                        record=record)
 
 
 def main(args: argparse.Namespace) -> int:

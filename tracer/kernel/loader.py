@@ -52,6 +52,8 @@ class BuildSpec:
     keep_queue_purge: bool = False    # and the queues a closing socket purges
     wakeup_per_event: bool = False    # False: a wake-up per RB_WAKE_EVERY records a CPU
     nat_hook: str = "auto"            # fentry where it loads | "fentry" | "kprobe"
+    storm_flows: int = 64             # new flows a drop point may report a second before
+                                      # its drops fold by destination (0: never fold)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ def cflags_for(spec: BuildSpec, offs: dict[str, int], reasons: dict[str, int],
         flags.append("-DDROP_KEEP_NOT_SPECIFIED")
     if spec.keep_queue_purge:
         flags.append("-DDROP_KEEP_QUEUE_PURGE")
+    flags.append(f"-DDROP_FLOW_BUDGET={spec.storm_flows}")
     return flags
 
 
@@ -381,6 +384,24 @@ class Module:
         """(raw struct drop_key, unreported count, last report ns) of aggregated drops
         not yet reported; their counters are cleared, so each is handed out once."""
         return self._unreported("drops", "drop_seen")
+
+    def unreported_drop_aggs(self) -> list[tuple[bytes, bytes | None, list[bytes]]]:
+        """(raw struct drop_agg_key, raw struct drop_agg_val or None, raw struct
+        drop_pending of each CPU holding drops of that key) of folded storm keys, read
+        once at exit; the slots are read after the table, so a flush in between leaves
+        drops out of this count (at most DROP_PENDING_MAX - 1 a CPU), never in twice."""
+        if "drops" not in self.spec.families:
+            return []
+        vals: dict[bytes, bytes | None] = {
+            bytes(k): bytes(v) for k, v in self.bpf["drop_agg"].items() if v.unreported}
+        held: dict[bytes, list[bytes]] = {}
+        pending = self.bpf["drop_pending"]
+        for p in pending[ctypes.c_int(0)]:
+            if p.armed and p.packets:
+                held.setdefault(bytes(p.key), []).append(bytes(p))
+        for k in held:
+            vals.setdefault(k, None)
+        return [(k, v, held.get(k, [])) for k, v in vals.items()]
 
     def unreported_icmp6(self) -> list[tuple[bytes, int, int]]:
         """(raw struct icmp6_key, unreported count, last report ns) of ICMPv6 errors the

@@ -60,6 +60,7 @@ class TraceOptions:
     cluster_cidrs: tuple[str, ...] = ()  # pod networks of the whole cluster (default: local)
     service_cidrs: tuple[str, ...] = ()
     ringbuf_pages: int = 256
+    storm_flows: int = 64              # new flows a drop point reports a second, then folds
     record: RecordSpec | None = None   # also write the session to a recording
     metadata: MetadataOptions = field(default_factory=MetadataOptions)  # Kubernetes names
     selection: Selection | None = None  # -l/-n/--pod: only these pods of this node
@@ -142,7 +143,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
             keep_queue_purge=opts.keep_queue_purge,
             nat_hook=opts.nat_hook,
-            ringbuf_pages=opts.ringbuf_pages)))
+            ringbuf_pages=opts.ringbuf_pages, storm_flows=opts.storm_flows)))
         facts = module.load()
         node_ino = own_netns_inode()
         # names from the API, files and the node; -l selects pods

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from tracer.events.drop import decode_unreported_drop
+from tracer.events.drop import decode_unreported_agg, decode_unreported_drop
 from tracer.events.flow import decode_final_flow
 from tracer.events.icmp import decode_unreported_icmp6
 from tracer.events.model import Event, LostEvent
@@ -140,6 +140,11 @@ class LiveSource:
         # what a drop storm left counted but unreported in the kernel
         for raw_key, count, ts_ns in self.module.unreported_drops():
             final.append(decode_unreported_drop(raw_key, count, ts_ns, self.decoder.ctx))
+        for raw_key, raw_val, held in self.module.unreported_drop_aggs():
+            folded = decode_unreported_agg(raw_key, raw_val, held, time.monotonic_ns(),
+                                           self.decoder.ctx)
+            if folded is not None:
+                final.append(folded)
         for raw_key, count, ts_ns in self.module.unreported_icmp6():
             final.append(decode_unreported_icmp6(raw_key, count, ts_ns, self.module.node_netns,
                                                  self.decoder.ctx))
