@@ -27,15 +27,9 @@ BPF_TABLE("lru_hash", struct drop_key, struct drop_val, drop_seen, 8192);
  * element, no hash, no atomics) and adds it to drop_agg every DROP_PENDING_MAX drops,
  * on another key, or DROP_REPORT_NS after its last add; at exit user space adds what
  * is still pending (tracer/kernel/loader.py: unreported_drop_aggs). */
-#ifndef DROP_FLOW_BUDGET
-#define DROP_FLOW_BUDGET 64
-#endif
-#ifndef DROP_BUDGET_NS
-#define DROP_BUDGET_NS 1000000000ULL
-#endif
-#ifndef DROP_AGG_HOLD_NS
-#define DROP_AGG_HOLD_NS 5000000000ULL
-#endif
+#define DROP_FLOW_BUDGET STORM_FLOW_BUDGET
+#define DROP_BUDGET_NS STORM_BUDGET_NS
+#define DROP_AGG_HOLD_NS STORM_HOLD_NS
 #ifndef DROP_PENDING_MAX
 #define DROP_PENDING_MAX 64
 #endif
@@ -45,52 +39,6 @@ BPF_TABLE("lru_hash", struct drop_point_key, struct drop_point_val, drop_point, 
  * flush becomes a record of its own instead (drop_agg_flush) */
 BPF_HASH(drop_agg, struct drop_agg_key, struct drop_agg_val, 4096);
 BPF_PERCPU_ARRAY(drop_pending, struct drop_pending, 1);
-
-static __always_inline u32 mix32(u32 h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6bU;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35U;
-	h ^= h >> 16;
-	return h;
-}
-
-static __always_inline u32 addr_hash(const u8 *a)
-{
-	u32 w[4];
-	__builtin_memcpy(w, a, 16);
-	return mix32(w[0] ^ mix32(w[1] ^ mix32(w[2] ^ mix32(w[3] ^ 0x9e3779b9U))));
-}
-
-/* HyperLogLog with DROP_SKETCH_REGS (32) registers: the low 5 bits pick one, the
- * register keeps the largest 1 + trailing zeros of the other 27 (tracer/events/drop.py
- * turns them into an estimate). */
-static __always_inline void sketch_add(u8 *regs, u32 h)
-{
-	u32 idx = h & (DROP_SKETCH_REGS - 1);
-	u32 x = h >> 5;
-	u8 rho = 1;
-
-	if (!x) {
-		rho = 28;
-	} else {
-		if (!(x & 0xffff)) { rho += 16; x >>= 16; }
-		if (!(x & 0xff)) { rho += 8; x >>= 8; }
-		if (!(x & 0xf)) { rho += 4; x >>= 4; }
-		if (!(x & 0x3)) { rho += 2; x >>= 2; }
-		if (!(x & 0x1)) rho += 1;
-	}
-	if (regs[idx] < rho)
-		regs[idx] = rho;
-}
-
-static __always_inline int addr_eq(const u8 *a, const u8 *b)
-{
-	const u32 *x = (const u32 *)a;
-	const u32 *y = (const u32 *)b;
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
-}
 
 static __always_inline int agg_key_eq(const struct drop_agg_key *a,
 				      const struct drop_agg_key *b)

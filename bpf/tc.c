@@ -207,6 +207,184 @@ static __always_inline void emit_flow(const struct flow_key *key, const struct f
 	events.ringbuf_submit(e, RB_FLAGS);
 }
 
+/* --- Storms (common.h) ------------------------------------------------------------
+ * A hook (interface, direction) that sees more than STORM_FLOW_BUDGET new flows in
+ * STORM_BUDGET_NS folds its new flows for STORM_HOLD_NS by (interface, direction,
+ * daddr, dport, proto): one entry in flow_agg instead of one in `flows` and a record
+ * each, which is what a scan or a storm of one-packet flows would cost.  Flows that
+ * have an entry keep it and their records.  A CPU folds a run of one key in its
+ * flow_agg_pending slot first, added to flow_agg every FLOW_PENDING_MAX packets, on
+ * another key, or FLOW_UPDATE_NS after its last add; an entry is reported as
+ * FLOW_AGGREGATED when it begins and at most once per FLOW_UPDATE_NS after, with
+ * its totals since it began (as a flow's update), and at exit (final). */
+BPF_TABLE("lru_hash", struct flow_hook_key, struct storm_budget, flow_storm_budget, 4096);
+/* not LRU: an evicted key would take its unreported packets with it; when full,
+ * what a flush would add is counted as flow_map_full loss */
+BPF_HASH(flow_agg, struct flow_agg_key, struct flow_agg_val, 4096);
+BPF_PERCPU_ARRAY(flow_agg_pending, struct flow_agg_pending, 2);	/* by direction */
+
+static __always_inline void emit_flow_agg(const struct flow_agg_key *k,
+					  const struct flow_agg_val *v, u64 since_ns, u64 now)
+{
+	struct ev_flow *e = events.ringbuf_reserve(sizeof(struct ev_flow));
+	if (!e) {
+		count_loss(LOSS_RINGBUF_RESERVE);
+		return;
+	}
+	int zero = 0;
+	struct nt_config *cfg = config.lookup(&zero);
+	__builtin_memset(e, 0, sizeof(*e));
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.netns_ino = cfg ? cfg->node_netns : 0;
+	e->hdr.kind = EV_FLOW;
+	e->hdr.len = sizeof(struct ev_flow);
+	__builtin_memcpy(e->tuple.saddr, v->src_first, 16);
+	__builtin_memcpy(e->tuple.daddr, k->daddr, 16);
+	e->tuple.dport = k->dport;
+	e->tuple.family = k->family;
+	e->tuple.proto = k->proto;
+	e->first_ns = v->first_ns;
+	e->last_ns = v->last_ns;
+	e->packets = v->packets;
+	e->bytes = v->bytes;
+	e->ifindex = k->ifindex;
+	e->direction = k->direction;
+	e->report = FLOW_AGGREGATED;
+	e->window_ms = (u32)((now - since_ns) / 1000000);
+	e->src_multi = v->src_multi ? 1 : 0;
+	__builtin_memcpy(e->src_regs, v->src_regs, STORM_SKETCH_REGS);
+	__builtin_memcpy(e->flow_regs, v->flow_regs, STORM_SKETCH_REGS);
+	events.ringbuf_submit(e, RB_FLAGS);
+}
+
+static __always_inline void flow_agg_flush(struct flow_agg_pending *p, u64 now)
+{
+	struct flow_agg_val *v = flow_agg.lookup(&p->key);
+
+	if (!v) {
+		count_loss_n(LOSS_FLOW_MAP_FULL, p->packets);
+	} else {
+		__sync_fetch_and_add(&v->packets, p->packets);
+		__sync_fetch_and_add(&v->bytes, p->bytes);
+		if (p->last_ns > v->last_ns)
+			v->last_ns = p->last_ns;
+		if (!v->src_multi && (p->src_multi || !addr_eq(v->src_first, p->src_first)))
+			v->src_multi = 1;
+#pragma unroll
+		for (int i = 0; i < STORM_SKETCH_REGS; i++) {
+			if (v->src_regs[i] < p->src_regs[i])
+				v->src_regs[i] = p->src_regs[i];
+			if (v->flow_regs[i] < p->flow_regs[i])
+				v->flow_regs[i] = p->flow_regs[i];
+		}
+		u64 last = v->reported_ns;
+		if (now - last >= FLOW_UPDATE_NS) {
+			v->reported_ns = now;
+			v->reported_packets = v->packets;
+			emit_flow_agg(&p->key, v, last, now);
+		}
+	}
+	p->packets = 0;
+	p->bytes = 0;
+	p->src_multi = 0;
+	p->flushed_ns = now;
+	__builtin_memset(p->src_regs, 0, STORM_SKETCH_REGS);
+	__builtin_memset(p->flow_regs, 0, STORM_SKETCH_REGS);
+}
+
+static __always_inline int flow_agg_key_eq(const struct flow_agg_key *a,
+					   const struct flow_agg_key *b)
+{
+	const u32 *x = (const u32 *)a;
+	const u32 *y = (const u32 *)b;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(struct flow_agg_key) / 4); i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+/* A packet of a flow without an entry: 1 when its hook is folding (the packet is
+ * then counted), 0 to give the flow its entry as ever. */
+static __always_inline int flow_storm_fold(const struct flow_key *key, u32 len, u64 now)
+{
+	if (STORM_FLOW_BUDGET == 0)
+		return 0;
+	int slot = key->direction;
+	struct flow_agg_pending *p = flow_agg_pending.lookup(&slot);
+	if (!p)
+		return 0;
+	struct flow_agg_key ak = {};
+	__builtin_memcpy(ak.daddr, key->daddr, 16);
+	ak.ifindex = key->ifindex;
+	if (key->proto == NT_IPPROTO_TCP || key->proto == NT_IPPROTO_UDP)
+		ak.dport = key->dport;
+	ak.family = key->family;
+	ak.proto = key->proto;
+	ak.direction = key->direction;
+
+	if (!(p->armed && now < p->agg_until_ns && flow_agg_key_eq(&p->key, &ak))) {
+		struct flow_hook_key hk = {};
+		hk.ifindex = key->ifindex;
+		hk.direction = key->direction;
+		struct storm_budget *b = flow_storm_budget.lookup(&hk);
+		if (!b) {
+			struct storm_budget fresh = {};
+			fresh.window_start_ns = now;
+			fresh.new_flows = 1;
+			flow_storm_budget.update(&hk, &fresh);
+			return 0;
+		}
+		if (now >= b->agg_until_ns) {
+			if (now - b->window_start_ns >= STORM_BUDGET_NS) {
+				b->window_start_ns = now;
+				b->new_flows = 0;
+			}
+			if (__sync_fetch_and_add(&b->new_flows, 1) < STORM_FLOW_BUDGET)
+				return 0;
+			b->agg_until_ns = now + STORM_HOLD_NS;
+		}
+		if (p->armed && p->packets)
+			flow_agg_flush(p, now);
+		__builtin_memcpy(&p->key, &ak, sizeof(ak));
+		p->agg_until_ns = b->agg_until_ns;
+		p->armed = 1;
+		p->flushed_ns = now;
+		if (!flow_agg.lookup(&ak)) {
+			/* the key's first packet is its first record: the switch shows at once */
+			struct flow_agg_val fresh = {};
+			fresh.first_ns = now;
+			fresh.last_ns = now;
+			fresh.reported_ns = now;
+			fresh.packets = 1;
+			fresh.bytes = len;
+			fresh.reported_packets = 1;
+			__builtin_memcpy(fresh.src_first, key->saddr, 16);
+			u32 sh = addr_hash(key->saddr);
+			sketch_add(fresh.src_regs, sh);
+			sketch_add(fresh.flow_regs, mix32(sh ^ ((u32)key->sport << 8) ^ key->proto));
+			if (flow_agg.insert(&ak, &fresh) == 0) {
+				emit_flow_agg(&ak, &fresh, now, now);
+				return 1;
+			}
+		}
+	}
+	u32 sh = addr_hash(key->saddr);
+	if (!p->packets)
+		__builtin_memcpy(p->src_first, key->saddr, 16);
+	else if (!p->src_multi && !addr_eq(p->src_first, key->saddr))
+		p->src_multi = 1;
+	sketch_add(p->src_regs, sh);
+	sketch_add(p->flow_regs, mix32(sh ^ ((u32)key->sport << 8) ^ key->proto));
+	p->packets++;
+	p->bytes += len;
+	p->last_ns = now;
+	if (p->packets >= FLOW_PENDING_MAX || now - p->flushed_ns >= FLOW_UPDATE_NS)
+		flow_agg_flush(p, now);
+	return 1;
+}
+
 static __always_inline int flow_key_eq(const struct flow_key *a, const struct flow_key *b)
 {
 	const u32 *x = (const u32 *)a;
@@ -301,6 +479,8 @@ static __always_inline int tc_observe(struct __sk_buff *skb, u8 direction)
 	}
 	struct flow_val *v = flows.lookup(&key);
 	if (!v) {
+		if (flow_storm_fold(&key, len, now))
+			return TC_ACT_UNSPEC;
 		struct flow_val fresh = {};
 		fresh.first_ns = now;
 		fresh.last_ns = now;

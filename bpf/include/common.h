@@ -81,6 +81,13 @@ static __always_inline void count_loss(int slot)
 		__sync_fetch_and_add(n, 1);
 }
 
+static __always_inline void count_loss_n(int slot, u64 n)
+{
+	u64 *c = loss.lookup(&slot);
+	if (c)
+		__sync_fetch_and_add(c, n);
+}
+
 static __always_inline int netns_in_scope(u32 ino)
 {
 	int zero = 0;
@@ -126,6 +133,66 @@ static __always_inline void *ev_reserve(u32 size, u8 kind, u32 netns_ino, u64 ts
 	h->kind = kind;
 	h->len = size;
 	return h;
+}
+
+/* --- Storms (drops.c, tc.c) ---------------------------------------------------------
+ * A drop point or a tc hook that sees more than STORM_FLOW_BUDGET new flows in
+ * STORM_BUDGET_NS folds its new flows by destination for STORM_HOLD_NS (then it is
+ * judged again).  STORM_FLOW_BUDGET 0: never fold (nodetrace trace --storm-flows). */
+#ifndef STORM_FLOW_BUDGET
+#define STORM_FLOW_BUDGET 64
+#endif
+#ifndef STORM_BUDGET_NS
+#define STORM_BUDGET_NS 1000000000ULL
+#endif
+#ifndef STORM_HOLD_NS
+#define STORM_HOLD_NS 5000000000ULL
+#endif
+
+static __always_inline u32 mix32(u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bU;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35U;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline u32 addr_hash(const u8 *a)
+{
+	u32 w[4];
+	__builtin_memcpy(w, a, 16);
+	return mix32(w[0] ^ mix32(w[1] ^ mix32(w[2] ^ mix32(w[3] ^ 0x9e3779b9U))));
+}
+
+/* HyperLogLog with STORM_SKETCH_REGS (32) registers: the low 5 bits pick one, the
+ * register keeps the largest 1 + trailing zeros of the other 27 (tracer/events/storm.py
+ * turns them into an estimate). */
+static __always_inline void sketch_add(u8 *regs, u32 h)
+{
+	u32 idx = h & (STORM_SKETCH_REGS - 1);
+	u32 x = h >> 5;
+	u8 rho = 1;
+
+	if (!x) {
+		rho = 28;
+	} else {
+		if (!(x & 0xffff)) { rho += 16; x >>= 16; }
+		if (!(x & 0xff)) { rho += 8; x >>= 8; }
+		if (!(x & 0xf)) { rho += 4; x >>= 4; }
+		if (!(x & 0x3)) { rho += 2; x >>= 2; }
+		if (!(x & 0x1)) rho += 1;
+	}
+	if (regs[idx] < rho)
+		regs[idx] = rho;
+}
+
+static __always_inline int addr_eq(const u8 *a, const u8 *b)
+{
+	const u32 *x = (const u32 *)a;
+	const u32 *y = (const u32 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
 /* Storm aggregation of an entry seen before: 1 to report now with *count occurrences

@@ -54,7 +54,8 @@ struct ev_tuple {
 	__u8 _pad;
 };
 
-#define DROP_SKETCH_REGS 32	/* tracer/events/drop.py: SKETCH_REGS */
+#define STORM_SKETCH_REGS 32	/* tracer/events/storm.py: SKETCH_REGS */
+#define DROP_SKETCH_REGS STORM_SKETCH_REGS
 
 struct ev_drop {
 	struct ev_hdr hdr;
@@ -169,6 +170,7 @@ enum flow_report {
 	FLOW_TCP_CONTROL = 2,	/* a SYN, FIN or RST packet: never aggregated away */
 	FLOW_UPDATE = 3,	/* periodic: FLOW_UPDATE_NS since the last report */
 	FLOW_FINAL = 4,		/* user space read the flow table at exit */
+	FLOW_AGGREGATED = 5,	/* a storm's new flows folded by destination (tc.c) */
 };
 
 struct flow_key {
@@ -204,6 +206,58 @@ struct flow_pending {
 	__u64 last_ns;
 };
 
+/* Storms at a tc hook (tc.c): flow_storm_budget counts a hook's new flows; past the
+ * budget they are folded into flow_agg, a CPU's run first in flow_agg_pending. */
+struct flow_hook_key {
+	__u32 ifindex;
+	__u32 direction;	/* enum flow_direction */
+};
+
+struct storm_budget {
+	__u64 window_start_ns;
+	__u64 new_flows;	/* in the window starting at window_start_ns */
+	__u64 agg_until_ns;	/* folding while now < this */
+};
+
+struct flow_agg_key {
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u16 dport;		/* 0 when not TCP/UDP */
+	__u8 family;
+	__u8 proto;
+	__u8 direction;
+	__u8 _pad[3];
+};
+
+struct flow_agg_val {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 reported_ns;
+	__u64 packets;
+	__u64 bytes;
+	__u64 reported_packets;	/* `packets` when last reported: more since -> a final record */
+	__u8 src_first[16];
+	__u32 src_multi;
+	__u32 _pad;
+	__u8 src_regs[STORM_SKETCH_REGS];
+	__u8 flow_regs[STORM_SKETCH_REGS];
+};
+
+struct flow_agg_pending {
+	struct flow_agg_key key;
+	__u32 armed;		/* 0: nothing folded here */
+	__u64 agg_until_ns;	/* the hook's, when armed */
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_ns;
+	__u64 flushed_ns;
+	__u32 src_multi;
+	__u32 _pad;
+	__u8 src_first[16];
+	__u8 src_regs[STORM_SKETCH_REGS];
+	__u8 flow_regs[STORM_SKETCH_REGS];
+};
+
 struct ev_flow {
 	struct ev_hdr hdr;
 	struct ev_tuple tuple;	/* tuple.tcp_flags: this packet's flags */
@@ -216,6 +270,14 @@ struct ev_flow {
 	__u8 report;		/* enum flow_report */
 	__u8 tcp_flags_seen;
 	__u8 _pad;
+	/* Storms (tc.c): set in FLOW_AGGREGATED records and the final records of folded
+	 * keys, 0 otherwise.  tuple.saddr is then the first source, sport 0, and
+	 * packets/bytes count every packet folded into the key since it began. */
+	__u32 window_ms;	/* the time since this key's previous report */
+	__u8 src_multi;		/* 0: every folded packet came from tuple.saddr */
+	__u8 _pad2[3];
+	__u8 src_regs[STORM_SKETCH_REGS];	/* HyperLogLog: distinct sources */
+	__u8 flow_regs[STORM_SKETCH_REGS];	/* and distinct (source, sport) */
 };
 
 /* --- netfilter NAT (bpf/nat.c; kprobes, where the kernel has them) ---------- */

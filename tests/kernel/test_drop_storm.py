@@ -84,6 +84,23 @@ def test_a_storm_of_distinct_sources_folds_by_destination_with_exact_totals(
     assert {e["reason"] for e in folded} == {"NETFILTER_DROP"}
     assert {raw(e["dst"])["ip"] for e in folded} == {demo.node_addr.v4}  # type: ignore[arg-type]
 
+    # the tc hook on veth-pod saw the same storm of one-packet flows and folded it too:
+    # its flows' packets (each flow's last report) add up to what was sent
+    flows = [e for e in run.events if e["kind"] == "flow" and e["direction"] == "ingress"
+             and e["dst"]["port"] == DROPPED_TCP_PORT]
+    one_by_one = [e for e in flows if "aggregated" not in e]
+    assert BUDGET <= len(one_by_one) <= BUDGET + 2, len(one_by_one)
+    folded_flows = [e for e in flows if "aggregated" in e]
+    assert folded_flows and len(folded_flows) < 40, len(folded_flows)
+    assert {e["report"] for e in folded_flows} <= {"aggregated", "final"}
+    last_fold = max(folded_flows, key=lambda e: int(e["packets"]))
+    assert last_fold["report"] == "final"
+    assert sum(int(e["packets"]) for e in one_by_one) + int(last_fold["packets"]) == sent
+    fold = last_fold["aggregated"]
+    assert fold["by"] == ["ifindex", "direction", "dst", "dport", "proto"]
+    assert fold["packets"] == last_fold["packets"]
+    assert 8000 < int(fold["sources"]) < 30000, fold
+
 
 def test_below_the_budget_every_flow_has_its_own_record(demo: DropDemo,
                                                         tmp_path: Path) -> None:
@@ -94,6 +111,7 @@ def test_below_the_budget_every_flow_has_its_own_record(demo: DropDemo,
         assert run.stop() == 0, run.stderr
     storm = _storm(run)
     assert not [e for e in storm if "aggregated" in e]
+    assert not [e for e in run.events if e["kind"] == "flow" and "aggregated" in e]
     total = sum(int(e["count"]) for e in storm)  # type: ignore[call-overload]
     assert total == _rule_packets(demo.node) == sent
     flows = {(e["src"]["ip"], e["src"]["port"]) for e in storm}

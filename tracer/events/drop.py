@@ -9,7 +9,6 @@ the remainder is read at exit (decode_unreported_agg)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -36,12 +35,17 @@ from tracer.events.common import (
 )
 from tracer.events.decoding import DecodeContext, Fields, addr, cstr, tuple_endpoints
 from tracer.events.family import Family
+from tracer.events.storm import (
+    SKETCH_REGS,
+    Aggregation,
+    aggregation,
+    aggregation_record,
+    parse_aggregation,
+)
 from tracer.events.wire import HDR, TUPLE, EvKind, Field, WireStruct
 from tracer.util.timefmt import rfc3339_ns
 
 # --- wire layout: struct ev_drop, drop_key, drop_val, the storm maps ------------------
-
-SKETCH_REGS = 32    # DROP_SKETCH_REGS: HyperLogLog registers a sketch
 
 DROP = WireStruct("ev_drop", HDR.nested("hdr"), TUPLE.nested("tuple"),
                   Field("location", "Q"), Field("reason_raw", "I"), Field("ifindex", "I"),
@@ -84,56 +88,11 @@ AGG_BY: dict[int, tuple[str, ...]] = {
     int(DropAgg.DST): ("dst", "dport", "proto", "reason", "ifindex")}
 
 
+def _by(agg: int) -> tuple[str, ...]:
+    return AGG_BY.get(agg, (f"agg_{agg}",))
+
+
 # --- model -------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Aggregation:
-    """A record standing for the drops of many flows (bpf/drops.c, "Storms")."""
-
-    by: tuple[str, ...]   # the fields kept; the source and its port are summarised
-    flows: int            # distinct (source, port) folded since the key began
-    sources: int          # distinct source addresses folded since the key began
-    exact_sources: bool   # `sources` counted (one source), not estimated
-    interval_ms: int      # the time this record's `count` covers
-    packets: int          # drops folded since the key began (exact)
-
-
-def sketch_estimate(regs: bytes) -> int:
-    """Distinct items in a HyperLogLog of len(regs) registers (bpf/drops.c:
-    sketch_add); linear counting while registers are empty, as the small-range
-    correction says.  Standard error 1.04/sqrt(32): about 18 %."""
-    m = len(regs)
-    if not any(regs):
-        return 0
-    est = 0.697 * m * m / sum(2.0 ** -r for r in regs)
-    zeros = regs.count(0)
-    if est <= 2.5 * m and zeros:
-        est = m * math.log(m / zeros)
-    return max(1, round(est))
-
-
-def aggregation(agg: int, src_multi: int, src_regs: bytes, flow_regs: bytes,
-                window_ms: int, packets: int) -> Aggregation:
-    one = not src_multi
-    return Aggregation(by=AGG_BY.get(agg, (f"agg_{agg}",)),
-                       flows=max(1, sketch_estimate(flow_regs)),
-                       sources=1 if one else max(2, sketch_estimate(src_regs)),
-                       exact_sources=one, interval_ms=window_ms, packets=packets)
-
-
-def aggregation_record(a: Aggregation) -> dict[str, Any]:
-    return {"by": list(a.by), "flows": a.flows, "sources": a.sources,
-            "exact_sources": a.exact_sources, "interval_ms": a.interval_ms,
-            "packets": a.packets}
-
-
-def parse_aggregation(rec: Any) -> Aggregation | None:
-    if not isinstance(rec, dict):
-        return None
-    return Aggregation(tuple(rec.get("by") or ()), rec.get("flows", 0), rec.get("sources", 0),
-                       bool(rec.get("exact_sources")), rec.get("interval_ms", 0),
-                       rec.get("packets", 0))
-
 
 @dataclass(frozen=True, slots=True)
 class DropEvent:
@@ -195,7 +154,7 @@ def decode_drop(v: Fields, ctx: DecodeContext) -> DropEvent:
         l3_proto=v["l3_proto"],
         count=v["count"],
         aggregated=None if not v["agg"] else aggregation(
-            v["agg"], v["src_multi"], v["src_regs"], v["flow_regs"], v["window_ms"],
+            _by(v["agg"]), v["src_multi"], v["src_regs"], v["flow_regs"], v["window_ms"],
             v["agg_packets"]),
     )
 
@@ -268,7 +227,7 @@ def decode_unreported_agg(raw_key: bytes, raw_val: bytes | None, pending: list[b
         src=Endpoint(addr(family, first or bytes(16)), 0 if proto in (6, 17) else None),
         dst=Endpoint(addr(family, k["daddr"]), dport if proto in (6, 17) else None),
         tcp_flags=0, icmp_type=None, icmp_code=None, length=0, l3_proto=0, count=count,
-        aggregated=aggregation(int(DropAgg.DST), src_multi, bytes(src), bytes(flows),
+        aggregated=aggregation(_by(int(DropAgg.DST)), src_multi, bytes(src), bytes(flows),
                                max(0, (ts_ns - since) // 1_000_000), total))
 
 

@@ -150,7 +150,7 @@ def cflags_for(spec: BuildSpec, offs: dict[str, int], reasons: dict[str, int],
         flags.append("-DDROP_KEEP_NOT_SPECIFIED")
     if spec.keep_queue_purge:
         flags.append("-DDROP_KEEP_QUEUE_PURGE")
-    flags.append(f"-DDROP_FLOW_BUDGET={spec.storm_flows}")
+    flags.append(f"-DSTORM_FLOW_BUDGET={spec.storm_flows}")
     return flags
 
 
@@ -440,6 +440,24 @@ class Module:
                 v.tcp_flags_seen |= p.tcp_flags
                 v.last_ns = max(v.last_ns, p.last_ns)
         return [(k, bytes(v)) for k, v in flows.items() if v.packets > v.reported_packets]
+
+    def unreported_flow_aggs(self) -> list[tuple[bytes, bytes | None, list[bytes]]]:
+        """(raw struct flow_agg_key, raw struct flow_agg_val or None, raw struct
+        flow_agg_pending of each CPU and direction holding packets of that key) of the
+        keys tc folded, read once at exit, slots after the table (as flows)."""
+        if "tc" not in self.spec.families:
+            return []
+        vals: dict[bytes, bytes | None] = {
+            bytes(k): bytes(v) for k, v in self.bpf["flow_agg"].items()}
+        held: dict[bytes, list[bytes]] = {}
+        pending = self.bpf["flow_agg_pending"]
+        for slot in range(len(pending)):
+            for p in pending[ctypes.c_int(slot)]:
+                if p.armed and p.packets:
+                    held.setdefault(bytes(p.key), []).append(bytes(p))
+        for k in held:
+            vals.setdefault(k, None)
+        return [(k, v, held.get(k, [])) for k, v in vals.items()]
 
     def loss_counts(self) -> list[int]:
         """Per-slot totals of the per-CPU loss counters (enum loss_slot)."""

@@ -301,7 +301,7 @@ def jsonl_line(ev: Output, names: Names | None) -> bytes:
     tests/unit/test_jsonl_fragments.py; any other type takes the canonical way, so a
     new family needs nothing here unless its lines are frequent.  Identity tests in
     order of frequency: cheaper per line than a table look-up and a call."""
-    if type(ev) is FlowEvent:
+    if type(ev) is FlowEvent and ev.aggregated is None:   # folded ones: rare
         return _flow_line(ev, names)
     if type(ev) is TcpEvent:
         return _tcp_line(ev, names)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from tracer.events.drop import decode_unreported_agg, decode_unreported_drop
-from tracer.events.flow import decode_final_flow
+from tracer.events.flow import decode_final_flow, decode_final_flow_agg
 from tracer.events.icmp import decode_unreported_icmp6
 from tracer.events.model import Event, LostEvent
 from tracer.events.schema import LossSlot
@@ -151,6 +151,11 @@ class LiveSource:
         for raw_key, raw_val in self.module.unreported_flows():
             final.append(decode_final_flow(raw_key, raw_val, self.module.node_netns,
                                            self.decoder.ctx))
+        for raw_key, raw_val, held in self.module.unreported_flow_aggs():
+            ending = decode_final_flow_agg(raw_key, raw_val, held, self.module.node_netns,
+                                           self.decoder.ctx)
+            if ending is not None:
+                final.append(ending)
         final.extend(self._loss(time.time_ns()))
         if final:
             yield final
