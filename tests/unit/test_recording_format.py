@@ -166,7 +166,8 @@ def _drop_values() -> dict[str, Any]:
         "location": "nf_hook_slow+0x9b", "location_raw": 0xffff, "family": 4, "proto": 6,
         "src.ip": "10.42.0.10", "src.port": 41000, "dst.ip": "192.168.2.10",
         "dst.port": 5432, "tcp_flags": 2, "icmp_type": None, "icmp_code": None,
-        "length": 60, "l3_proto": 0x800, "count": 1, "marks": [], "forwarding": None}
+        "length": 60, "l3_proto": 0x800, "count": 1, "marks": [], "forwarding": None,
+        "aggregated": None}
     return v
 
 
