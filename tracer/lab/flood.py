@@ -41,18 +41,23 @@ def flood(host: str, port: int, count: int, rate: float, proto: str, flags: int,
     base = int(net.network_address)
     span = net.num_addresses - 2
     one = packet(struct.pack("!I", base + 1), dst, 40000, port, proto, flags)
+    # built before the clock starts: the sender's rate is then the same loop for one
+    # flow and for random flows, and what slows it is the datapath, not random()
+    if same_flow:
+        packets = [one] * count
+    else:
+        packets = [packet(struct.pack("!I", base + 1 + rng.randrange(span)), dst,
+                          rng.randrange(1024, 65536), port, proto, flags)
+                   for _ in range(count)]
     sent = 0
+    target = (host, 0)
     start = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as s:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        send = s.sendto
         while sent < count:
-            if same_flow:
-                pkt = one
-            else:
-                src = struct.pack("!I", base + 1 + rng.randrange(span))
-                pkt = packet(src, dst, rng.randrange(1024, 65536), port, proto, flags)
             try:
-                s.sendto(pkt, (host, 0))
+                send(packets[sent], target)
             except BlockingIOError:
                 continue
             sent += 1
