@@ -364,6 +364,8 @@ class ConnectionTable:
         t = ev.wall_ns
         if t > self.now_ns:
             self.now_ns = t
+        if ev.aggregated is not None:   # a storm's flows folded by destination: no one
+            return None                 # connection (its drops still reach the rules)
         proto = ev.proto
         if proto != 6 and proto != 17:
             if (proto == 1 or proto == 58) and icmp_is_error(proto, ev.icmp_type):
