@@ -248,35 +248,35 @@ static __always_inline u32 skb_netns(const void *skb, const void **dev_out)
  * carries the type and dport the code. */
 static __always_inline void parse_ip(const unsigned char *nh, u16 l3, struct ev_tuple *t)
 {
-	u8 first = 0;
-	bpf_probe_read_kernel(&first, 1, nh);
-	u8 version = first >> 4;
+	/* one read a header, not one a field: each bpf_probe_read_kernel is a helper
+	 * call, and on a drop flood these are most of the hook's cost per packet */
+	u8 h[20] = {};
+	bpf_probe_read_kernel(h, sizeof(h), nh);
+	u8 version = h[0] >> 4;
 	const unsigned char *l4;
 	u8 proto;
 
 	if (l3 == NT_ETH_P_IP || (l3 != NT_ETH_P_IPV6 && version == 4)) {
 		if (version != 4)
 			return;
-		u8 ihl = (first & 0x0f) * 4;
+		u8 ihl = (h[0] & 0x0f) * 4;
 		if (ihl < 20)
 			return;
-		u16 frag = 0;
-		bpf_probe_read_kernel(&frag, 2, nh + 6);
-		bpf_probe_read_kernel(&proto, 1, nh + 9);
-		bpf_probe_read_kernel(t->saddr, 4, nh + 12);
-		bpf_probe_read_kernel(t->daddr, 4, nh + 16);
+		proto = h[9];
+		__builtin_memcpy(t->saddr, h + 12, 4);
+		__builtin_memcpy(t->daddr, h + 16, 4);
 		t->family = 4;
 		t->proto = proto;
 		/* Only the first fragment carries the L4 header. */
-		if (frag & bpf_htons(0x1fff))
+		if (*(u16 *)(h + 6) & bpf_htons(0x1fff))
 			return;
 		l4 = nh + ihl;
 	} else if (l3 == NT_ETH_P_IPV6 || version == 6) {
 		if (version != 6)
 			return;
-		bpf_probe_read_kernel(&proto, 1, nh + 6);
-		bpf_probe_read_kernel(t->saddr, 16, nh + 8);
-		bpf_probe_read_kernel(t->daddr, 16, nh + 24);
+		proto = h[6];
+		__builtin_memcpy(t->saddr, h + 8, 12);
+		bpf_probe_read_kernel(t->saddr + 12, 20, nh + 20);	/* saddr's end, daddr */
 		t->family = 6;
 		t->proto = proto;
 		l4 = nh + 40;
@@ -284,16 +284,17 @@ static __always_inline void parse_ip(const unsigned char *nh, u16 l3, struct ev_
 		return;
 	}
 
-	if (proto == NT_IPPROTO_TCP || proto == NT_IPPROTO_UDP) {
-		u16 ports[2] = {};
-		bpf_probe_read_kernel(ports, sizeof(ports), l4);
-		t->sport = bpf_ntohs(ports[0]);
-		t->dport = bpf_ntohs(ports[1]);
-		if (proto == NT_IPPROTO_TCP) {
-			u8 flags = 0;
-			bpf_probe_read_kernel(&flags, 1, l4 + 13);
-			t->tcp_flags = flags;
-		}
+	if (proto == NT_IPPROTO_TCP) {
+		u8 th[14] = {};
+		bpf_probe_read_kernel(th, sizeof(th), l4);
+		t->sport = ((u16)th[0] << 8) | th[1];
+		t->dport = ((u16)th[2] << 8) | th[3];
+		t->tcp_flags = th[13];
+	} else if (proto == NT_IPPROTO_UDP) {
+		u8 uh[4] = {};
+		bpf_probe_read_kernel(uh, sizeof(uh), l4);
+		t->sport = ((u16)uh[0] << 8) | uh[1];
+		t->dport = ((u16)uh[2] << 8) | uh[3];
 	} else if (proto == NT_IPPROTO_ICMP || proto == NT_IPPROTO_ICMPV6) {
 		u8 tc[2] = {};
 		bpf_probe_read_kernel(tc, sizeof(tc), l4);
