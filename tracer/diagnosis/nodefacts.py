@@ -74,6 +74,8 @@ class NodeFacts:
     addresses: list[Address] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
     known: bool = False              # False: nothing about the node could be read
+    _local_ips: tuple[tuple[int, int], tuple[str, ...], frozenset[str]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> NodeFacts:
@@ -99,8 +101,21 @@ class NodeFacts:
 
     # --- questions the rules ask ------------------------------------------------------
 
+    def _local(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        # formatted once per change of the list: the rules ask of every event, and
+        # formatting an IPv6 address costs more than the whole look-up
+        key = (id(self.addresses), len(self.addresses))
+        if self._local_ips is None or self._local_ips[0] != key:
+            ips = tuple(str(a.network.ip) for a in self.addresses)
+            self._local_ips = (key, ips, frozenset(ips))
+        return self._local_ips[1], self._local_ips[2]
+
+    def local_ips(self) -> tuple[str, ...]:
+        """The node's own addresses as text, in the order `ip addr` lists them."""
+        return self._local()[0]
+
     def is_local(self, ip: str | None) -> bool:
-        return ip is not None and any(str(a.network.ip) == ip for a in self.addresses)
+        return ip is not None and ip in self._local()[1]
 
     def lookup(self, ip: str | None, table: int = 254) -> Route | None:
         """The route the node would use for `ip` in `table` (longest prefix)."""

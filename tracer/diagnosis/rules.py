@@ -49,8 +49,8 @@ class Context:
     def node_ref(self) -> ObjRef | None:
         if self.facts.node:
             return ObjRef("Node", None, self.facts.node)
-        for a in self.facts.addresses:
-            ref = self.names.node_by_ip(str(a.network.ip))
+        for ip in self.facts.local_ips():
+            ref = self.names.node_by_ip(ip)
             if ref is not None:
                 return ref
         return None

@@ -5,6 +5,7 @@ in user space, never a read per event."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +61,26 @@ class ForwardingSysctls:
     def is_local(self, ip: str | None) -> bool:
         if ip is None:
             return False
-        try:
-            a = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return ip in self.local_addresses or a.is_loopback or a.is_multicast
+        return ip in self.local_addresses or _loopback_or_multicast(ip)
+
+
+def _loopback_or_multicast(ip: str) -> bool:
+    # asked of every event's two addresses: a dotted quad is judged by its first
+    # octet without building an address object (a storm's sources are all new)
+    head, dot, _ = ip.partition(".")
+    if dot and head.isdigit():
+        first = int(head)
+        return first == 127 or 224 <= first <= 239
+    return _v6_loopback_or_multicast(ip)
+
+
+@functools.lru_cache(maxsize=4096)
+def _v6_loopback_or_multicast(ip: str) -> bool:
+    try:
+        a = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return a.is_loopback or a.is_multicast
 
 
 def local_addresses() -> set[str]:
