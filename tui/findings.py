@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from tracer.diagnosis.names import ObjRef
+from tracer.events.affected import Tally, parse_tally
 from tracer.events.finding import Finding
 from tui.feed import Record
 from tui.filtering import Subject
@@ -40,14 +41,34 @@ def parse_finding(rec: Record) -> Finding | None:
     count = rec.get("count")
     kind = str(rec.get("finding") or "?")
     ambiguity = rec.get("ambiguity")
+    rid = rec.get("id")
+    last = time_ns(rec.get("last_seen"))
     return Finding(
         kind=kind, severity=str(rec.get("severity") or "warning").lower(),
         summary=str(rec.get("summary") or ""), objects=objects,
         evidence=[e if isinstance(e, dict) else {"text": str(e)} for e in
                   (evidence if isinstance(evidence, list) else [evidence])],
-        fix=str(rec.get("fix") or ""), key=finding_key(kind, objects),
+        fix=str(rec.get("fix") or ""),
+        # an id names the cause (updates refer to it); older records have none
+        key=f"id|{rid}" if isinstance(rid, str) and rid else finding_key(kind, objects),
         first_seen_ns=first, count=count if isinstance(count, int) else 1,
-        ambiguity=ambiguity if isinstance(ambiguity, str) else None)
+        ambiguity=ambiguity if isinstance(ambiguity, str) else None,
+        last_seen_ns=last or first, affected=parse_tally(rec.get("affected")) or Tally(),
+        id=rid if isinstance(rid, str) else "")
+
+
+def apply_update(findings: dict[str, Finding], rec: Record) -> bool:
+    """A finding-update record folded into the finding it names; False when that
+    finding is not known (its record was not seen)."""
+    rid = rec.get("id")
+    f = findings.get(f"id|{rid}") if isinstance(rid, str) else None
+    count = rec.get("count")
+    if f is None or not isinstance(count, int):
+        return False
+    f.count = count
+    f.last_seen_ns = time_ns(rec.get("last_seen")) or f.last_seen_ns
+    f.affected = parse_tally(rec.get("affected")) or f.affected
+    return True
 
 
 def object_text(o: ObjRef) -> str:

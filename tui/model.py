@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from tracer.events.finding import Finding
 from tui.connection_view import ConnectionView
 from tui.feed import Record
-from tui.findings import SEVERITY_ORDER, parse_finding
+from tui.findings import SEVERITY_ORDER, apply_update, parse_finding
 from tui.records import pod_name
 
 LOG_LINES = 2_000
@@ -64,6 +64,9 @@ class Model:
                 f = parse_finding(rec)
                 if f is not None:
                     self.findings[f.key] = f
+                continue
+            if kind == "finding-update":
+                apply_update(self.findings, rec)   # the row of its finding, in place
                 continue
             if kind == "lost":
                 layer, total = str(rec.get("layer")), rec.get("total")

@@ -5,6 +5,7 @@ of new flows the kernel folds the drops by destination, and the totals stay exac
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,3 +117,38 @@ def test_below_the_budget_every_flow_has_its_own_record(demo: DropDemo,
     assert total == _rule_packets(demo.node) == sent
     flows = {(e["src"]["ip"], e["src"]["port"]) for e in storm}
     assert len(flows) == sent
+
+
+def test_a_storm_is_one_finding_that_grows(demo: DropDemo, tmp_path: Path) -> None:
+    """Thousands of sources hitting one firewall rule are one cause: one
+    netfilter-drop finding, updated in place (at most once a second), and the
+    recording diagnoses to the same folded finding."""
+    sent = 3000
+    rec = tmp_path / "storm.ntrec"
+    with tracing(demo.node, tmp_path, "--record", str(rec)) as run:
+        _flood(demo, sent, "S", rate=1000)     # ~3 s: several update intervals
+        assert run.stop() == 0, run.stderr
+    found = [e for e in run.events if e["kind"] == "finding"]
+    assert [f["finding"] for f in found] == ["netfilter-drop"], found
+    (finding,) = found
+    updates = [e for e in run.events if e["kind"] == "finding-update"]
+    assert updates and len(updates) <= 10, len(updates)
+    assert {u["id"] for u in updates} == {finding["id"]}
+    counts = [int(u["count"]) for u in updates]
+    assert counts == sorted(counts)
+    # the budget's flows one by one (a connection each), then the folded records
+    # (and the kernel's estimate of the folded ones: never more than were sent)
+    assert BUDGET < counts[-1] <= sent, counts
+    affected = updates[-1]["affected"]
+    assert isinstance(affected, dict) and affected["exact"] is False
+    # 3000 random sources of a /16 (about 2 930 distinct), the sketch's error ~18 %
+    assert 1500 < int(affected["distinct"]) < 5000, affected
+    assert len(affected["top"]) == 5 and affected["more"] == int(affected["distinct"]) - 5
+
+    done = subprocess.run([sys.executable, "-m", "tracer.cli.main", "diagnose", "--from",
+                           str(rec), "-o", "json"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    (again,) = json.loads(done.stdout)["findings"]
+    assert again["id"] == finding["id"] and again["count"] == counts[-1]
+    assert again["affected"] == affected

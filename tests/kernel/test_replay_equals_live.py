@@ -120,11 +120,14 @@ def _trace(lab: Lab, tmp: Path) -> tuple[Path, Path]:
     return out, rec
 
 
-def _finding(f: dict[str, Any]) -> dict[str, Any]:
-    """A finding as `diagnose -o json` prints it, from a `trace -o jsonl` line; the
-    count is left out: the line has it as it was when the finding was printed."""
-    return {"kind": f["finding"], **{k: v for k, v in f.items()
-                                     if k not in ("kind", "time", "finding", "count")}}
+def _finding(f: dict[str, Any], updates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A finding as `diagnose -o json` prints it, from a `trace -o jsonl` line and
+    the last update of it the run printed (the line has the totals of when it was
+    first printed)."""
+    folded = {**f, **{k: v for k, v in updates.get(f["id"], {}).items()
+                      if k in ("count", "last_seen", "affected")}}
+    return {"kind": f["finding"], **{k: v for k, v in folded.items()
+                                     if k not in ("kind", "time", "finding")}}
 
 
 @pytest.mark.parametrize("lab_scenario", list(SCENARIOS), indirect=True)
@@ -144,7 +147,13 @@ def test_replay_equals_live(lab_scenario: Lab, tmp_path: Path) -> None:
 
     doc = json.loads(_cli("diagnose", "--from", str(rec), "-o", "json"))
     found = [json.loads(line) for line in lines.elements() if '"kind":"finding"' in line]
-    assert sorted((_finding(f) for f in found), key=json.dumps) == \
-        sorted(({k: v for k, v in f.items() if k != "count"}
-                for f in doc["findings"]), key=json.dumps)
+    updates = {}
+    for u in sorted((json.loads(line) for line in lines.elements()
+                     if '"kind":"finding-update"' in line), key=lambda u: u["time"]):
+        updates[u["id"]] = u
+    def canonical(f: dict[str, Any]) -> str:
+        return json.dumps(f, sort_keys=True)
+
+    assert sorted(map(canonical, (_finding(f, updates) for f in found))) == \
+        sorted(map(canonical, doc["findings"]))
     assert all(f["count"] >= 1 for f in doc["findings"])

@@ -77,7 +77,8 @@ def events_only(text: str) -> list[str]:
     of their own), compared by what they say (same_findings); the end-of-run summary
     counts the run, not the events."""
     return [line for line in text.splitlines()
-            if not line.startswith(('{"kind":"finding"', '{"kind":"summary"'))]
+            if not line.startswith(('{"kind":"finding"', '{"kind":"finding-update"',
+                                    '{"kind":"summary"'))]
 
 
 def findings_said(text: str) -> list[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ from tracer.cli.trace_cmd import (
 )
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.nodefacts import NodeFacts
-from tracer.events.finding import Finding
+from tracer.events.finding import Finding, Found
 from tracer.events.records import Output
 from tracer.modes.build import PodQuery
 from tracer.sinks.summary import Summary, SummarySink
@@ -109,6 +109,9 @@ def report(diag: Diagnoser, output: str, out: TextIO,
     cov = diag.coverage.record()
     counts = ", ".join(f"{f.kind} x{f.count}" for f in findings) or "no findings"
     out.write(f"{len(findings)} finding(s): {counts}\n")
+    for f in findings:
+        if f.affected.distinct > 1:
+            out.write(f"{f.kind} [finding {f.id}]: from {f.affected.text()}\n")
     for note in cov["notes"]:
         out.write(f"note: {note}\n")
     for c in cov["unexplained"][:5]:
@@ -151,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
         facts = load_node_state(args.node_state, args.node) if args.node_state else None
         found = Summary()
 
-        def emit(findings: list[Finding]) -> None:
+        def emit(findings: list[Found]) -> None:
             found.count(findings)
             sink.write(findings)
 

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracer.events.finding import Finding
+from tracer.events.finding import Finding, FindingUpdate
 from tracer.events.records import Output
 from tracer.modes import build
 from tracer.modes.drive import drive
@@ -141,7 +141,7 @@ class WorkerLines:
         self.number = 0
 
     def write(self, batch: Sequence[Output]) -> None:
-        if batch and isinstance(batch[0], Finding):
+        if batch and isinstance(batch[0], (Finding, FindingUpdate)):
             self.sink.write(batch)
             return
         number = self.number

@@ -32,10 +32,11 @@ from tracer.diagnosis.rules import (
     Context,
     Network,
     Wait,
+    folded_drop_key,
     hostport_conflict,
     rp_filter_arp,
 )
-from tracer.events.finding import Coverage, Finding, InputCoverage
+from tracer.events.finding import Coverage, Finding, FindingUpdate, Found, InputCoverage
 from tracer.events.model import (
     DropEvent,
     Event,
@@ -56,6 +57,8 @@ TICK_NS = 200_000_000              # judge at the multiples of this (wall-clock 
 MAX_STEPS = 300                    # instants judged one by one in a gap; then its end
 EXPIRE_EVERY_NS = 10_000_000_000   # forget idle connections this often
 FACTS_REFRESH_NS = 2_000_000_000   # the live node's routes and sysctls, re-read
+FOLDED_WAITING_MAX = 4096          # folded storm records waiting for their finding
+UPDATE_NS = 1_000_000_000          # a growing finding's update, at most this often
 QUIET_NS = 300_000_000             # conntrack events trail their packets by milliseconds:
                                    # a connection is judged once it has been quiet this long
 # events that feed nothing but the connection view (flows do too, once the node's
@@ -80,7 +83,11 @@ class Diagnoser:
         self.coverage.needs = {r.kind: r.needs for r in RULES}
         self.findings: dict[str, Finding] = {}
         self._next_tick = 0                 # the next instant to judge at; 0: none yet
-        self._held: list[Finding] = []      # found by clock(), returned by the next call
+        self._held: list[Found] = []      # found by clock(), returned by the next call
+        self._folded: list[DropEvent] = []        # kernel-folded storms, to join findings
+        self._fold_seen: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self._dirty: dict[str, Finding] = {}      # grown since their last update
+        self._updated_at: dict[str, int] = {}     # key -> when its last update was judged
         self._facts_at = 0
         self._expired_at = 0
 
@@ -134,7 +141,7 @@ class Diagnoser:
 
     # --- input ----------------------------------------------------------------------------
 
-    def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Finding]:
+    def process(self, batch: Sequence[Event], now_ns: int | None = None) -> list[Found]:
         """Takes the events in; `now_ns`: the wall clock when nothing happened (an
         empty batch, live), recorded as a clock record so that replay judges then too."""
         out, self._held = self._held, []
@@ -158,8 +165,8 @@ class Diagnoser:
         finds comes with the next process() or finish()."""
         self._held += self._advance(now_ns)
 
-    def _take(self, batch: Sequence[Event]) -> list[Finding]:
-        out: list[Finding] = []
+    def _take(self, batch: Sequence[Event]) -> list[Found]:
+        out: list[Found] = []
         table = self.ctx.table
         add, flow = table.add, table.flow
         node_netns = self.ctx.node_netns
@@ -169,6 +176,8 @@ class Diagnoser:
                 continue
             if type(ev) in TABLE_ONLY:
                 add(ev)
+                if type(ev) is DropEvent and ev.aggregated is not None:
+                    self._folded.append(ev)
                 continue
             if isinstance(ev, LostEvent):
                 self.coverage.lost[ev.layer] = ev.total
@@ -188,12 +197,12 @@ class Diagnoser:
                 out += self._rp_filter_arp(ev)
         return out
 
-    def _advance(self, now_ns: int) -> list[Finding]:
+    def _advance(self, now_ns: int) -> list[Found]:
         """Judges at every instant up to `now_ns` not judged yet.  A long gap (or one
         with nothing to judge) is not walked instant by instant: its last instant is."""
         last = now_ns // TICK_NS * TICK_NS
         t = self._next_tick or last
-        out: list[Finding] = []
+        out: list[Found] = []
         steps = 0
         while t <= last:
             if not self.ctx.table.candidates or steps >= MAX_STEPS:
@@ -204,10 +213,10 @@ class Diagnoser:
         self._next_tick = max(self._next_tick, t)
         return out
 
-    def tick(self, now_ns: int) -> list[Finding]:
+    def tick(self, now_ns: int) -> list[Found]:
         return self.process([], now_ns)
 
-    def finish(self, end_ns: int | None = None) -> list[Finding]:
+    def finish(self, end_ns: int | None = None) -> list[Found]:
         """The end of the stream (at `end_ns`, when the source knows it): decide every
         pending connection that had its time; younger ones are counted as undecided
         in the coverage, not guessed at."""
@@ -233,7 +242,7 @@ class Diagnoser:
             self.coverage.undecided += 1
         return ready
 
-    def _evaluate(self, now: int, final: bool = False) -> list[Finding]:
+    def _evaluate(self, now: int, final: bool = False) -> list[Found]:
         self.ctx.now_ns = now
         if self.refresh_facts is not None and not final and \
                 now - self._facts_at >= FACTS_REFRESH_NS:
@@ -241,7 +250,7 @@ class Diagnoser:
             if fresh is not None:
                 self.ctx.facts = fresh
             self._facts_at = now
-        out: list[Finding] = []
+        out: list[Found] = []
         for c in list(self.ctx.table.candidates.values()):
             if not self._ready(c, now, final):
                 continue
@@ -256,13 +265,17 @@ class Diagnoser:
             else:
                 if final or now - c.first_ns > GIVE_UP_NS:
                     self._unexplained(c)
+        if self._folded:
+            self._fold_storms()
+        if self._dirty:
+            out += self._updates(now, final)
         if now - self._expired_at >= EXPIRE_EVERY_NS:
             self.ctx.table.expire(now)
             self._expired_at = now
         return out
 
-    def _rp_filter_arp(self, n: NeighEvent) -> list[Finding]:
-        out: list[Finding] = []
+    def _rp_filter_arp(self, n: NeighEvent) -> list[Found]:
+        out: list[Found] = []
         table = self.ctx.table
         for ev in [t for t in table.tcp if t.netns == n.netns and t.event == "connect"
                    and n.wall_ns - NEIGH_MATCH_NS <= t.wall_ns <= n.wall_ns]:
@@ -280,13 +293,64 @@ class Diagnoser:
         if len(self.coverage.unexplained) < 20 and not c.answered:
             self.coverage.unexplained.append(c.record())
 
-    def _emit(self, f: Finding) -> list[Finding]:
+    def _emit(self, f: Finding) -> list[Found]:
+        """A cause seen before is the same finding explaining more: its totals grow,
+        and an update says so (at most once a second, see _updates), never a new
+        finding per source."""
         seen = self.findings.get(f.key)
-        if seen is not None:
-            seen.count += 1
-            return []
-        self.findings[f.key] = f
-        return [f]
+        if seen is None:
+            self.findings[f.key] = f
+            return [f]
+        seen.count += f.count
+        seen.last_seen_ns = max(seen.last_seen_ns, f.last_seen_ns or f.first_seen_ns)
+        for name, n in f.affected.counts.items():
+            seen.affected.add(name, n)
+        seen.affected.add_unnamed(f.affected.untracked, exact=f.affected.exact)
+        self._dirty[f.key] = seen
+        return []
+
+    def _fold_storms(self) -> None:
+        """Drops the kernel folded by destination (a storm past its budget of flows)
+        join the finding their first flows made: its count grows by the folded flows,
+        its sources by the kernel's estimate (so neither is exact any more).  A fold's
+        record carries its window's running totals (sketches), so only what exceeds the
+        largest total seen is added.
+        Records whose finding is not made yet wait for it (a bounded while)."""
+        waiting: list[DropEvent] = []
+        for d in self._folded:
+            agg = d.aggregated
+            key = folded_drop_key(self.ctx, d)
+            if agg is None or key is None:
+                continue
+            f = self.findings.get(key)
+            if f is None:
+                if len(waiting) < FOLDED_WAITING_MAX:
+                    waiting.append(d)
+                continue
+            window = (key, d.netns, d.ifindex, d.dst.ip, d.dst.port, d.proto)
+            # never more than the largest total seen: a new window's totals start
+            # again and are counted only past the old ones (too few, never too many)
+            flows, sources = self._fold_seen.get(window, (0, 0))
+            if len(self._fold_seen) >= FOLDED_WAITING_MAX:
+                self._fold_seen.clear()
+            f.count += max(0, agg.flows - flows)
+            f.affected.add_unnamed(max(0, agg.sources - sources), exact=agg.exact_sources)
+            f.last_seen_ns = max(f.last_seen_ns, d.wall_ns)
+            self._fold_seen[window] = (max(flows, agg.flows), max(sources, agg.sources))
+            self._dirty[key] = f
+        self._folded = waiting
+
+    def _updates(self, now: int, final: bool) -> list[Found]:
+        # judged on diagnosis' own clock (the tick instants), so a replay of the
+        # recording emits exactly the updates the live run did
+        out: list[Found] = []
+        for key, f in list(self._dirty.items()):
+            last = self._updated_at.get(key)
+            if final or last is None or now - last >= UPDATE_NS:
+                out.append(FindingUpdate.of(f, now))
+                self._updated_at[key] = now
+                del self._dirty[key]
+        return out
 
     def all_findings(self) -> list[Finding]:
         return sorted(self.findings.values(), key=lambda f: f.first_seen_ns)

@@ -18,6 +18,7 @@ from typing import Any
 
 from tracer.diagnosis.names import Names, ObjRef, ServiceInfo
 from tracer.diagnosis.nodefacts import NodeFacts, Route
+from tracer.events.affected import Tally
 from tracer.events.finding import Finding
 from tracer.events.icmp_names import NO_ROUTE, family_of_proto, icmp_meaning, is_unreachable
 from tracer.events.model import DropEvent, Endpoint, SockEvent, TcpEvent, proto_name
@@ -135,7 +136,21 @@ def _finding(ctx: Context, c: Connection, kind: str, summary: str, objects: list
     objs = [o for o in objects if o is not None]
     return Finding(kind=kind, severity="error", summary=summary, objects=objs,
                    evidence=[c.record(), *evidence], fix=fix,
-                   key=f"{kind}|{key}", first_seen_ns=c.first_ns, ambiguity=ambiguity)
+                   key=f"{kind}|{key}", first_seen_ns=c.first_ns, ambiguity=ambiguity,
+                   last_seen_ns=c.first_ns, affected=_sources(ctx, c))
+
+
+def _sources(ctx: Context, c: Connection) -> Tally:
+    """Whom the connection came from; a kernel-folded storm behind it counts its other
+    sources as the kernel estimated them, unnamed."""
+    t = Tally()
+    pod = ctx.names.pod_by_ip(c.src.ip)
+    t.add(f"pod {pod.namespace}/{pod.name}" if pod is not None else str(c.src.ip))
+    for d in c.drops:
+        if d.aggregated is not None and d.aggregated.sources > 1:
+            t.add_unnamed(d.aggregated.sources - 1, exact=d.aggregated.exact_sources)
+            break
+    return t
 
 
 def _node_drops(ctx: Context, c: Connection, *reasons: str) -> list[DropEvent]:
@@ -165,7 +180,7 @@ def rp_filter_drop(ctx: Context, c: Connection) -> Finding | None:
         f"route {c.src.ip}'s network back through {iface} on {node} (e.g. `ip route add "
         f"<its CIDR> via <the pod's address> dev {iface}`), or set loose reverse-path "
         f"filtering: `sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{iface}."
-        "rp_filter=2`", f"{c.src.ip}|{iface}")
+        "rp_filter=2`", f"{node}|{iface}")
 
 
 def ip_forward_disabled(ctx: Context, c: Connection) -> Finding | None:
@@ -219,7 +234,7 @@ def service_no_endpoints(ctx: Context, c: Connection) -> Finding | None:
         ev, f"make pods matching the Service's selector run and become Ready (`kubectl get "
         f"endpointslices -l kubernetes.io/service-name={svc.ref.name if svc else '<name>'}"
         f"`, `kubectl describe svc {sel}`), or fix the selector",
-        f"{c.dst.ip}:{c.dst.port}",
+        f"{svc.ref.namespace}/{svc.ref.name}" if svc else f"{c.dst.ip}:{c.dst.port}",
         None if svc else "no metadata: the Service's name and endpoints would confirm it")
 
 
@@ -280,6 +295,20 @@ def connection_refused(ctx: Context, c: Connection) -> Finding | None:
          "listens on"), f"{ep.ip}:{ep.port}")
 
 
+def _netfilter_hook(ctx: Context, src: str | None, dst: str | None) -> str:
+    forwarded = not ctx.facts.is_local(src) and not ctx.facts.is_local(dst)
+    return "FORWARD (forwarded or bridged traffic)" if forwarded else "INPUT or OUTPUT"
+
+
+def folded_drop_key(ctx: Context, d: DropEvent) -> str | None:
+    """The netfilter-drop cause a kernel-folded storm record belongs to (the same key
+    netfilter_drop gives each of its connections); None for other drops."""
+    if d.reason != "NETFILTER_DROP" or not ctx.in_node_netns(d.netns):
+        return None
+    hook = _netfilter_hook(ctx, d.src.ip, d.dst.ip)
+    return f"netfilter-drop|{hook}|{d.location.split('+')[0]}|{d.dst.ip}"
+
+
 def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
     # the connection's opening packet: a mid-stream packet dropped as INVALID (conntrack
     # forgot the connection) is kube-proxy's routine hygiene, not a policy
@@ -290,9 +319,8 @@ def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
     d = drops[0]
     who, ref = ctx.client(c)
     target, tref = ctx.who(c.translated_dst.ip)
-    forwarded = not ctx.facts.is_local(c.src.ip) and not ctx.facts.is_local(
-        c.translated_dst.ip)
-    hook = "FORWARD (forwarded or bridged traffic)" if forwarded else "INPUT or OUTPUT"
+    hook = _netfilter_hook(ctx, c.src.ip, c.translated_dst.ip)
+    forwarded = hook.startswith("FORWARD")
     rejected = [i.meaning for i in c.icmp_sent]
     how = f"rejects ({rejected[0]})" if rejected else "silently drops"
     fix = (f"if a NetworkPolicy selects {target}, allow {who} in its ingress rules (`kubectl "
@@ -307,7 +335,7 @@ def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
         f"{target} port {c.translated_dst.port} (hook {hook}, in {d.location.split('+')[0]})",
         [ref, tref], [_drop(d), {"kind": "hook", "hook": hook, "function": d.location}],
         fix,
-        f"{c.src.ip}|{c.translated_dst.ip}:{c.translated_dst.port}",
+        f"{hook}|{d.location.split('+')[0]}|{c.translated_dst.ip}",
         "a NetworkPolicy and a host firewall rule look the same to the kernel: the "
         "matching rule's packet counter (`iptables-save -c`) tells which" if forwarded
         else None)
@@ -384,7 +412,8 @@ def dns_unreachable(ctx: Context, c: Connection) -> Finding | Wait | None:
         f"backend {target}" + (f" on node {node_of.name}" if remote and node_of else "")
         + f", and {why}", [svc.ref if svc else None, tref, node_of, ref, ctx.node_ref()],
         [_route(route, ep.ip), *_tcp(ctx, c)], _reach_fix(ctx, ep.ip, route, node_of),
-        f"{c.dst.ip}|{ep.ip}", ambiguity)
+        f"{svc.ref.namespace}/{svc.ref.name}" if svc else f"{c.dst.ip}:{c.dst.port}",
+        ambiguity)
 
 
 def _reach(ctx: Context, ip: str | None, route: Route | None,
@@ -558,7 +587,7 @@ def masquerade_missing(ctx: Context, c: Connection) -> Finding | None:
         f"masquerade pod traffic leaving the cluster network on {node}: `iptables -t nat "
         f"-A POSTROUTING -s {cidr} ! -d {cidr} -j MASQUERADE` (flannel: run with --ip-masq; "
         "calico: natOutgoing on the IP pool; or route the pod network on the far side)",
-        f"{hop.src.ip}|{hop.dst.ip}:{hop.dst.port}",
+        f"{node}|{hop.ifname}",
         None if c.proto == 6 else "no reply to a datagram may also be one-way traffic: a "
         "TCP connection from the pod to the same network, or its reply, would confirm")
 
@@ -670,5 +699,6 @@ def rp_filter_arp(ctx: Context, ev: TcpEvent) -> Finding | None:
             f"<its CIDR> via <the pod's address> dev {iface}`), or set loose reverse-path "
             f"filtering: `sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{iface}."
             "rp_filter=2`",
-        key=f"rp-filter-drop|{ev.src.ip}|{iface}", first_seen_ns=ev.wall_ns)
+        key=f"rp-filter-drop|{node}|{iface}", first_seen_ns=ev.wall_ns,
+        last_seen_ns=ev.wall_ns, affected=Tally({str(ev.src.ip): 1}, 1))
 

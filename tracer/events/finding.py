@@ -3,9 +3,11 @@ and what to change.  `kind` values are the JSON contract (docs/findings.md)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.events.affected import Tally
 from tracer.events.objref import ObjRef
 from tracer.util.timefmt import rfc3339_ns
 
@@ -23,10 +25,17 @@ class Finding:
     objects: list[ObjRef]
     evidence: list[dict[str, Any]]   # records with their `kind` and key fields
     fix: str
-    key: str                         # what makes two findings the same (kind + objects)
+    key: str                         # the cause: what one fix changes (docs/findings.md)
     first_seen_ns: int = 0
     count: int = 1                   # connections (or binds) it explains
     ambiguity: str | None = None     # what would disambiguate, when the evidence cannot
+    last_seen_ns: int = 0            # the newest connection it explains (0: first_seen)
+    affected: Tally = field(default_factory=Tally)   # who those connections came from
+    id: str = ""                     # stable across runs and replays: the cause's digest
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = finding_id(self.key)
 
     @property
     def wall_ns(self) -> int:        # sinks order and stamp records by wall time
@@ -34,19 +43,76 @@ class Finding:
 
     def record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {
-            "kind": self.kind, "severity": self.severity, "summary": self.summary,
+            "id": self.id, "kind": self.kind, "severity": self.severity,
+            "summary": self.summary,
             "objects": [o.record() for o in dict.fromkeys(self.objects)],
             "evidence": self.evidence, "fix": self.fix,
-            "first_seen": rfc3339_ns(self.first_seen_ns), "count": self.count}
+            "first_seen": rfc3339_ns(self.first_seen_ns),
+            "last_seen": rfc3339_ns(self.last_seen_ns or self.first_seen_ns),
+            "count": self.count}
+        if self.affected.total:
+            rec["affected"] = self.affected.record()
         if self.ambiguity:
             rec["ambiguity"] = self.ambiguity
         return rec
+
+    def apply(self, update: FindingUpdate) -> None:
+        """Folds a later update in (a reader of JSON lines: the TUI, `diagnose`)."""
+        self.count = update.count
+        self.last_seen_ns = update.last_seen_ns
+        self.affected = update.affected
+
+
+def finding_id(key: str) -> str:
+    return hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
 
 
 def finding_record(f: Finding) -> dict[str, Any]:
     """The jsonl line of `trace`: kind "finding", the finding's kind in `finding`."""
     rec = f.record()
     return {"kind": "finding", "time": rec["first_seen"], "finding": rec.pop("kind"), **rec}
+
+
+@dataclass
+class FindingUpdate:
+    """A known cause explained more: the finding's new totals, not a new finding.
+    Emitted at most once a second of the diagnosis' own clock per finding, and once
+    at the end, so a replay prints the updates the live run printed."""
+
+    id: str
+    kind: str
+    count: int
+    first_seen_ns: int
+    last_seen_ns: int
+    affected: Tally
+    judged_ns: int                   # the instant diagnosis judged (its clock)
+
+    @property
+    def wall_ns(self) -> int:
+        return self.judged_ns
+
+    def record(self) -> dict[str, Any]:
+        return finding_update_record(self)
+
+    @classmethod
+    def of(cls, f: Finding, judged_ns: int) -> FindingUpdate:
+        affected = Tally(dict(f.affected.counts), f.affected.total, f.affected.untracked,
+                         f.affected.exact)
+        return cls(f.id, f.kind, f.count, f.first_seen_ns, f.last_seen_ns or f.first_seen_ns,
+                   affected, judged_ns)
+
+
+Found = Finding | FindingUpdate    # what diagnosis emits
+
+
+def finding_update_record(u: FindingUpdate) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "kind": "finding-update", "time": rfc3339_ns(u.judged_ns), "id": u.id,
+        "finding": u.kind, "count": u.count, "first_seen": rfc3339_ns(u.first_seen_ns),
+        "last_seen": rfc3339_ns(u.last_seen_ns)}
+    if u.affected.total:
+        rec["affected"] = u.affected.record()
+    return rec
 
 
 @dataclass

@@ -7,16 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tracer.events.finding import Finding, finding_record
+from tracer.events.finding import Finding, FindingUpdate, finding_record, finding_update_record
 from tracer.events.registry import FAMILIES, Event
 
 # what sinks write: events, and the findings diagnosis derives from them
-Output = Event | Finding
+Output = Event | Finding | FindingUpdate
 
 # event type -> its record form; every model event type has one entry
 RECORD_FNS: dict[type, Callable[[Any], dict[str, Any]]] = {
     **{f.model: f.record for f in FAMILIES},
     Finding: finding_record,
+    FindingUpdate: finding_update_record,
 }
 
 

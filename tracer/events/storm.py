@@ -46,9 +46,12 @@ def sketch_estimate(regs: bytes) -> int:
 def aggregation(by: tuple[str, ...], src_multi: int, src_regs: bytes, flow_regs: bytes,
                 window_ms: int, packets: int) -> Aggregation:
     one = not src_multi
+    # a fold cannot hold more flows (or sources) than packets: the sketch's error
+    # would otherwise claim them (32 registers overshoot a few thousand by half)
+    cap = max(1, packets)
     return Aggregation(by=by,
-                       flows=max(1, sketch_estimate(flow_regs)),
-                       sources=1 if one else max(2, sketch_estimate(src_regs)),
+                       flows=min(cap, max(1, sketch_estimate(flow_regs))),
+                       sources=1 if one else min(cap, max(2, sketch_estimate(src_regs))),
                        exact_sources=one, interval_ms=window_ms, packets=packets)
 
 

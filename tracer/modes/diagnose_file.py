@@ -16,7 +16,7 @@ from pathlib import Path
 from tracer.diagnosis.engine import Diagnoser
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.diagnosis.rules import Network
-from tracer.events.finding import Finding, InputCoverage
+from tracer.events.finding import Finding, FindingUpdate, Found, InputCoverage
 from tracer.events.jsonl import JsonlEvents
 from tracer.events.model import Event
 from tracer.events.records import Output
@@ -30,7 +30,7 @@ BATCH = 64
 
 
 def diagnose_events(events: Iterable[Event], diag: Diagnoser,
-                    emit: Callable[[list[Finding]], None] | None = None) -> Diagnoser:
+                    emit: Callable[[list[Found]], None] | None = None) -> Diagnoser:
     """Diagnosis alone on decoded events (tests of the rules, benchmarks)."""
     batch: list[Event] = []
     for ev in events:
@@ -49,11 +49,11 @@ def diagnose_events(events: Iterable[Event], diag: Diagnoser,
 class _FindingsTo:
     """A sink of the findings only, to `emit`."""
 
-    def __init__(self, emit: Callable[[list[Finding]], None] | None) -> None:
+    def __init__(self, emit: Callable[[list[Found]], None] | None) -> None:
         self.emit = emit
 
     def write(self, batch: Sequence[Output]) -> None:
-        found = [f for f in batch if isinstance(f, Finding)]
+        found = [f for f in batch if isinstance(f, (Finding, FindingUpdate))]
         if found and self.emit is not None:
             self.emit(found)
 
@@ -65,7 +65,7 @@ def diagnose_file(path: Path | str, *, metadata: Sequence[Path] = (),
                   facts: NodeFacts | None = None, node: str | None = None,
                   service_cidrs: list[str] | None = None,
                   cluster_cidrs: list[str] | None = None,
-                  emit: Callable[[list[Finding]], None] | None = None,
+                  emit: Callable[[list[Found]], None] | None = None,
                   stop: threading.Event | None = None,
                   pods_query: build.PodQuery | None = None) -> Diagnoser:
     """`path`: a file, or "-" for standard input (tracer/recording/opener.py tells a

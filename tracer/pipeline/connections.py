@@ -311,7 +311,10 @@ class ConnectionTable:
 
     def _add(self, ev: Event, t: int) -> Connection | None:
         if isinstance(ev, DropEvent):
-            if ev.family and ev.proto in (6, 17) and ev.src.port is not None:
+            # a storm the kernel folded by destination is many connections, not its
+            # first source's: diagnosis joins it to the finding of its first flows
+            if ev.family and ev.proto in (6, 17) and ev.src.port is not None \
+                    and ev.aggregated is None:
                 c = self._conn_for(key_of(ev.proto, ev.src, ev.dst), t)
                 c.drops.append(ev)
                 return c

@@ -39,7 +39,7 @@ from tracer.events.common import (
     tcp_flag_names,
 )
 from tracer.events.drop import DropEvent, drop_record
-from tracer.events.finding import Finding
+from tracer.events.finding import Finding, FindingUpdate
 from tracer.events.flow import FlowEvent
 from tracer.events.nat import IPS_DST_NAT, IPS_SEEN_REPLY, NatEvent, nat_translation
 from tracer.events.records import Output, event_record
@@ -288,7 +288,7 @@ def _drop(ev: DropEvent, names: Names | None) -> dict[str, Any]:
 def canonical_line(ev: Output, names: Names | None) -> bytes:
     """The line as the family's record (tracer/events/records.py) and names.py define
     it (no newline)."""
-    if isinstance(ev, Finding):
+    if isinstance(ev, (Finding, FindingUpdate)):
         return json_line(event_record(ev))
     return float_free_line(add_names(event_record(ev), ev, names))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracer.events.finding import Finding
+from tracer.events.finding import Finding, FindingUpdate
 from tracer.events.model import Event, NatEvent, SockEvent
 from tracer.metadata.names import SCOPE_POD, SCOPE_SERVICE, EndpointName, PodName
 from tracer.pipeline.enrich import NAMED_FIELDS, Names
@@ -54,7 +54,7 @@ def name_record(name: EndpointName) -> dict[str, Any]:
 
 
 def add_names(rec: dict[str, Any], ev: Output, names: Names | None) -> dict[str, Any]:
-    if names is None or isinstance(ev, Finding):
+    if names is None or isinstance(ev, (Finding, FindingUpdate)):
         return rec
     if type(ev) in _SRC_DST:       # nearly every event: the flows
         src, dst = names

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from tracer.events.finding import Finding
+from tracer.events.finding import Finding, FindingUpdate
 from tracer.events.model import LostEvent
 from tracer.events.records import Output
 from tracer.sinks.jsonl import JsonlSink
@@ -49,7 +49,7 @@ class Summary:
         if Finding in types or LostEvent in types:
             for item in batch:
                 if type(item) is Finding:
-                    self._findings[item.key] = item.kind
+                    self._findings[item.id] = item.kind
                 elif type(item) is LostEvent:
                     self.lost[item.layer] += item.count
         self.last_wall_ns = max(self.last_wall_ns, batch[-1].wall_ns)
@@ -57,7 +57,7 @@ class Summary:
     def events(self) -> Counter[str]:
         out: Counter[str] = Counter()
         for t, n in self._types.items():
-            if t is not Finding:
+            if t is not Finding and t is not FindingUpdate:
                 out[str(getattr(t, "kind", t.__name__))] += n
         return out
 

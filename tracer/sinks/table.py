@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from tracer.events.common import NO_LABELS, Labels
-from tracer.events.finding import Finding
+from tracer.events.finding import Finding, FindingUpdate
 from tracer.events.records import Output
 from tracer.events.registry import FAMILIES
 from tracer.pipeline.enrich import NAMED_FIELDS, Names, names_of
@@ -49,6 +49,13 @@ def finding_lines(f: Finding) -> list[str]:
             f"   fix: {f.fix}", *([f"   to be sure: {f.ambiguity}"] if f.ambiguity else [])]
 
 
+def update_line(u: FindingUpdate) -> str:
+    """A known cause again: its totals, on one line."""
+    who = u.affected.text()
+    return (f"!! {u.kind} (again): {u.count} connection{'s' if u.count != 1 else ''} so far"
+            + (f", from {who}" if who else "") + f"  [finding {u.id}]")
+
+
 class TableSink:
     def __init__(self, out: TextIO) -> None:
         self.out = OutputStream(out)
@@ -66,6 +73,10 @@ class TableSink:
                 head = f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  find  {'node':<24}  "
                 lines += [head + line if i == 0 else " " * len(head) + line
                           for i, line in enumerate(finding_lines(ev))]
+                continue
+            if isinstance(ev, FindingUpdate):
+                lines.append(f"{rfc3339_ns(ev.wall_ns)[11:26]:<15}  find  {'node':<24}  "
+                             + update_line(ev))
                 continue
             fn = LINE_FNS.get(type(ev))
             if fn is None:

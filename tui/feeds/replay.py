@@ -78,7 +78,7 @@ def with_diagnosis(path: Path, records: list[Record]) -> list[Record]:
         findings = diagnose_file(path).all_findings()
     except RecordingFormatError:   # records, but no events to diagnose: shown as they are
         return records
-    out = [r for r in records if r.get("kind") != "finding"]
+    out = [r for r in records if r.get("kind") not in ("finding", "finding-update")]
     times, last = [], 0
     for r in out:
         last = max(last, time_ns(r.get("time")))
