@@ -33,7 +33,9 @@ from tracer.events.schema import LossSlot
 from tracer.sources.live import LiveSource
 
 sent, b_ip, port, wake = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-with Module(BuildSpec(families=frozenset({"tc"}), ringbuf_pages=64)) as module:
+# every datagram a new flow: storm folding off, or it would fold the burst
+with Module(BuildSpec(families=frozenset({"tc"}), ringbuf_pages=64,
+                      storm_flows=0)) as module:
     facts = module.load()
     with TcAttacher({d: p.fd for d, p in module.tc_programs().items()}) as tc:
         tc.sync(discover())

@@ -47,7 +47,8 @@ def register(sub: Any) -> None:
                        "packets into named root causes, with the evidence each rests on and "
                        "the change that fixes it.  Findings are printed as soon as their "
                        "evidence is complete.  Kinds: docs/findings.md.  Exit 0 when done "
-                       "(whatever was found, unless --exit-code), 130 after Ctrl-C.",
+                       "(whatever was found, unless --exit-code), 130 after Ctrl-C, 129 "
+                       "after SIGHUP.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output_choice(p, DOCUMENT_OUTPUTS, "table",
                       "table (default): findings as they appear; json, yaml: one document "

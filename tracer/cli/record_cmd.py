@@ -41,8 +41,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("record", help="record this node's session to a file, headless",
                        description="Trace like `nodetrace trace` and write everything to one "
                        "file (mode 0600) that `nodetrace replay` reads anywhere, with no "
-                       "privileges.  SIGINT/SIGTERM end the recording cleanly (exit 130 "
-                       "after Ctrl-C, 0 after SIGTERM), with a summary on stderr.",
+                       "privileges.  SIGINT/SIGTERM/SIGHUP end the recording cleanly (exit "
+                       "130 after Ctrl-C, 129 after SIGHUP, 0 after SIGTERM), with a summary "
+                       "on stderr.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-w", "--write", type=writable_path, metavar="FILE", required=True,
                    help="the recording to write")

@@ -185,6 +185,7 @@ def _run(path: Path, metadata: Sequence[Path], node: str | None, since: int | No
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # the main process stops it
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the main process's handler
         logging.disable(logging.CRITICAL)                # the main process says it all
         with RecordingReader(path) as reader:

@@ -57,7 +57,7 @@ def register(sub: Any) -> None:
                        "the findings (named root causes) they add up to.  At the end, a "
                        "summary on stderr (and, with -o jsonl, a last {\"kind\": "
                        "\"summary\"} line).  Exit 130 after Ctrl-C (the events drained are "
-                       "written), 0 on SIGTERM or at --duration.", epilog=EXAMPLES,
+                       "written), 129 on SIGHUP, 0 on SIGTERM or at --duration.", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_output(p)
     add_session_options(p)
@@ -159,14 +159,18 @@ def live_diagnoser(metadata: list[Path], node: str | None) -> Diagnoser:
 
 class StopSignals:
     """Which signal ended the run.  SIGINT (Ctrl-C) exits 130 after the drain, as
-    shells expect of an interrupted command; SIGTERM is how services, kubelet and
-    `timeout` ask for a stop, and a stop asked for is a clean end: 0."""
+    shells expect of an interrupted command; SIGHUP (the terminal or the SSH session
+    went away) exits 129 after the same drain, so nothing attached outlives the
+    session that started it; SIGTERM is how services, kubelet and `timeout` ask for
+    a stop, and a stop asked for is a clean end: 0."""
 
     def __init__(self) -> None:
         self.received: int | None = None
 
     def exit_code(self) -> int:
-        return 130 if self.received == signal.SIGINT else 0
+        if self.received in (signal.SIGINT, signal.SIGHUP):
+            return 128 + self.received
+        return 0
 
 
 def install_stop_signals(stop: threading.Event) -> StopSignals:
@@ -179,6 +183,7 @@ def install_stop_signals(stop: threading.Event) -> StopSignals:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
     return signals
 
 
