@@ -34,21 +34,32 @@ from tracer.kernel.progstats import programs_of, stats, stats_enabled
 from tracer.lab.demo import DROPPED_TCP_PORT, DropDemo
 
 
-def _flood(demo: DropDemo, packets: int, same_flow: bool) -> float:
+def flood(demo: DropDemo, packets: int, same_flow: bool, rate: float = 0) -> float:
+    """The sender's rate (packets/s) of one flood; `rate` 0: as fast as it can."""
     out = demo.pod.exec(sys.executable, "-m", "tracer.lab.flood", demo.node_addr.v4,
                         str(DROPPED_TCP_PORT), "--count", str(packets), "--flags", "A",
+                        "--rate", str(rate),
                         *(["--same-flow"] if same_flow else []), timeout=600).stdout
     doc = json.loads(out)
     return float(doc["sent"]) / float(doc["seconds"])
 
 
-def _cpu_s(pid: int) -> float:
+def rule_packets(demo: DropDemo) -> int:
+    """The DROP rule's own packet counter (the kernel's count of what it dropped)."""
+    out = demo.node.exec("iptables", "-L", "INPUT", "-v", "-x", "-n").stdout
+    return sum(int(line.split()[0]) for line in out.splitlines()
+               if " DROP " in f" {line} " and f"dpt:{DROPPED_TCP_PORT}" in line)
+
+
+def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _traced(demo: DropDemo, packets: int, same_flow: bool, root: Path,
-            storm_flows: int) -> dict[str, float]:
+def traced(demo: DropDemo, packets: int, same_flow: bool, root: Path,
+           storm_flows: int, rate: float = 0) -> dict[str, float]:
+    """One flood under `nodetrace trace -o jsonl`: the sender's rate, the programs'
+    cost, records delivered and lost, the tracer's CPU, and what the output held."""
     with tempfile.TemporaryDirectory(prefix="nt-bcost-") as tmp:
         ready, out = Path(tmp) / "ready", Path(tmp) / "out.jsonl"
         cmd = ["ip", "netns", "exec", demo.node.name, sys.executable, "-m",
@@ -66,22 +77,31 @@ def _traced(demo: DropDemo, packets: int, same_flow: bool, root: Path,
                         raise RuntimeError("the tracer did not start")
                     time.sleep(0.05)
                 ids = programs_of(proc.pid)
-                before, cpu0, t0 = stats(ids), _cpu_s(proc.pid), time.monotonic()
-                rate = _flood(demo, packets, same_flow)
+                before, cpu0, t0 = stats(ids), cpu_s(proc.pid), time.monotonic()
+                counter0 = rule_packets(demo)
+                sent_pps = flood(demo, packets, same_flow, rate)
                 time.sleep(1.5)   # the records of the storm's last second
-                after, cpu1, t1 = stats(ids), _cpu_s(proc.pid), time.monotonic()
+                after, cpu1, t1 = stats(ids), cpu_s(proc.pid), time.monotonic()
+                counter1 = rule_packets(demo)
             finally:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=60)
         kinds: Counter[str] = Counter()
-        lost = 0
+        lost = dropped = 0
         for line in out.read_bytes().splitlines():
             rec = json.loads(line)
             kinds[rec.get("kind", "?")] += 1
             if rec.get("kind") == "lost":
                 lost += int(rec["count"])
-    res = {"rate_pps": rate, "records_per_s": (kinds["drop"] + kinds["flow"]) / (t1 - t0),
+            elif rec.get("kind") == "drop" and (rec.get("dst") or {}).get("port") == \
+                    DROPPED_TCP_PORT:
+                dropped += int(rec.get("count", 1))
+    res = {"rate_pps": sent_pps,
+           "records_per_s": (kinds["drop"] + kinds["flow"]) / (t1 - t0),
            "drop_records": kinds["drop"], "flow_records": kinds["flow"], "lost": lost,
+           "drops_counted": dropped, "rule_counted": counter1 - counter0,
+           "findings": kinds["finding"],
+           "finding_updates": kinds["finding-update"],
            "tracer_cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0)}
     for pid_, a in after.items():
         b = before.get(pid_)
@@ -94,7 +114,7 @@ def _traced(demo: DropDemo, packets: int, same_flow: bool, root: Path,
     return res
 
 
-def _median(rows: list[dict[str, float]]) -> dict[str, float]:
+def median_of(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(r[k] for r in rows), 1)
             for k in rows[0] if all(k in r for r in rows)}
 
@@ -114,18 +134,18 @@ def main() -> None:
     try:
         with stats_enabled():
             for name, same in (("single_flow", True), ("random_flow", False)):
-                untraced, traced = [], []
+                untraced, traced_runs = [], []
                 for _ in range(a.rounds):   # interleaved: drift hits both alike
-                    untraced.append(_flood(demo, a.packets, same))
-                    traced.append(_traced(demo, a.packets, same, a.tracer_root,
-                                          a.storm_flows))
+                    untraced.append(flood(demo, a.packets, same))
+                    traced_runs.append(traced(demo, a.packets, same, a.tracer_root,
+                                              a.storm_flows))
                 base = statistics.median(untraced)
                 report[name] = {
                     "untraced_pps": round(base),
                     "untraced_spread_pct": round(100 * (max(untraced) - min(untraced)) / base, 1),
-                    "traced": _median(traced),
-                    "rate_ratio": round(statistics.median(t["rate_pps"] for t in traced) / base,
-                                        3)}
+                    "traced": median_of(traced_runs),
+                    "rate_ratio": round(
+                        statistics.median(t["rate_pps"] for t in traced_runs) / base, 3)}
     finally:
         demo.down()
     print(json.dumps(report, indent=1))

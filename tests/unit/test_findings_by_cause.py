@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from tracer.diagnosis.engine import Diagnoser
+from tracer.diagnosis.engine import QUIET_NS, TICK_NS, Diagnoser
 from tracer.diagnosis.names import NoNames
 from tracer.diagnosis.nodefacts import NodeFacts
 from tracer.events.affected import TRACK_MAX, Tally, parse_tally
@@ -15,6 +15,7 @@ from tracer.events.finding import Finding, FindingUpdate
 from tracer.events.model import DropEvent, Endpoint, Event
 from tracer.events.records import event_record
 from tracer.events.storm import Aggregation
+from tracer.pipeline.connections import SETTLED_MAX
 from tui.findings import apply_update, parse_finding
 
 T0 = 1_700_000_000_000_000_000
@@ -120,3 +121,41 @@ def test_the_tui_updates_the_row_of_the_finding() -> None:
     (row,) = rows.values()
     assert row.count == 800 and row.affected.total == 800
     assert not apply_update({}, {"kind": "finding-update", "id": "nope", "count": 3})
+
+
+def test_counting_a_known_cause_says_what_writing_it_out_again_would() -> None:
+    # the engine counts a connection of a cause it has a finding for without building
+    # the finding's text; with that shortcut off (no known keys) the answer is the same
+    events = _storm(2000, seed=5)
+    fast = [event_record(f) for f in _diagnose(events, 64)]
+    d = Diagnoser(NoNames(), NodeFacts.from_snapshot(NODE), node_netns=1)
+    d.ctx.known = frozenset()
+    slow: list[Finding | FindingUpdate] = []
+    for i in range(0, len(events), 64):
+        part = events[i:i + 64]
+        slow += d.process(part, part[-1].wall_ns)
+    assert fast == [event_record(f) for f in slow + d.finish()]
+
+
+def test_settled_one_packet_connections_are_bounded_and_not_counted_twice() -> None:
+    n = 3 * SETTLED_MAX
+    events = _storm(n, seed=6, step_ns=200_000)
+    # the first 100 tuples again, long after they were settled and forgotten
+    late = events[-1].wall_ns + 2_000_000_000
+    again = [_drop(late + i, e.src.ip or "", e.src.port or 0) for i, e in
+             enumerate(events[:100]) if isinstance(e, DropEvent)]
+    d = Diagnoser(NoNames(), NodeFacts.from_snapshot(NODE), node_netns=1)
+    out: list[Finding | FindingUpdate] = []
+    stream = events + again
+    for i in range(0, len(stream), 256):
+        part = stream[i:i + 256]
+        out += d.process(part, part[-1].wall_ns)
+        # kept whole: the settled ones kept, and those not judged yet (quiet too briefly)
+        young = (QUIET_NS + TICK_NS) // 200_000 + 256
+        assert len(d.ctx.table.conns) <= SETTLED_MAX + young + 100
+    out += d.finish()
+    last = [u for u in out if isinstance(u, FindingUpdate)][-1]
+    distinct = len({(e.src.ip, e.src.port) for e in events if isinstance(e, DropEvent)})
+    assert last.count == distinct, "a retransmission is not another connection"
+    assert d.ctx.table.settled_forgotten >= n - SETTLED_MAX - young
+    assert d.coverage.connections == distinct

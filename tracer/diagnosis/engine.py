@@ -31,6 +31,7 @@ from tracer.diagnosis.rules import (
     SETTLE_NS,
     Context,
     Network,
+    Repeat,
     Wait,
     folded_drop_key,
     hostport_conflict,
@@ -82,6 +83,7 @@ class Diagnoser:
         self.coverage = coverage or Coverage(node_state=facts.known)
         self.coverage.needs = {r.kind: r.needs for r in RULES}
         self.findings: dict[str, Finding] = {}
+        self.ctx.known = self.findings
         self._next_tick = 0                 # the next instant to judge at; 0: none yet
         self._held: list[Found] = []      # found by clock(), returned by the next call
         self._folded: list[DropEvent] = []        # kernel-folded storms, to join findings
@@ -223,7 +225,8 @@ class Diagnoser:
         now = max(self.ctx.table.now_ns, end_ns or 0)
         out, self._held = self._held, []
         out += self._evaluate(now, final=True)
-        self.coverage.connections = len(self.ctx.table.conns)
+        self.coverage.connections = len(self.ctx.table.conns) + \
+            self.ctx.table.settled_forgotten
         if self.ctx.table.evicted:
             self.coverage.lost["connections_evicted"] = self.ctx.table.evicted
         return out
@@ -257,6 +260,10 @@ class Diagnoser:
             for rule in CONNECTION_RULES:
                 f = rule(self.ctx, c)
                 if isinstance(f, Wait):
+                    break
+                if isinstance(f, Repeat):
+                    self.ctx.table.settle(c)
+                    self._repeat(f)
                     break
                 if f is not None:
                     self.ctx.table.settle(c)
@@ -308,6 +315,16 @@ class Diagnoser:
         seen.affected.add_unnamed(f.affected.untracked, exact=f.affected.exact)
         self._dirty[f.key] = seen
         return []
+
+    def _repeat(self, r: Repeat) -> None:
+        """One more connection of a cause that has its finding (see _emit)."""
+        seen = self.findings[r.key]
+        seen.count += 1
+        seen.last_seen_ns = max(seen.last_seen_ns, r.seen_ns)
+        for name, n in r.affected.counts.items():
+            seen.affected.add(name, n)
+        seen.affected.add_unnamed(r.affected.untracked, exact=r.affected.exact)
+        self._dirty[r.key] = seen
 
     def _fold_storms(self) -> None:
         """Drops the kernel folded by destination (a storm past its budget of flows)

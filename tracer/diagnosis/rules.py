@@ -12,7 +12,7 @@ again at the next tick, until the connection is too old.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,9 @@ class Context:
     pod_networks: list[Network] = field(default_factory=list)
     service_networks: list[Network] = field(default_factory=list)
     now_ns: int = 0
+    # the keys of the findings made so far (the engine's own table): a cause seen
+    # before needs its new connection counted, not its whole text written again
+    known: Container[str] = field(default_factory=frozenset)
 
     # --- naming -----------------------------------------------------------------------
 
@@ -96,6 +99,22 @@ class Wait:
 
 
 WAIT = Wait()
+
+
+@dataclass(slots=True)
+class Repeat:
+    """A rule's answer for a connection whose cause already has its finding: what the
+    finding's totals need (one more connection, when, from whom), without the summary,
+    evidence and fix a new finding would build.  In a storm nearly every connection
+    is one of these."""
+    key: str
+    seen_ns: int
+    affected: Tally
+
+
+def _repeat(ctx: Context, c: Connection, kind: str, key: str) -> Repeat | None:
+    full = f"{kind}|{key}"
+    return Repeat(full, c.first_ns, _sources(ctx, c)) if full in ctx.known else None
 
 
 def _svc_text(svc: ServiceInfo, ep: Endpoint) -> str:
@@ -309,7 +328,7 @@ def folded_drop_key(ctx: Context, d: DropEvent) -> str | None:
     return f"netfilter-drop|{hook}|{d.location.split('+')[0]}|{d.dst.ip}"
 
 
-def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
+def netfilter_drop(ctx: Context, c: Connection) -> Finding | Repeat | None:
     # the connection's opening packet: a mid-stream packet dropped as INVALID (conntrack
     # forgot the connection) is kube-proxy's routine hygiene, not a policy
     drops = [d for d in _node_drops(ctx, c, "NETFILTER_DROP")
@@ -317,9 +336,13 @@ def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
     if not drops or c.answered:
         return None
     d = drops[0]
+    hook = _netfilter_hook(ctx, c.src.ip, c.translated_dst.ip)
+    key = f"{hook}|{d.location.split('+')[0]}|{c.translated_dst.ip}"
+    repeat = _repeat(ctx, c, "netfilter-drop", key)
+    if repeat is not None:
+        return repeat
     who, ref = ctx.client(c)
     target, tref = ctx.who(c.translated_dst.ip)
-    hook = _netfilter_hook(ctx, c.src.ip, c.translated_dst.ip)
     forwarded = hook.startswith("FORWARD")
     rejected = [i.meaning for i in c.icmp_sent]
     how = f"rejects ({rejected[0]})" if rejected else "silently drops"
@@ -334,8 +357,7 @@ def netfilter_drop(ctx: Context, c: Connection) -> Finding | None:
         f"a firewall rule on {ctx.node_name()} {how} {who}'s traffic to "
         f"{target} port {c.translated_dst.port} (hook {hook}, in {d.location.split('+')[0]})",
         [ref, tref], [_drop(d), {"kind": "hook", "hook": hook, "function": d.location}],
-        fix,
-        f"{hook}|{d.location.split('+')[0]}|{c.translated_dst.ip}",
+        fix, key,
         "a NetworkPolicy and a host firewall rule look the same to the kernel: the "
         "matching rule's packet counter (`iptables-save -c`) tells which" if forwarded
         else None)
@@ -592,7 +614,7 @@ def masquerade_missing(ctx: Context, c: Connection) -> Finding | None:
         "TCP connection from the pod to the same network, or its reply, would confirm")
 
 
-ConnectionRule = Callable[[Context, Connection], Finding | Wait | None]
+ConnectionRule = Callable[[Context, Connection], Finding | Repeat | Wait | None]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,11 @@ inner packet is not parsed), failed neighbours, failed route lookups, failed bin
 are kept in short recent lists for the rules to correlate by address and time.
 
 Bounded: connections idle for IDLE_NS are forgotten; at most MAX_CONNECTIONS are kept
-(the first created go first, counted in `evicted` and in diagnosis' coverage).
+(the first created go first, counted in `evicted` and in diagnosis' coverage).  Of the
+connections diagnosis settled, the newest SETTLED_MAX are kept whole (a storm of
+one-packet "connections" settles tens of thousands a second); older ones leave only
+their key's hash behind, so a retransmission of one is known as settled, not judged
+and counted again (`settled_forgotten`: those forgotten and not seen again).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ Marks = tuple[str, ...]
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 IDLE_NS = 120 * 1_000_000_000
 MAX_CONNECTIONS = 50_000
+SETTLED_MAX = 4096         # settled connections kept whole
+SETTLED_MEMO = 65_536      # hashes of the keys of settled connections forgotten since
 RECENT_MAX = 4096          # per list of loose events
 MEMO_MAX = 4096
 TCP_MATCH_NS = 15 * 1_000_000_000   # a socket event this close to a connection belongs to it
@@ -237,6 +243,9 @@ class ConnectionTable:
             MEMO_MAX, lambda both: tuple(dict.fromkeys((*both[0], *both[1]))))
         self.evicted = 0
         self.now_ns = 0
+        self._settled: dict[Key, None] = {}        # oldest first
+        self._settled_gone: dict[int, None] = {}   # hash(key), oldest first
+        self.settled_forgotten = 0
 
     def __iter__(self) -> Iterator[Connection]:
         return iter(list(self.conns.values()))
@@ -254,7 +263,15 @@ class ConnectionTable:
             self.evicted += 1
         c = Connection(k, t, t)
         self.conns[k] = c
-        self.candidates[k] = c
+        gone = self._settled_gone
+        h = hash(k) if gone else 0
+        if gone and (h in gone or (h := hash(reverse(k))) in gone):
+            c.diagnosed = True            # settled before, and forgotten since: kept
+            self._settled[k] = None       # again (and counted once, as kept)
+            del gone[h]
+            self.settled_forgotten -= 1
+        else:
+            self.candidates[k] = c
         self._alias_to(k, k, False)
         self._alias_to(reverse(k), k, True)
         return c
@@ -262,6 +279,7 @@ class ConnectionTable:
     def _forget(self, k: Key) -> None:
         self.conns.pop(k, None)
         self.candidates.pop(k, None)
+        self._settled.pop(k, None)
         for seen in self._aliases_of.pop(k, []):
             if self._alias.get(seen, (None,))[0] == k:
                 del self._alias[seen]
@@ -308,6 +326,14 @@ class ConnectionTable:
         """A rule explained `c` (or none will): no more looks."""
         c.diagnosed = True
         self.candidates.pop(c.key, None)
+        self._settled[c.key] = None
+        if len(self._settled) > SETTLED_MAX:
+            old = next(iter(self._settled))
+            self._forget(old)
+            self._settled_gone[hash(old)] = None
+            if len(self._settled_gone) > SETTLED_MEMO:
+                del self._settled_gone[next(iter(self._settled_gone))]
+            self.settled_forgotten += 1
 
     def _add(self, ev: Event, t: int) -> Connection | None:
         if isinstance(ev, DropEvent):
