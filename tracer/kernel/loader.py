@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -471,10 +472,28 @@ class Module:
         self._fds.clear()
         if self.bpf is not None:
             with stdout_to_stderr():
+                self._detach_tracepoints()
                 self.bpf.cleanup()
             self.bpf = None
             self.attached.clear()
             self.attached_by_family.clear()
+
+    def _detach_tracepoints(self) -> None:
+        """Closing a tracepoint's perf event waits for the tracepoint to be
+        unregistered (~75 ms here, each); side by side those waits overlap (13: 0.94 s
+        in turn, 0.48 s together).  What fails here is left to cleanup()."""
+        tps = list(self.bpf.tracepoint_fds)
+        if len(tps) < 2:
+            return
+
+        def detach(tp: bytes) -> None:
+            try:
+                self.bpf.detach_tracepoint(tp)
+            except Exception as exc:  # BCC raises bare Exception
+                log.debug("detaching %s: %s", tp.decode(), exc)
+
+        with ThreadPoolExecutor(min(16, len(tps)), thread_name_prefix="detach") as pool:
+            list(pool.map(detach, tps))
 
     def __enter__(self) -> Module:
         return self

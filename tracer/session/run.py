@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from tracer.session.pod_scope import PodSelection, Selection
 from tracer.sinks.sink import Sink as Sink  # its old home: re-exported
 from tracer.sources.live import LiveSource
 from tracer.sources.stats import SourceStats
+from tracer.util.beside import HANDOFF_S, Beside, quick_handoffs
 from tracer.util.errors import PrerequisiteError, UsageError
 from tracer.util.timefmt import mono_to_wall_offset_ns
 
@@ -139,6 +141,16 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
     with contextlib.ExitStack() as stack:
         require_privileges()  # before anything touches tracefs or netlink
         families, not_built = probe_families(opts.nat_hook)
+        # kallsyms is read (CPU) while BCC compiles (in C, without the GIL); tc's
+        # attach and detach (one RCU grace period a link, under the rtnl lock) run
+        # beside the rest of the start and of the teardown
+        beside = Beside()
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+        stack.callback(beside.join)       # the teardown's last work
+        starting = stack.enter_context(contextlib.ExitStack())
+        starting.enter_context(quick_handoffs())
+        ksyms = Ksyms()
+        beside.start(ksyms.preload)
         module = stack.enter_context(Module(BuildSpec(
             families=frozenset(families), keep_not_specified=opts.keep_not_specified,
             keep_queue_purge=opts.keep_queue_purge,
@@ -170,12 +182,16 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         if swept:
             log.info("removed %d stale nodetrace tc filter(s): %s", len(swept), "; ".join(swept))
         progs = module.tc_programs()
-        tc = stack.enter_context(TcAttacher({d: p.fd for d, p in progs.items()},
-                                            mode=opts.tc_mode))
-        tc.sync(discover() if selected is None else selected.ifaces())
-        ifaces = [a.iface for a in tc.attached.values()]
-        attached.append(f"tc/{tc.mode}: " + (", ".join(f"{i.name}({i.role})" for i in ifaces)
-                                             or "no interfaces yet"))
+        tc = TcAttacher({d: p.fd for d, p in progs.items()}, mode=opts.tc_mode)
+
+
+        def close_tc() -> None:
+            beside.join(quiet=True)       # an attach still running ends first
+            sys.setswitchinterval(HANDOFF_S)   # until the teardown's end (see above)
+            beside.start(tc.close)
+
+        stack.callback(close_tc)
+        beside.start(tc.sync, discover() if selected is None else selected.ifaces())
 
         conntrack = ConntrackEvents(node_ino)
         stack.callback(conntrack.close)
@@ -221,8 +237,12 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
                 log.info("tc detached from %s (%s)", i.name,
                          "gone" if selected is None else "gone or no longer selected")
 
+        beside.join()                     # kallsyms read, tc attached
+        ifaces = [a.iface for a in tc.attached.values()]
+        attached.append(f"tc/{tc.mode}: " + (", ".join(f"{i.name}({i.role})" for i in ifaces)
+                                             or "no interfaces yet"))
         decoder = Decoder(DecodeContext(drop_reasons=facts.drop_reasons,
-                                        resolve_location=Ksyms().preload().resolve,
+                                        resolve_location=ksyms.resolve,
                                         mono_to_wall_ns=mono_to_wall_offset_ns(),
                                         ifname_of=tc.ifname_of, role_of=tc.role_of))
         pods = [ipaddress.ip_network(c, strict=False) for c in opts.cluster_cidrs] \
@@ -269,6 +289,7 @@ def run(opts: TraceOptions, sink: Sink, stop: threading.Event,
         if on_attached is not None:
             on_attached(Attached(facts.release, node_ino, tuple(attached),
                                  dict(module.unavailable)))
+        starting.close()                  # started: Python's own hand-offs again
         if opts.ready_file:
             write_ready_file(opts.ready_file, attached)
         if opts.duration_s is not None:
